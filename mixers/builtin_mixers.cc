@@ -1,0 +1,19 @@
+// The built-in mixers: one line each. A mixer registered here is picked up by `mixlab list`, the CLI and
+// every registry-wide contract test.
+#include "mixers/registry.h"
+
+namespace mixlab {
+
+MixerInfo SoftmaxAttentionInfo();
+MixerInfo MlpInfo();
+MixerInfo SwiGLUInfo();
+MixerInfo NoChannelMixerInfo();
+
+void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
+  out.push_back(SoftmaxAttentionInfo());
+  out.push_back(MlpInfo());
+  out.push_back(SwiGLUInfo());
+  out.push_back(NoChannelMixerInfo());
+}
+
+}  // namespace mixlab

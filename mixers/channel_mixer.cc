@@ -1,0 +1,25 @@
+// Shared behaviour of channel mixers: one token at a time, so Step runs Forward with T = 1.
+#include "mixers/mixer.h"
+
+namespace mixlab {
+
+namespace {
+struct ChannelStepState : MixerState {
+  int B = 0;
+  std::unique_ptr<MixerContext> ctx;
+};
+}  // namespace
+
+std::unique_ptr<MixerState> ChannelMixer::NewState(int B) const {
+  auto s = std::make_unique<ChannelStepState>();
+  s->B = B;
+  s->ctx = NewContext();
+  return s;
+}
+
+void ChannelMixer::Step(const float* x, const int32_t* positions, float* y, MixerState& base) {
+  auto& s = static_cast<ChannelStepState&>(base);
+  Forward(x, positions, s.B, 1, y, *s.ctx, ForwardMode{});
+}
+
+}  // namespace mixlab

@@ -1,0 +1,29 @@
+// Matrix products through oneDNN matmul primitives, created once per (shape, transposition, accumulate)
+// and cached for the life of the process.
+//
+//   C (M, N) = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T, all row-major with leading dims = cols.
+//
+// Linear layers use the three products below: forward y = x W, backward dx = dy W^T, dW += x^T dy.
+#pragma once
+#include <cstdint>
+
+namespace mixlab {
+
+void Gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+          float* C, bool accumulate);
+
+// y (N, out) = x (N, in) W (in, out)
+inline void LinearForward(const float* x, const float* W, float* y, int64_t n, int64_t in, int64_t out) {
+  Gemm(false, false, n, out, in, x, W, y, false);
+}
+// dx (N, in) (=|+=) dy (N, out) W^T ;  dW (in, out) += x^T dy
+inline void LinearBackward(const float* x, const float* W, const float* dy, float* dx, float* dW,
+                           int64_t n, int64_t in, int64_t out, bool accumulate_dx = false) {
+  if (dx) Gemm(false, true, n, in, out, dy, W, dx, accumulate_dx);
+  Gemm(true, false, in, out, n, x, dy, dW, true);
+}
+
+// Number of primitives created so far (tests check that repeated shapes reuse the cache).
+int64_t GemmPrimitivesCreated();
+
+}  // namespace mixlab

@@ -1,0 +1,116 @@
+// The mixer contract. A sequence mixer maps x (B, T, D) to y (B, T, D) causally; a channel mixer maps each
+// token on its own. Both declare their parameters, run a forward that fills a reusable context with what
+// backward needs, a backward that returns dx and accumulates parameter gradients, a one-token Step with a
+// decoding state, a mixing-matrix export for analysis, and a description (parameters, state, FLOPs).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mixers/options.h"
+#include "mixers/tensor.h"
+
+namespace mixlab {
+
+enum class MixerKind { kSequence, kChannel };
+
+// How a parameter is initialised: N(0, std^2), zeros, ones, or a mixer-specific rule applied in InitParams.
+enum class Init { kNormal, kZeros, kOnes, kCustom };
+
+struct ParamSpec {
+  std::string name;             // e.g. "wq"; the model prefixes it: "layers.0.mixer.wq"
+  std::vector<int64_t> shape;   // row-major
+  Init init = Init::kNormal;
+  float std = 0.02f;
+  bool weight_decay = true;     // false for norms, biases, gains
+  int64_t Numel() const {
+    int64_t n = 1;
+    for (auto s : shape) n *= s;
+    return n;
+  }
+};
+
+// A view of one parameter and its gradient inside the model's flat buffers.
+struct ParamRef {
+  float* value = nullptr;
+  float* grad = nullptr;
+};
+
+// What a mixer is built with besides its own options.
+struct MixerDims {
+  int d_model = 64;
+  int n_layers = 1;     // for depth-scaled init
+  int layer_index = 0;
+  std::string pos = "none";  // positional encoding handed to the mixer: none | rope | alibi (others stay in the skeleton)
+};
+
+struct ForwardMode {
+  bool training = false;     // enables dropout
+  uint64_t dropout_seed = 0;  // changes every step; dropout masks are a pure function of (seed, indices)
+};
+
+struct MixerDescription {
+  int64_t params = 0;
+  int64_t state_floats_fixed = 0;      // decoding state that does not grow (recurrent state)
+  int64_t state_floats_per_token = 0;  // decoding state added per token (KV cache)
+  double flops_per_token = 0;          // forward FLOPs per token at the given T
+};
+
+// Everything a forward saves for its backward; each mixer subclasses it. Contexts are reused across steps
+// so buffers are allocated once per shape.
+struct MixerContext {
+  virtual ~MixerContext() = default;
+};
+
+// Decoding state for Step (KV cache, recurrent state), created for a batch size.
+struct MixerState {
+  virtual ~MixerState() = default;
+};
+
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+  virtual std::string Name() const = 0;
+  virtual MixerKind Kind() const = 0;
+  virtual std::vector<ParamSpec> Params() const = 0;
+  // Receives views for Params(), in order. Parameters are initialised by the model; kCustom ones here.
+  void Bind(std::vector<ParamRef> refs) { params_ = std::move(refs); }
+  virtual void InitCustomParams(uint64_t seed) {}
+
+  virtual std::unique_ptr<MixerContext> NewContext() const = 0;
+  // x, y are (B, T, D); positions (B, T). y is overwritten.
+  virtual void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& ctx,
+                       const ForwardMode& mode) = 0;
+  // dy, dx are (B, T, D) for the last Forward run with ctx; dx is overwritten, parameter grads accumulate.
+  virtual void Backward(MixerContext& ctx, const float* dy, float* dx) = 0;
+
+  virtual std::unique_ptr<MixerState> NewState(int B) const = 0;
+  // One token per sequence: x, y are (B, D), positions (B). Equal to Forward at that position.
+  virtual void Step(const float* x, const int32_t* positions, float* y, MixerState& state) = 0;
+
+  // Mixing matrices of one sequence x (T, D): one (T, T) matrix per head or channel group, row t holding
+  // how much each position s <= t contributes to output t. Empty for mixers that do not mix positions.
+  virtual std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) { return {}; }
+
+  virtual MixerDescription Describe(int T) const = 0;
+  // Auxiliary loss of the last Forward (MoE load balancing); zero for most mixers.
+  virtual float AuxLoss() const { return 0.0f; }
+
+ protected:
+  const float* P(int i) const { return params_[i].value; }
+  float* G(int i) const { return params_[i].grad; }
+  std::vector<ParamRef> params_;
+};
+
+// A channel mixer acts on each token alone, so Step is Forward with T = 1 and there is no state.
+class ChannelMixer : public Mixer {
+ public:
+  MixerKind Kind() const override { return MixerKind::kChannel; }
+  std::unique_ptr<MixerState> NewState(int B) const override;
+  void Step(const float* x, const int32_t* positions, float* y, MixerState& state) override;
+};
+
+int64_t CountParams(const std::vector<ParamSpec>& specs);
+
+}  // namespace mixlab

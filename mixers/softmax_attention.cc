@@ -1,0 +1,366 @@
+// Softmax multi-head causal attention (Vaswani et al. 2017), computed in tiles with an online softmax
+// (FlashAttention, Dao et al. 2022, on CPU): no T x T buffer exists in training or inference.
+//
+//   q, k, v = x Wq, x Wk, x Wv            (B, T, H*dh), RoPE on q and k if pos = rope
+//   S_h = q_h k_h^T / sqrt(dh) + alibi_h   causal mask j <= i
+//   o_h = dropout(softmax(S_h)) v_h ;  y = concat_h(o_h) Wo
+//
+// Cost: O(T^2 * H * dh) time, O(T * H * dh) memory. The context saves x, q, k, v (after RoPE), o and the
+// row log-sum-exp (B, H, T); backward recomputes each score tile from them. Dropout masks are a hash of
+// (seed, b, h, i, j), so backward regenerates them instead of storing them. impl=naive materialises the
+// full matrices (the reference the tiled path is tested against). Step keeps a KV cache.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "mixers/matmul.h"
+#include "mixers/mixer.h"
+#include "mixers/ops.h"
+#include "mixers/positional.h"
+#include "mixers/registry.h"
+
+namespace mixlab {
+namespace {
+
+struct SoftmaxOptions : Options {
+  int n_heads = 4;
+  int d_head = 0;
+  float dropout = 0.0f;
+  float rope_base = 10000.0f;
+  int tile = 64;
+  std::string impl = "tiled";
+  void Visit(OptionVisitor& v) override {
+    v.Int("n-heads", n_heads, "attention heads", 1, 1024);
+    v.Int("d-head", d_head, "width of each head; 0 = d_model / n_heads", 0, 4096);
+    v.Float("dropout", dropout, "attention-probability dropout during training", 0.0f, 0.9f);
+    v.Float("rope-base", rope_base, "RoPE base (used when --pos rope)", 1.0f, 1e9f);
+    v.Int("tile", tile, "query/key tile size of the online softmax", 1, 4096);
+    v.Choice("impl", impl, "tiled online softmax, or the naive T x T reference", {"tiled", "naive"});
+  }
+};
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline uint64_t Mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Dropout keep-scale for one attention weight: 0 or 1/(1-p), a pure function of its indices.
+struct DropoutMask {
+  float p = 0;
+  uint64_t seed = 0;
+  bool active() const { return p > 0; }
+  float operator()(int64_t bh, int64_t i, int64_t j) const {
+    const uint64_t h = Mix64(seed ^ Mix64(uint64_t(bh) * 0x100000001b3ULL ^ Mix64(uint64_t(i) << 32 | uint64_t(j))));
+    const float u = float(h >> 40) * (1.0f / 16777216.0f);
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+  }
+};
+
+struct AttentionContext : MixerContext {
+  int B = 0, T = 0;
+  std::vector<float> x, q, k, v, o, lse;  // x (B,T,D); q,k,v,o (B,T,HD); lse (B,H,T)
+  std::vector<int32_t> positions;
+  std::vector<float> dq, dk, dv, dtmp;
+  DropoutMask dropout;
+};
+
+struct KVCache : MixerState {
+  std::vector<std::vector<float>> k, v;  // per sequence: (t, HD)
+  std::vector<std::vector<int32_t>> pos;
+};
+
+class SoftmaxAttention : public Mixer {
+ public:
+  SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o)
+      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), n_layers_(dims.n_layers) {
+    if (o.d_head == 0 && D_ % H_ != 0)
+      throw UsageError("softmax: d_model " + std::to_string(D_) + " is not divisible by n-heads " +
+                       std::to_string(H_) + "; choose n-heads dividing d_model or set --softmax.d-head");
+    dh_ = o.d_head ? o.d_head : D_ / H_;
+    if (pos_ == "rope" && dh_ % 2 != 0)
+      throw UsageError("softmax: RoPE needs an even d-head, got " + std::to_string(dh_));
+    HD_ = H_ * dh_;
+    slopes_ = AlibiSlopes(H_);
+  }
+
+  std::string Name() const override { return "softmax"; }
+  MixerKind Kind() const override { return MixerKind::kSequence; }
+
+  std::vector<ParamSpec> Params() const override {
+    const float in_std = 1.0f / std::sqrt(float(D_));
+    const float out_std = 1.0f / std::sqrt(float(HD_) * 2.0f * n_layers_);
+    return {{"wq", {D_, HD_}, Init::kNormal, in_std},
+            {"wk", {D_, HD_}, Init::kNormal, in_std},
+            {"wv", {D_, HD_}, Init::kNormal, in_std},
+            {"wo", {HD_, D_}, Init::kNormal, out_std}};
+  }
+
+  std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<AttentionContext>(); }
+
+  void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& base,
+               const ForwardMode& mode) override {
+    auto& c = static_cast<AttentionContext&>(base);
+    c.B = B;
+    c.T = T;
+    const int64_t N = int64_t(B) * T;
+    c.x.assign(x, x + N * D_);
+    c.positions.assign(positions, positions + N);
+    c.q.resize(N * HD_);
+    c.k.resize(N * HD_);
+    c.v.resize(N * HD_);
+    c.o.resize(N * HD_);
+    c.lse.resize(int64_t(B) * H_ * T);
+    c.dropout = DropoutMask{mode.training ? opts_.dropout : 0.0f, mode.dropout_seed};
+    Project(x, positions, N, c.q.data(), c.k.data(), c.v.data());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
+      if (opts_.impl == "naive") NaiveHeadForward(c, bh);
+      else TiledHeadForward(c, bh);
+    }
+    LinearForward(c.o.data(), P(3), y, N, HD_, D_);
+  }
+
+  void Backward(MixerContext& base, const float* dy, float* dx) override {
+    auto& c = static_cast<AttentionContext&>(base);
+    const int64_t N = int64_t(c.B) * c.T;
+    c.dtmp.resize(N * HD_);  // d o
+    c.dq.assign(N * HD_, 0.0f);
+    c.dk.assign(N * HD_, 0.0f);
+    c.dv.assign(N * HD_, 0.0f);
+    LinearBackward(c.o.data(), P(3), dy, c.dtmp.data(), G(3), N, HD_, D_);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < int64_t(c.B) * H_; ++bh) {
+      if (opts_.impl == "naive") NaiveHeadBackward(c, bh);
+      else TiledHeadBackward(c, bh);
+    }
+    if (pos_ == "rope") {
+      ApplyRope(c.dq.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
+      ApplyRope(c.dk.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
+    }
+    LinearBackward(c.x.data(), P(0), c.dq.data(), dx, G(0), N, D_, HD_);
+    LinearBackward(c.x.data(), P(1), c.dk.data(), dx, G(1), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(2), c.dv.data(), dx, G(2), N, D_, HD_, true);
+  }
+
+  std::unique_ptr<MixerState> NewState(int B) const override {
+    auto s = std::make_unique<KVCache>();
+    s->k.resize(B);
+    s->v.resize(B);
+    s->pos.resize(B);
+    return s;
+  }
+
+  void Step(const float* x, const int32_t* positions, float* y, MixerState& base) override {
+    auto& s = static_cast<KVCache&>(base);
+    const int B = int(s.k.size());
+    std::vector<float> q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size());
+    Project(x, positions, B, q.data(), k.data(), v.data());
+    const float scale = 1.0f / std::sqrt(float(dh_));
+    for (int b = 0; b < B; ++b) {
+      s.k[b].insert(s.k[b].end(), k.begin() + b * HD_, k.begin() + (b + 1) * HD_);
+      s.v[b].insert(s.v[b].end(), v.begin() + b * HD_, v.begin() + (b + 1) * HD_);
+      s.pos[b].push_back(positions[b]);
+      const int64_t len = int64_t(s.pos[b].size());
+      for (int h = 0; h < H_; ++h) {
+        auto K = AsStrided(s.k[b].data() + h * dh_, len, dh_, HD_);
+        auto V = AsStrided(s.v[b].data() + h * dh_, len, dh_, HD_);
+        Eigen::Map<const Eigen::RowVectorXf> qh(q.data() + b * HD_ + h * dh_, dh_);
+        Eigen::RowVectorXf scores = (qh * K.transpose()) * scale;
+        if (pos_ == "alibi")
+          for (int64_t j = 0; j < len; ++j) scores[j] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
+        const float m = scores.maxCoeff();
+        Eigen::RowVectorXf p = (scores.array() - m).exp();
+        p /= p.sum();
+        Eigen::Map<Eigen::RowVectorXf>(o.data() + b * HD_ + h * dh_, dh_) = p * V;
+      }
+    }
+    LinearForward(o.data(), P(3), y, B, HD_, D_);
+  }
+
+  std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) override {
+    std::vector<float> q(int64_t(T) * HD_), k(q.size()), v(q.size());
+    Project(x, positions, T, q.data(), k.data(), v.data());
+    std::vector<RowMatrix> maps;
+    for (int h = 0; h < H_; ++h) maps.push_back(Probabilities(q.data(), k.data(), positions, T, h));
+    return maps;
+  }
+
+  MixerDescription Describe(int T) const override {
+    MixerDescription d;
+    d.params = CountParams(Params());
+    d.state_floats_per_token = 2 * HD_;
+    d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * (T + 1) / 2.0;
+    return d;
+  }
+
+ private:
+  // q, k, v (N, HD) = x (N, D) times Wq, Wk, Wv; RoPE on q and k.
+  void Project(const float* x, const int32_t* positions, int64_t N, float* q, float* k, float* v) const {
+    LinearForward(x, P(0), q, N, D_, HD_);
+    LinearForward(x, P(1), k, N, D_, HD_);
+    LinearForward(x, P(2), v, N, D_, HD_);
+    if (pos_ == "rope") {
+      ApplyRope(q, positions, N, H_, dh_, opts_.rope_base, false);
+      ApplyRope(k, positions, N, H_, dh_, opts_.rope_base, false);
+    }
+  }
+
+  float Bias(int h, int32_t pos_i, int32_t pos_j) const {
+    return pos_ == "alibi" ? -slopes_[h] * float(pos_i - pos_j) : 0.0f;
+  }
+
+  // Scaled, biased, causally masked scores of query rows [i0, i0+ni) against keys [j0, j0+nj) of one (b, h).
+  void Scores(const AttentionContext& c, int64_t bh, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
+              RowMatrix& S) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T;
+    auto Q = AsStrided(c.q.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
+    auto K = AsStrided(c.k.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
+    S.resize(ni, nj);
+    S.noalias() = Q * K.transpose();
+    S *= 1.0f / std::sqrt(float(dh_));
+    const int32_t* pos = c.positions.data() + base;
+    for (int64_t i = 0; i < ni; ++i)
+      for (int64_t j = 0; j < nj; ++j) {
+        if (j0 + j > i0 + i) S(i, j) = kNegInf;
+        else if (pos_ == "alibi") S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
+      }
+  }
+
+  void ApplyDropout(const AttentionContext& c, int64_t bh, int64_t i0, int64_t j0, RowMatrix& P) const {
+    if (!c.dropout.active()) return;
+    for (int64_t i = 0; i < P.rows(); ++i)
+      for (int64_t j = 0; j < P.cols(); ++j) P(i, j) *= c.dropout(bh, i0 + i, j0 + j);
+  }
+
+  void TiledHeadForward(AttentionContext& c, int64_t bh) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T, tile = opts_.tile;
+    thread_local RowMatrix S, Pd, acc;
+    Eigen::VectorXf m, l;
+    for (int64_t i0 = 0; i0 < T; i0 += tile) {
+      const int64_t ni = std::min(tile, T - i0);
+      m.setConstant(ni, kNegInf);
+      l.setZero(ni);
+      acc.setZero(ni, dh_);
+      for (int64_t j0 = 0; j0 < i0 + ni; j0 += tile) {
+        const int64_t nj = std::min(tile, T - j0);
+        Scores(c, bh, i0, ni, j0, nj, S);
+        for (int64_t i = 0; i < ni; ++i) {
+          const float m_new = std::max(m[i], S.row(i).maxCoeff());
+          if (m_new == kNegInf) {  // whole row masked in this tile
+            S.row(i).setZero();
+            continue;
+          }
+          const float correction = std::exp(m[i] - m_new);
+          l[i] *= correction;
+          acc.row(i) *= correction;
+          S.row(i) = (S.row(i).array() - m_new).exp();
+          l[i] += S.row(i).sum();
+          m[i] = m_new;
+        }
+        Pd = S;
+        ApplyDropout(c, bh, i0, j0, Pd);
+        acc.noalias() += Pd * AsStrided(c.v.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
+      }
+      auto O = AsStrided(c.o.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
+      for (int64_t i = 0; i < ni; ++i) {
+        O.row(i) = acc.row(i) / l[i];
+        c.lse[bh * T + i0 + i] = m[i] + std::log(l[i]);
+      }
+    }
+  }
+
+  void TiledHeadBackward(AttentionContext& c, int64_t bh) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T, tile = opts_.tile;
+    const float scale = 1.0f / std::sqrt(float(dh_));
+    auto at = [&](std::vector<float>& buf, int64_t t0, int64_t n) {
+      return AsStrided(buf.data() + (base + t0) * HD_ + h * dh_, n, dh_, HD_);
+    };
+    thread_local RowMatrix S, Pd, dP;
+    Eigen::VectorXf Dvec(T);
+    {
+      auto dO = at(c.dtmp, 0, T);
+      auto O = at(c.o, 0, T);
+      for (int64_t t = 0; t < T; ++t) Dvec[t] = dO.row(t).dot(O.row(t));
+    }
+    for (int64_t i0 = 0; i0 < T; i0 += tile) {
+      const int64_t ni = std::min(tile, T - i0);
+      for (int64_t j0 = 0; j0 < i0 + ni; j0 += tile) {
+        const int64_t nj = std::min(tile, T - j0);
+        Scores(c, bh, i0, ni, j0, nj, S);
+        for (int64_t i = 0; i < ni; ++i) S.row(i) = (S.row(i).array() - c.lse[bh * T + i0 + i]).exp();
+        Pd = S;
+        ApplyDropout(c, bh, i0, j0, Pd);
+        auto dO = at(c.dtmp, i0, ni);
+        at(c.dv, j0, nj).noalias() += Pd.transpose() * dO;
+        dP.noalias() = dO * at(c.v, j0, nj).transpose();
+        ApplyDropout(c, bh, i0, j0, dP);
+        for (int64_t i = 0; i < ni; ++i) S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]);  // dS
+        at(c.dq, i0, ni).noalias() += scale * S * at(c.k, j0, nj);
+        at(c.dk, j0, nj).noalias() += scale * S.transpose() * at(c.q, i0, ni);
+      }
+    }
+  }
+
+  // Full (T, T) attention probabilities of head h for one sequence (before dropout).
+  RowMatrix Probabilities(const float* q, const float* k, const int32_t* pos, int64_t T, int64_t h) const {
+    auto Q = AsStrided(q + h * dh_, T, dh_, HD_);
+    auto K = AsStrided(k + h * dh_, T, dh_, HD_);
+    RowMatrix S = (Q * K.transpose()) / std::sqrt(float(dh_));
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = 0; j < T; ++j) S(i, j) = j > i ? kNegInf : S(i, j) + Bias(int(h), pos[i], pos[j]);
+    RowMatrix Pm(T, T);
+    SoftmaxForward(S.data(), Pm.data(), T, T);
+    return Pm;
+  }
+
+  RowMatrix DroppedProbabilities(const AttentionContext& c, int64_t bh, RowMatrix* probs) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T;
+    *probs = Probabilities(c.q.data() + base * HD_, c.k.data() + base * HD_, c.positions.data() + base, c.T, h);
+    RowMatrix Pd = *probs;
+    ApplyDropout(c, bh, 0, 0, Pd);
+    return Pd;
+  }
+
+  void NaiveHeadForward(AttentionContext& c, int64_t bh) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T;
+    RowMatrix Pm;
+    RowMatrix Pd = DroppedProbabilities(c, bh, &Pm);
+    AsStrided(c.o.data() + base * HD_ + h * dh_, T, dh_, HD_) =
+        Pd * AsStrided(c.v.data() + base * HD_ + h * dh_, T, dh_, HD_);
+  }
+
+  void NaiveHeadBackward(AttentionContext& c, int64_t bh) const {
+    const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T;
+    auto at = [&](std::vector<float>& buf) { return AsStrided(buf.data() + base * HD_ + h * dh_, T, dh_, HD_); };
+    RowMatrix Pm;
+    RowMatrix Pd = DroppedProbabilities(c, bh, &Pm);
+    at(c.dv) = Pd.transpose() * at(c.dtmp);
+    RowMatrix dP = at(c.dtmp) * at(c.v).transpose();
+    ApplyDropout(c, bh, 0, 0, dP);
+    RowMatrix dS(T, T);
+    SoftmaxBackward(Pm.data(), dP.data(), dS.data(), T, T);
+    const float scale = 1.0f / std::sqrt(float(dh_));
+    at(c.dq) = scale * dS * at(c.k);
+    at(c.dk) = scale * dS.transpose() * at(c.q);
+  }
+
+  int D_, H_, dh_ = 0, HD_ = 0;
+  SoftmaxOptions opts_;
+  std::string pos_;
+  int n_layers_;
+  std::vector<float> slopes_;
+};
+
+}  // namespace
+
+MixerInfo SoftmaxAttentionInfo() {
+  return Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,
+                                                 "multi-head causal softmax attention, tiled online softmax",
+                                                 {"rope", "alibi"});
+}
+
+}  // namespace mixlab

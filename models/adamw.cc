@@ -1,0 +1,52 @@
+#include "models/adamw.h"
+
+#include <cmath>
+
+namespace mixlab {
+
+float GradientNorm(const float* g, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(g[i]) * g[i];
+  return float(std::sqrt(s));
+}
+
+AdamW::AdamW(ParamStore& store, const AdamWConfig& config)
+    : store_(store), config_(config), m_(store.size(), 0.0f), v_(store.size(), 0.0f), decay_(store.size(), 0.0f) {
+  for (const auto& p : store.params())
+    if (p.spec.weight_decay) std::fill(decay_.begin() + p.offset, decay_.begin() + p.offset + p.spec.Numel(), 1.0f);
+}
+
+float AdamW::LearningRate(int step) const {
+  const auto& c = config_;
+  if (step < c.warmup) return c.lr * float(step + 1) / float(c.warmup);
+  const int decay_steps = std::max(1, c.total_steps - c.warmup);
+  const float progress = std::min(1.0f, float(step - c.warmup) / float(decay_steps));
+  const float cosine = 0.5f * (1.0f + std::cos(float(M_PI) * progress));
+  return c.lr * (c.min_lr_ratio + (1.0f - c.min_lr_ratio) * cosine);
+}
+
+float AdamW::Step(int step) {
+  const int64_t n = store_.size();
+  float* w = store_.values();
+  float* g = store_.grads();
+  const float norm = GradientNorm(g, n);
+  const float clip_scale = (config_.clip > 0 && norm > config_.clip) ? config_.clip / norm : 1.0f;
+  const float lr = LearningRate(step);
+  const float b1 = config_.beta1, b2 = config_.beta2;
+  const float bc1 = 1.0f - std::pow(b1, float(step + 1)), bc2 = 1.0f - std::pow(b2, float(step + 1));
+  const float wd = config_.weight_decay, eps = config_.eps;
+  float* m = m_.data();
+  float* v = v_.data();
+  const float* decay = decay_.data();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * clip_scale;
+    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+    const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+    w[i] -= lr * (update + wd * decay[i] * w[i]);
+  }
+  return norm;
+}
+
+}  // namespace mixlab

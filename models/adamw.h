@@ -1,0 +1,41 @@
+// AdamW (Loshchilov and Hutter 2019) over the flat parameter buffer: decoupled weight decay applied only to
+// parameters declared with weight_decay (not norms, biases, embeddings); linear warmup then cosine decay to
+// min_lr_ratio * lr; global gradient-norm clipping.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "models/param_store.h"
+
+namespace mixlab {
+
+struct AdamWConfig {
+  float lr = 1e-3f;
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float weight_decay = 0.1f;
+  float clip = 1.0f;  // 0 = no clipping
+  int warmup = 100;
+  int total_steps = 1000;
+  float min_lr_ratio = 0.1f;
+};
+
+class AdamW {
+ public:
+  AdamW(ParamStore& store, const AdamWConfig& config);
+  // Learning rate at step (0-based).
+  float LearningRate(int step) const;
+  // Clips, updates, and returns the global gradient norm before clipping.
+  float Step(int step);
+  std::vector<float>& first_moment() { return m_; }
+  std::vector<float>& second_moment() { return v_; }
+
+ private:
+  ParamStore& store_;
+  AdamWConfig config_;
+  std::vector<float> m_, v_, decay_;  // decay_: per-element weight-decay factor (0 or 1)
+};
+
+// Global L2 norm of a gradient buffer (accumulated in double, deterministic).
+float GradientNorm(const float* g, int64_t n);
+
+}  // namespace mixlab

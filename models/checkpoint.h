@@ -1,0 +1,24 @@
+// Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header naming each
+// tensor (dtype F32, shape, byte offsets), then the raw data. The header's __metadata__ holds the resolved
+// model config ("config"), any caller metadata, and an FNV-1a checksum of the data ("data_fnv1a64"), so a
+// flipped byte is refused, not silently loaded. Written to a temporary file and renamed (atomic).
+#pragma once
+#include <map>
+#include <string>
+
+#include "models/language_model.h"
+
+namespace mixlab {
+
+void SaveCheckpoint(const std::string& path, const LanguageModel& model,
+                    const std::map<std::string, std::string>& metadata = {});
+
+// Reads only the metadata (including "config") of a checkpoint; throws UsageError on a missing or corrupt file.
+std::map<std::string, std::string> ReadCheckpointMetadata(const std::string& path);
+
+// Builds the model the checkpoint describes and loads its weights.
+std::unique_ptr<LanguageModel> LoadCheckpoint(const std::string& path);
+// Loads weights into an existing model; refuses a checkpoint whose tensors do not match the model's.
+void LoadCheckpointInto(const std::string& path, LanguageModel& model);
+
+}  // namespace mixlab

@@ -1,0 +1,277 @@
+#include "models/language_model.h"
+
+#include <cmath>
+
+#include "mixers/matmul.h"
+#include "mixers/ops.h"
+#include "mixers/registry.h"
+
+namespace mixlab {
+namespace {
+
+void AddInto(float* out, const float* a, const float* b, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+// Sinusoidal encoding (Vaswani et al. 2017) of one position into d floats, added to x.
+void AddSinusoid(float* x, int32_t pos, int d) {
+  for (int i = 0; i < d / 2; ++i) {
+    const double angle = pos / std::pow(10000.0, 2.0 * i / d);
+    x[2 * i] += float(std::sin(angle));
+    x[2 * i + 1] += float(std::cos(angle));
+  }
+}
+
+}  // namespace
+
+LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_norm_(config.norm_position == "pre") {
+  const int D = config_.d_model;
+  embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
+  if (config_.pos == "learned")
+    pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, 0.02f, false});
+  const std::string mixer_pos = (config_.pos == "rope" || config_.pos == "alibi") ? config_.pos : "none";
+  const int L = int(config_.layers.size());
+  layers_.resize(L);
+  for (int l = 0; l < L; ++l) {
+    const auto& spec = config_.layers[l];
+    Layer& layer = layers_[l];
+    const std::string prefix = "layers." + std::to_string(l) + ".";
+    MixerDims dims{D, L, l, mixer_pos};
+    layer.mixer = MakeMixer(spec.mixer, MixerKind::kSequence, dims, spec.mixer_options);
+    layer.channel = MakeMixer(spec.channel, MixerKind::kChannel, dims, spec.channel_options);
+    layer.norm1 = MakeNorm(prefix + "norm1");
+    for (const auto& p : layer.mixer->Params()) layer.mixer_params.push_back(store_.Add(prefix + "mixer." + p.name, p));
+    layer.norm2 = MakeNorm(prefix + "norm2");
+    for (const auto& p : layer.channel->Params())
+      layer.channel_params.push_back(store_.Add(prefix + "channel." + p.name, p));
+    layer.mixer_ctx = layer.mixer->NewContext();
+    layer.channel_ctx = layer.channel->NewContext();
+  }
+  if (pre_norm_) final_norm_ = MakeNorm("final_norm");
+  if (!config_.tie_embeddings)
+    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, 1.0f / std::sqrt(float(D))});
+  store_.Allocate();
+  for (auto& layer : layers_) {
+    std::vector<ParamRef> m, c;
+    for (int i : layer.mixer_params) m.push_back(store_.Ref(i));
+    for (int i : layer.channel_params) c.push_back(store_.Ref(i));
+    layer.mixer->Bind(m);
+    layer.channel->Bind(c);
+  }
+}
+
+void LanguageModel::Initialize(uint64_t seed) {
+  store_.Initialize(seed);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l].mixer->InitCustomParams(seed * 1315423911ULL + 2 * l);
+    layers_[l].channel->InitCustomParams(seed * 1315423911ULL + 2 * l + 1);
+  }
+}
+
+LanguageModel::Norm LanguageModel::MakeNorm(const std::string& prefix) {
+  Norm n;
+  const int D = config_.d_model;
+  n.weight = store_.Add(prefix + ".weight", {"weight", {D}, Init::kOnes, 0, false});
+  if (config_.norm == "layernorm") n.bias = store_.Add(prefix + ".bias", {"bias", {D}, Init::kZeros, 0, false});
+  return n;
+}
+
+void LanguageModel::NormForward(Norm& n, const float* x, float* y, int64_t rows) {
+  const int D = config_.d_model;
+  n.mean.resize(rows);
+  n.rstd.resize(rows);
+  const float* w = store_.Ref(n.weight).value;
+  if (n.bias >= 0) LayerNormForward(x, w, store_.Ref(n.bias).value, y, n.mean.data(), n.rstd.data(), rows, D);
+  else RMSNormForward(x, w, y, n.rstd.data(), rows, D);
+}
+
+void LanguageModel::NormBackward(Norm& n, const float* x, const float* dy, float* dx, int64_t rows) {
+  const int D = config_.d_model;
+  auto w = store_.Ref(n.weight);
+  if (n.bias >= 0)
+    LayerNormBackward(x, w.value, n.mean.data(), n.rstd.data(), dy, dx, w.grad, store_.Ref(n.bias).grad, rows, D);
+  else RMSNormBackward(x, w.value, n.rstd.data(), dy, dx, w.grad, rows, D);
+}
+
+void LanguageModel::Embed(const int32_t* tokens, const int32_t* positions, int64_t n, float* x) {
+  const int D = config_.d_model;
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab)
+      throw UsageError("token " + std::to_string(tokens[i]) + " outside the vocabulary [0, " +
+                       std::to_string(config_.vocab) + ")");
+    if (pos_embedding_ >= 0 && positions[i] >= config_.max_len)
+      throw UsageError("position " + std::to_string(positions[i]) + " exceeds --max-len " +
+                       std::to_string(config_.max_len) + " of the learned positional embedding");
+  }
+  EmbeddingForward(tokens, store_.Ref(embedding_).value, x, n, D);
+  if (pos_embedding_ >= 0) {
+    const float* table = store_.Ref(pos_embedding_).value;
+    for (int64_t i = 0; i < n; ++i)
+      for (int j = 0; j < D; ++j) x[i * D + j] += table[int64_t(positions[i]) * D + j];
+  } else if (config_.pos == "sinusoidal") {
+    for (int64_t i = 0; i < n; ++i) AddSinusoid(x + i * D, positions[i], D);
+  }
+}
+
+void LanguageModel::EmbedBackward(const float* dx) {
+  const int64_t N = int64_t(B_) * T_;
+  EmbeddingBackward(tokens_.data(), dx, store_.Ref(embedding_).grad, N, config_.d_model);
+  if (pos_embedding_ >= 0) EmbeddingBackward(positions_.data(), dx, store_.Ref(pos_embedding_).grad, N, config_.d_model);
+}
+
+// logits (n, V) = h (n, D) E^T (tied) or h W_head
+void LanguageModel::Head(const float* h, float* logits, int64_t n) {
+  if (head_ >= 0) LinearForward(h, store_.Ref(head_).value, logits, n, config_.d_model, config_.vocab);
+  else Gemm(false, true, n, config_.vocab, config_.d_model, h, store_.Ref(embedding_).value, logits, false);
+}
+
+void LanguageModel::Resize(int B, int T) {
+  if (B == B_ && T == T_) return;
+  B_ = B;
+  T_ = T;
+  const int64_t ND = int64_t(B) * T * config_.d_model, NV = int64_t(B) * T * config_.vocab;
+  resid_.assign(layers_.size() + 1, std::vector<float>(ND));
+  for (auto& l : layers_)
+    for (auto* buf : {&l.norm1_out, &l.mix_out, &l.sum1, &l.mid, &l.norm2_out, &l.ch_out, &l.sum2}) buf->assign(ND, 0);
+  final_out_.assign(ND, 0);
+  logits_.assign(NV, 0);
+  probs_.assign(NV, 0);
+  dlogits_.assign(NV, 0);
+  for (auto* buf : {&dh_, &dx_, &dtmp_, &dtmp2_}) buf->assign(ND, 0);
+  positions_.resize(int64_t(B) * T);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) positions_[int64_t(b) * T + t] = t;
+}
+
+void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMode& mode) {
+  Resize(B, T);
+  const int64_t N = int64_t(B) * T, ND = N * config_.d_model;
+  tokens_.assign(tokens, tokens + N);
+  Embed(tokens, positions_.data(), N, resid_[0].data());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = layers_[l];
+    ForwardMode layer_mode = mode;
+    layer_mode.dropout_seed = mode.dropout_seed * 1000003ULL + l;
+    const float* x = resid_[l].data();
+    float* out = resid_[l + 1].data();
+    if (pre_norm_) {
+      NormForward(L.norm1, x, L.norm1_out.data(), N);
+      L.mixer->Forward(L.norm1_out.data(), positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
+      AddInto(L.mid.data(), x, L.mix_out.data(), ND);
+      NormForward(L.norm2, L.mid.data(), L.norm2_out.data(), N);
+      L.channel->Forward(L.norm2_out.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
+      AddInto(out, L.mid.data(), L.ch_out.data(), ND);
+    } else {
+      L.mixer->Forward(x, positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
+      AddInto(L.sum1.data(), x, L.mix_out.data(), ND);
+      NormForward(L.norm1, L.sum1.data(), L.mid.data(), N);
+      L.channel->Forward(L.mid.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
+      AddInto(L.sum2.data(), L.mid.data(), L.ch_out.data(), ND);
+      NormForward(L.norm2, L.sum2.data(), out, N);
+    }
+  }
+  const float* h = resid_.back().data();
+  if (pre_norm_) {
+    NormForward(final_norm_, h, final_out_.data(), N);
+    h = final_out_.data();
+  }
+  Head(h, logits_.data(), N);
+}
+
+float LanguageModel::Loss(const int32_t* targets, const float* mask) {
+  const int64_t N = int64_t(B_) * T_;
+  targets_.assign(targets, targets + N);
+  mask_.assign(mask, mask + N);
+  last_ce_ = CrossEntropyForward(logits_.data(), targets, mask, probs_.data(), N, config_.vocab);
+  last_aux_ = 0;
+  for (auto& l : layers_) last_aux_ += l.mixer->AuxLoss() + l.channel->AuxLoss();
+  return last_ce_ + last_aux_;
+}
+
+void LanguageModel::Backward() {
+  const int64_t N = int64_t(B_) * T_, ND = N * config_.d_model;
+  const int D = config_.d_model, V = config_.vocab;
+  CrossEntropyBackward(probs_.data(), targets_.data(), mask_.data(), dlogits_.data(), N, V);
+  const float* h = pre_norm_ ? final_out_.data() : resid_.back().data();
+  // dh (N, D): gradient w.r.t. the head input
+  if (head_ >= 0) {
+    auto w = store_.Ref(head_);
+    LinearBackward(h, w.value, dlogits_.data(), dh_.data(), w.grad, N, D, V);
+  } else {
+    auto e = store_.Ref(embedding_);
+    Gemm(false, false, N, D, V, dlogits_.data(), e.value, dh_.data(), false);
+    Gemm(true, false, V, D, N, dlogits_.data(), h, e.grad, true);
+  }
+  // dx_ carries the gradient of the residual stream downwards.
+  if (pre_norm_) NormBackward(final_norm_, resid_.back().data(), dh_.data(), dx_.data(), N);
+  else dx_ = dh_;
+  for (int l = int(layers_.size()) - 1; l >= 0; --l) {
+    Layer& L = layers_[l];
+    const float* x = resid_[l].data();
+    if (pre_norm_) {
+      // out = mid + C(N2(mid)); mid = x + M(N1(x))
+      L.channel->Backward(*L.channel_ctx, dx_.data(), dtmp_.data());
+      NormBackward(L.norm2, L.mid.data(), dtmp_.data(), dtmp2_.data(), N);
+      AddInto(dx_.data(), dx_.data(), dtmp2_.data(), ND);  // d mid
+      L.mixer->Backward(*L.mixer_ctx, dx_.data(), dtmp_.data());
+      NormBackward(L.norm1, x, dtmp_.data(), dtmp2_.data(), N);
+      AddInto(dx_.data(), dx_.data(), dtmp2_.data(), ND);  // d x
+    } else {
+      // out = N2(mid + C(mid)); mid = N1(x + M(x))
+      NormBackward(L.norm2, L.sum2.data(), dx_.data(), dtmp2_.data(), N);  // d sum2
+      L.channel->Backward(*L.channel_ctx, dtmp2_.data(), dtmp_.data());
+      AddInto(dtmp2_.data(), dtmp2_.data(), dtmp_.data(), ND);  // d mid
+      NormBackward(L.norm1, L.sum1.data(), dtmp2_.data(), dx_.data(), N);  // d sum1
+      L.mixer->Backward(*L.mixer_ctx, dx_.data(), dtmp_.data());
+      AddInto(dx_.data(), dx_.data(), dtmp_.data(), ND);  // d x
+    }
+  }
+  EmbedBackward(dx_.data());
+}
+
+std::unique_ptr<LanguageModel::DecodeState> LanguageModel::NewDecodeState(int B) const {
+  auto s = std::make_unique<DecodeState>();
+  for (const auto& l : layers_) {
+    s->mixer.push_back(l.mixer->NewState(B));
+    s->channel.push_back(l.channel->NewState(B));
+  }
+  return s;
+}
+
+void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state) {
+  const int64_t ND = int64_t(B) * config_.d_model;
+  std::vector<float> x(ND), a(ND), m(ND), mid(ND), c(ND);
+  Norm scratch;
+  auto norm = [&](const Norm& n, const float* in, float* out) {
+    scratch.weight = n.weight;
+    scratch.bias = n.bias;
+    NormForward(scratch, in, out, B);
+  };
+  Embed(tokens, positions, B, x.data());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& L = layers_[l];
+    if (pre_norm_) {
+      norm(L.norm1, x.data(), a.data());
+      L.mixer->Step(a.data(), positions, m.data(), *state.mixer[l]);
+      AddInto(mid.data(), x.data(), m.data(), ND);
+      norm(L.norm2, mid.data(), a.data());
+      L.channel->Step(a.data(), positions, c.data(), *state.channel[l]);
+      AddInto(x.data(), mid.data(), c.data(), ND);
+    } else {
+      L.mixer->Step(x.data(), positions, m.data(), *state.mixer[l]);
+      AddInto(a.data(), x.data(), m.data(), ND);
+      norm(L.norm1, a.data(), mid.data());
+      L.channel->Step(mid.data(), positions, c.data(), *state.channel[l]);
+      AddInto(a.data(), mid.data(), c.data(), ND);
+      norm(L.norm2, a.data(), x.data());
+    }
+  }
+  if (pre_norm_) {
+    norm(final_norm_, x.data(), a.data());
+    x.swap(a);
+  }
+  Head(x.data(), logits, B);
+}
+
+}  // namespace mixlab

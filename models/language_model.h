@@ -1,0 +1,88 @@
+// The model skeleton: token embedding (+ learned or sinusoidal positions), blocks with a sequence-mixer slot
+// and a channel-mixer slot (pre-norm x + f(norm(x)) or post-norm norm(x + f(x))), a final norm, and an LM head
+// tied to the embedding by default. Forward keeps every activation for the hand-written Backward; buffers are
+// allocated once per (B, T) and reused.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "mixers/mixer.h"
+#include "models/model_config.h"
+#include "models/param_store.h"
+
+namespace mixlab {
+
+class LanguageModel {
+ public:
+  explicit LanguageModel(const ModelConfig& config);
+  void Initialize(uint64_t seed);
+
+  // tokens (B, T); positions are 0..T-1. Keeps activations for Backward.
+  void Forward(const int32_t* tokens, int B, int T, const ForwardMode& mode = {});
+  // After Forward: mean masked cross-entropy over (B, T) plus the mixers' auxiliary losses.
+  float Loss(const int32_t* targets, const float* mask);
+  // After Loss: accumulates every parameter gradient.
+  void Backward();
+
+  const float* logits() const { return logits_.data(); }  // (B, T, V) of the last Forward
+  const float* probs() const { return probs_.data(); }    // (B, T, V) after Loss
+  // Residual stream entering layer l (l = n_layers: the output of the last block), (B, T, D).
+  const float* residual(int l) const { return resid_[l].data(); }
+  float last_cross_entropy() const { return last_ce_; }
+  float last_aux_loss() const { return last_aux_; }
+
+  // Incremental decoding: one token per sequence through every mixer's Step.
+  struct DecodeState {
+    std::vector<std::unique_ptr<MixerState>> mixer, channel;
+  };
+  std::unique_ptr<DecodeState> NewDecodeState(int B) const;
+  // tokens, positions (B); logits (B, V).
+  void Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state);
+
+  const ModelConfig& config() const { return config_; }
+  ParamStore& params() { return store_; }
+  const ParamStore& params() const { return store_; }
+  int n_layers() const { return int(layers_.size()); }
+  Mixer& mixer(int l) { return *layers_[l].mixer; }
+  Mixer& channel(int l) { return *layers_[l].channel; }
+  int vocab() const { return config_.vocab; }
+  int d_model() const { return config_.d_model; }
+
+ private:
+  struct Norm {
+    int weight = -1, bias = -1;  // parameter indices; bias -1 for RMSNorm
+    std::vector<float> mean, rstd;
+  };
+  struct Layer {
+    std::unique_ptr<Mixer> mixer, channel;
+    std::unique_ptr<MixerContext> mixer_ctx, channel_ctx;
+    std::vector<int> mixer_params, channel_params;  // indices into the store, in Params() order
+    Norm norm1, norm2;
+    // (N, D) each: pre-norm uses norm1_out/norm2_out, post-norm uses sum1/sum2.
+    std::vector<float> norm1_out, mix_out, sum1, mid, norm2_out, ch_out, sum2;
+  };
+
+  Norm MakeNorm(const std::string& prefix);
+  void NormForward(Norm& n, const float* x, float* y, int64_t rows);
+  void NormBackward(Norm& n, const float* x, const float* dy, float* dx, int64_t rows);
+  void Embed(const int32_t* tokens, const int32_t* positions, int64_t n, float* x);
+  void EmbedBackward(const float* dx);
+  void Head(const float* h, float* logits, int64_t n);
+  void Resize(int B, int T);
+
+  ModelConfig config_;
+  ParamStore store_;
+  std::vector<Layer> layers_;
+  int embedding_ = -1, pos_embedding_ = -1, head_ = -1;
+  Norm final_norm_;
+  bool pre_norm_ = true;
+
+  int B_ = 0, T_ = 0;
+  std::vector<int32_t> tokens_, positions_, targets_;
+  std::vector<float> mask_;
+  std::vector<std::vector<float>> resid_;  // n_layers + 1 streams of (N, D)
+  std::vector<float> final_out_, logits_, probs_, dlogits_, dh_, dx_, dtmp_, dtmp2_;
+  float last_ce_ = 0, last_aux_ = 0;
+};
+
+}  // namespace mixlab

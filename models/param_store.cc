@@ -1,0 +1,49 @@
+#include "models/param_store.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "mixers/rng.h"
+
+namespace mixlab {
+
+int ParamStore::Add(const std::string& name, const ParamSpec& spec) {
+  if (!values_.empty()) throw std::logic_error("ParamStore::Add after Allocate");
+  if (Find(name) >= 0) throw std::logic_error("duplicate parameter name " + name);
+  const int64_t offset = params_.empty() ? 0 : params_.back().offset + params_.back().spec.Numel();
+  params_.push_back({name, spec, offset});
+  return int(params_.size()) - 1;
+}
+
+void ParamStore::Allocate() {
+  const int64_t total = params_.empty() ? 0 : params_.back().offset + params_.back().spec.Numel();
+  values_.assign(total, 0.0f);
+  grads_.assign(total, 0.0f);
+}
+
+void ParamStore::Initialize(uint64_t seed) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    float* v = values_.data() + p.offset;
+    const int64_t n = p.spec.Numel();
+    Rng rng(seed, 1000 + i);
+    switch (p.spec.init) {
+      case Init::kNormal:
+        for (int64_t j = 0; j < n; ++j) v[j] = float(rng.Normal()) * p.spec.std;
+        break;
+      case Init::kZeros: std::fill(v, v + n, 0.0f); break;
+      case Init::kOnes: std::fill(v, v + n, 1.0f); break;
+      case Init::kCustom: break;  // the owning mixer fills it in InitCustomParams
+    }
+  }
+}
+
+int ParamStore::Find(const std::string& name) const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].name == name) return int(i);
+  return -1;
+}
+
+void ParamStore::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+}  // namespace mixlab
