@@ -1,1 +1,39 @@
-int main() { return 0; }
+// mixlab: train, evaluate and compare sequence mixers. `mixlab --help` lists the subcommands.
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "experiments/commands.h"
+#include "mixers/tensor.h"
+
+namespace {
+constexpr const char* kUsage =
+    "usage: mixlab <command> [flags]   (mixlab <command> --help for its flags)\n"
+    "  train     train one model on one task; writes a run directory (config, metrics, checkpoint, results)\n"
+    "  eval      evaluate a checkpoint on its task at other lengths\n"
+    "  compare   train several mixers / positional encodings / seeds on the same tasks and write a report\n"
+    "  list      every mixer and task with its options and defaults\n";
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "train") return mixlab::TrainCommand(argc - 1, argv + 1);
+    if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
+    if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
+    if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
+    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, list\n";
+    return 2;
+  } catch (const mixlab::UsageError& e) {
+    std::cerr << "mixlab " << command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mixlab " << command << ": internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

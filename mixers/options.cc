@@ -99,7 +99,7 @@ class Setter : public OptionVisitor {
   void CheckAllUsed() const {
     for (const auto& [name, value] : values_)
       if (!used_.count(name))
-        throw UsageError("unknown option '" + name + "' for " + owner_ + "; allowed: " + JoinList(known_, ", "));
+        throw UsageError("unknown option " + Label(name) + "; allowed: " + JoinList(known_, ", "));
   }
 
  private:
@@ -119,7 +119,11 @@ class Setter : public OptionVisitor {
     return int(x);
   }
   [[noreturn]] void Fail(const char* n, const std::string& s, const std::string& allowed) const {
-    throw UsageError("invalid value '" + s + "' for " + owner_ + " option '" + n + "'; allowed: " + allowed);
+    throw UsageError("invalid value '" + s + "' for " + Label(n) + "; allowed: " + allowed);
+  }
+  // "--d-model" for command-line flags (owner "--" or "--softmax."), "mixer 'softmax' option 'n-heads'" otherwise.
+  std::string Label(const std::string& n) const {
+    return owner_.rfind("--", 0) == 0 ? owner_ + n : owner_ + " option '" + n + "'";
   }
 
   const std::map<std::string, std::string>& values_;

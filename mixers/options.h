@@ -40,7 +40,7 @@ struct OptionField {
 std::vector<OptionField> ListOptions(Options& options);
 // Current values as strings, the form flags and JSON configs use.
 std::map<std::string, std::string> OptionValues(Options& options);
-// Sets fields from name -> string; throws UsageError naming `owner`, the field and what is allowed on an
+// Sets fields from name -> string; throws UsageError naming `owner` ("--" for command-line flags), the field and what is allowed on an
 // unknown name, an unparsable value or a value out of range.
 void SetOptions(Options& options, const std::map<std::string, std::string>& values, const std::string& owner);
 

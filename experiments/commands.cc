@@ -1,0 +1,139 @@
+// train, eval and list.
+#include "experiments/commands.h"
+
+#include <omp.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "experiments/evaluate.h"
+#include "experiments/run_builder.h"
+#include "experiments/task.h"
+#include "experiments/trainer.h"
+#include "mixers/registry.h"
+#include "models/checkpoint.h"
+
+namespace mixlab {
+
+namespace {
+
+void PrintEvals(const std::vector<EvalResult>& evals, const char* split) {
+  for (const auto& e : evals)
+    std::printf("  %s T=%-6d accuracy %.4f  loss %.4f  (%ld scored)\n", split, e.length, e.accuracy, e.loss, long(e.scored));
+}
+
+struct EvalOptions : Options {
+  std::string checkpoint;
+  std::vector<int> eval_lens;
+  int eval_batches = 8;
+  int batch = 0;
+  int threads = 2;
+  std::string split = "test";
+  void Visit(OptionVisitor& v) override {
+    v.String("checkpoint", checkpoint, "path to RUN/model.safetensors");
+    v.IntList("eval-lens", eval_lens, "lengths to evaluate; empty = the run's --eval-lens", 2, 1 << 24);
+    v.Int("eval-batches", eval_batches, "batches per length", 1, 1 << 20);
+    v.Int("batch", batch, "sequences per batch; 0 = the run's --batch", 0, 1 << 20);
+    v.Int("threads", threads, "OpenMP threads", 1, 1024);
+    v.Choice("split", split, "data split to draw from", {"test", "validation"});
+  }
+};
+
+}  // namespace
+
+int TrainCommand(int argc, char** argv) {
+  TrainOptions train;
+  ModelOptions model;
+  auto groups = RunFlagGroups(train, model);
+  ParsedFlags flags = ParseFlags("train", argc, argv, groups);
+  if (flags.help) {
+    std::cout << FlagHelp("train", "Train one model on one task.", groups);
+    return 0;
+  }
+  RunSpec spec = BuildRunSpec(train, model, flags, true);
+  TrainResult r = Train(spec, {spec.train.task + " " + spec.model.Summary()});
+  std::printf("run %s: %d steps, %.0f tokens/s, %ld parameters\n", r.run_dir.c_str(), r.steps_done,
+              r.tokens_per_second, long(r.params));
+  if (r.diverged) {
+    std::fprintf(stderr, "mixlab train: training stopped at %s\n", r.divergence.c_str());
+    return 3;
+  }
+  PrintEvals(r.test, "test");
+  if (r.steps_to_99 >= 0) std::printf("  validation accuracy >= 0.99 at the training length from step %d\n", r.steps_to_99);
+  return 0;
+}
+
+int EvalCommand(int argc, char** argv) {
+  EvalOptions o;
+  std::vector<FlagGroup> groups;
+  groups.push_back({"evaluation", &o, "", nullptr});
+  ParsedFlags flags = ParseFlags("eval", argc, argv, groups);
+  if (flags.help) {
+    std::cout << FlagHelp("eval", "Evaluate a saved model on its task at other lengths.", groups);
+    return 0;
+  }
+  if (o.checkpoint.empty()) throw UsageError("--checkpoint is required (a RUN/model.safetensors file)");
+  auto meta = ReadCheckpointMetadata(o.checkpoint);
+  if (!meta.count("run")) throw UsageError("checkpoint '" + o.checkpoint + "' has no run config (not written by mixlab train)");
+  RunSpec spec;
+  try {
+    spec = RunSpec::FromJson(nlohmann::json::parse(meta["run"]));
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError("checkpoint '" + o.checkpoint + "': run config is not valid JSON");
+  }
+  auto model = LoadCheckpoint(o.checkpoint);
+  auto task = MakeTask(spec.train.task, spec.task_options);
+  if (!o.eval_lens.empty()) spec.train.eval_lens = o.eval_lens;
+  ValidateRun(spec, *task);
+  omp_set_num_threads(o.threads);
+  const int batch = o.batch ? o.batch : spec.train.batch;
+  std::printf("checkpoint %s (step %s): %s on %s\n", o.checkpoint.c_str(), meta["step"].c_str(),
+              spec.model.Summary().c_str(), spec.train.task.c_str());
+  std::vector<EvalResult> evals;
+  for (int T : spec.train.eval_lens)
+    evals.push_back(Evaluate(*model, *task, T, o.eval_batches, batch, uint64_t(spec.train.seed),
+                             o.split == "test" ? Split::kTest : Split::kValidation));
+  PrintEvals(evals, o.split.c_str());
+  return 0;
+}
+
+int ListCommand(int argc, char** argv) {
+  ModelOptions model;
+  std::vector<FlagGroup> groups;
+  groups.push_back({"model used for the parameter counts", &model, "", nullptr});
+  ParsedFlags flags = ParseFlags("list", argc, argv, groups);
+  if (flags.help) {
+    std::cout << FlagHelp("list", "List every mixer and task with its options and defaults.", groups);
+    return 0;
+  }
+  const int T = 256;
+  for (auto kind : {MixerKind::kSequence, MixerKind::kChannel}) {
+    std::printf("%s (params and decoding state at d_model %d; FLOPs per token at T=%d):\n",
+                kind == MixerKind::kSequence ? "sequence mixers" : "channel mixers", model.d_model, T);
+    for (const auto& name : ListMixers(kind)) {
+      const auto& info = FindMixer(name, kind);
+      auto mixer = MakeMixer(name, kind, MixerDims{model.d_model, 1, 0, "none"}, {});
+      const auto d = mixer->Describe(T);
+      std::printf("  %-10s %s\n             params %ld, state %ld floats + %ld per token, %.3g FLOPs/token",
+                  name.c_str(), info.help.c_str(), long(d.params), long(d.state_floats_fixed),
+                  long(d.state_floats_per_token), d.flops_per_token);
+      if (kind == MixerKind::kSequence)
+        std::printf(", positional: none%s%s", info.supported_pos.empty() ? "" : ", ", JoinList(info.supported_pos, ", ").c_str());
+      std::printf("\n");
+      auto opts = info.make_options();
+      for (const auto& f : ListOptions(*opts))
+        std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(), f.help.c_str());
+    }
+  }
+  std::printf("tasks:\n");
+  for (const auto& name : ListTasks()) {
+    const auto& info = FindTask(name);
+    std::printf("  %-10s %s\n", name.c_str(), info.help.c_str());
+    auto opts = info.make_options();
+    for (const auto& f : ListOptions(*opts))
+      std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(), f.help.c_str());
+  }
+  return 0;
+}
+
+}  // namespace mixlab

@@ -1,0 +1,12 @@
+// The subcommands of the mixlab CLI. Each returns the process exit code: 0 success, 2 usage error (also
+// thrown as UsageError and reported by main), 3 training stopped on NaN/Inf.
+#pragma once
+
+namespace mixlab {
+
+int TrainCommand(int argc, char** argv);
+int EvalCommand(int argc, char** argv);
+int CompareCommand(int argc, char** argv);
+int ListCommand(int argc, char** argv);
+
+}  // namespace mixlab

@@ -1,0 +1,2 @@
+#include "experiments/commands.h"
+int mixlab::CompareCommand(int, char**) { return 0; }

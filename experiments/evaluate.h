@@ -1,0 +1,25 @@
+// Evaluation of a model on a task at one sequence length: mean masked loss and accuracy (argmax == target
+// at scored positions), over a fixed, seeded set of batches.
+#pragma once
+#include "experiments/task.h"
+#include "models/language_model.h"
+
+namespace mixlab {
+
+struct EvalResult {
+  int length = 0;
+  double loss = 0, accuracy = 0;
+  int64_t scored = 0;  // scored positions
+};
+
+// Which seeded stream a batch comes from: validation (model selection, periodic evals) or test (final).
+enum class Split { kTrain = 1, kValidation = 2, kTest = 3 };
+Rng SplitRng(uint64_t seed, Split split, int length);
+
+EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_batches, int batch,
+                    uint64_t seed, Split split);
+
+// Accuracy of the last Forward over positions with mask != 0: counts (correct, scored).
+std::pair<int64_t, int64_t> CountCorrect(const LanguageModel& model, const Batch& batch);
+
+}  // namespace mixlab

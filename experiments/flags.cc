@@ -1,0 +1,125 @@
+#include "experiments/flags.h"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "experiments/task.h"
+#include "mixers/registry.h"
+#include "mixers/tensor.h"
+
+namespace po = boost::program_options;
+
+namespace mixlab {
+namespace {
+
+std::string FlagName(const FlagGroup& g, const std::string& field) {
+  return g.prefix.empty() ? field : g.prefix + "." + field;
+}
+
+Options& Fields(FlagGroup& g) { return g.options ? *g.options : *g.prototype; }
+
+std::string JsonToFlagValue(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + JsonToFlagValue(x);
+    return s;
+  }
+  return v.dump();
+}
+
+}  // namespace
+
+std::vector<FlagGroup> MixerFlagGroups() {
+  std::vector<FlagGroup> groups;
+  for (auto kind : {MixerKind::kSequence, MixerKind::kChannel})
+    for (const auto& name : ListMixers(kind)) {
+      const auto& info = FindMixer(name, kind);
+      auto proto = info.make_options();
+      if (ListOptions(*proto).empty()) continue;
+      groups.push_back({(kind == MixerKind::kSequence ? "sequence mixer " : "channel mixer ") + name + ": " + info.help,
+                        nullptr, name, std::move(proto)});
+    }
+  return groups;
+}
+
+std::vector<FlagGroup> TaskFlagGroups() {
+  std::vector<FlagGroup> groups;
+  for (const auto& name : ListTasks()) {
+    const auto& info = FindTask(name);
+    groups.push_back({"task " + name + ": " + info.help, nullptr, name, info.make_options()});
+  }
+  return groups;
+}
+
+ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups) {
+  po::options_description desc;
+  desc.add_options()("help,h", "")("config", po::value<std::string>(), "");
+  std::map<std::string, std::pair<FlagGroup*, std::string>> owner;  // flag -> (group, field)
+  for (auto& g : groups)
+    for (const auto& f : ListOptions(Fields(g))) {
+      const std::string flag = FlagName(g, f.name);
+      auto* value = po::value<std::string>();
+      if (f.type == "bool") value->implicit_value("true");
+      desc.add_options()(flag.c_str(), value, "");
+      owner[flag] = {&g, f.name};
+    }
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + "; see `mixlab " + command + " --help`");
+  }
+  ParsedFlags parsed;
+  parsed.help = vm.count("help") > 0;
+  std::map<std::string, std::string> values;
+  if (vm.count("config")) {
+    const std::string path = vm["config"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) throw UsageError("--config: cannot read '" + path + "'");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception&) {
+      throw UsageError("--config: '" + path + "' is not valid JSON");
+    }
+    if (!j.is_object()) throw UsageError("--config: '" + path + "' must hold a JSON object of flag names to values");
+    for (const auto& [k, v] : j.items()) {
+      if (!owner.count(k)) throw UsageError("--config: unknown flag '" + k + "' in '" + path + "'; see `mixlab " + command + " --help`");
+      values[k] = JsonToFlagValue(v);
+    }
+  }
+  for (const auto& [k, v] : vm)
+    if (owner.count(k)) values[k] = v.as<std::string>();
+  // Fixed groups are set field by field (with range checks); prefixed ones collected raw.
+  std::map<FlagGroup*, OptionMap> per_group;
+  for (const auto& [flag, value] : values) per_group[owner[flag].first][owner[flag].second] = value;
+  for (auto& [g, map] : per_group) {
+    if (g->options) SetOptions(*g->options, map, "--");
+    else {
+      SetOptions(*g->prototype, map, "--" + g->prefix + ".");  // validates; values are applied by the registry
+      parsed.prefixed[g->prefix] = map;
+    }
+  }
+  return parsed;
+}
+
+std::string FlagHelp(const std::string& command, const std::string& summary, std::vector<FlagGroup>& groups) {
+  std::ostringstream s;
+  s << "usage: mixlab " << command << " [flags]\n" << summary << "\n\n  --config FILE.json   flag values as a JSON object; flags given on the command line override it\n";
+  for (auto& g : groups) {
+    s << "\n" << g.title << ":\n";
+    for (const auto& f : ListOptions(Fields(g))) {
+      std::string left = "  --" + FlagName(g, f.name) + " " + f.type;
+      if (left.size() < 34) left.append(34 - left.size(), ' ');
+      s << left << " " << f.help << " (default: " << (f.value.empty() ? "\"\"" : f.value) << ")";
+      if (!f.allowed.empty() && f.type != "int" && f.type != "float") s << " [" << f.allowed << "]";
+      s << "\n";
+    }
+  }
+  return s.str();
+}
+
+}  // namespace mixlab

@@ -1,0 +1,44 @@
+#include "experiments/run_builder.h"
+
+#include <algorithm>
+
+#include "experiments/task.h"
+#include "mixers/registry.h"
+#include "mixers/tensor.h"
+
+namespace mixlab {
+
+OptionMap ResolveTaskOptions(const std::string& task, const OptionMap& values) {
+  auto options = FindTask(task).make_options();
+  SetOptions(*options, values, "task '" + task + "'");
+  return OptionValues(*options);
+}
+
+std::vector<FlagGroup> RunFlagGroups(TrainOptions& train, ModelOptions& model) {
+  std::vector<FlagGroup> groups;
+  groups.push_back({"training", &train, "", nullptr});
+  groups.push_back({"model", &model, "", nullptr});
+  for (auto& g : TaskFlagGroups()) groups.push_back(std::move(g));
+  for (auto& g : MixerFlagGroups()) groups.push_back(std::move(g));
+  return groups;
+}
+
+RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const ParsedFlags& flags, bool strict_tasks) {
+  RunSpec spec;
+  spec.train = train;
+  const auto tasks = ListTasks();
+  std::map<std::string, OptionMap> mixer_flags;
+  OptionMap task_flags;
+  for (const auto& [prefix, values] : flags.prefixed) {
+    if (std::find(tasks.begin(), tasks.end(), prefix) == tasks.end()) mixer_flags[prefix] = values;
+    else if (prefix == train.task) task_flags = values;
+    else if (strict_tasks)
+      throw UsageError("flags for task '" + prefix + "' given, but --task is '" + train.task + "'");
+  }
+  spec.task_options = ResolveTaskOptions(train.task, task_flags);
+  auto task = MakeTask(train.task, spec.task_options);
+  spec.model = ResolveModelConfig(model, mixer_flags, task->Vocab());
+  return spec;
+}
+
+}  // namespace mixlab

@@ -1,0 +1,19 @@
+// Turns parsed flags into a RunSpec: resolves the task's options and the model config, refusing options
+// for tasks or mixers that the run does not use.
+#pragma once
+#include "experiments/flags.h"
+#include "experiments/run_spec.h"
+
+namespace mixlab {
+
+// All fields of a task's options after applying `values`.
+OptionMap ResolveTaskOptions(const std::string& task, const OptionMap& values);
+
+// Flag groups of train and compare: training, model, every task, every mixer.
+std::vector<FlagGroup> RunFlagGroups(TrainOptions& train, ModelOptions& model);
+
+// Builds the spec for one run. `strict_tasks` refuses options of tasks other than train.task (train);
+// compare passes false because it runs several tasks.
+RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const ParsedFlags& flags, bool strict_tasks);
+
+}  // namespace mixlab

@@ -1,0 +1,50 @@
+// Tasks generate seeded batches of (tokens, targets, loss mask) for any sequence length, so training and
+// test lengths are set independently. Accuracy is measured only where the mask is set, i.e. where the task
+// defines an answer (the queried values of MQAR, the final answer of induction heads, the copied half of copy).
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mixers/options.h"
+#include "mixers/rng.h"
+
+namespace mixlab {
+
+struct Batch {
+  int B = 0, T = 0;
+  std::vector<int32_t> tokens, targets;  // (B, T); targets[t] is the token to predict at position t
+  std::vector<float> mask;               // (B, T) 1 where the prediction is scored
+  Batch(int b, int t) : B(b), T(t), tokens(size_t(b) * t, 0), targets(size_t(b) * t, 0), mask(size_t(b) * t, 0.0f) {}
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual std::string Name() const = 0;
+  virtual int Vocab() const = 0;
+  // Throws UsageError naming the task and the smallest length it can generate.
+  virtual void CheckLength(int T) const = 0;
+  virtual Batch Sample(int B, int T, Rng& rng) const = 0;
+};
+
+struct TaskInfo {
+  std::string name, help;
+  std::function<std::unique_ptr<Options>()> make_options;
+  std::function<std::unique_ptr<Task>(const Options&)> make;
+};
+
+std::vector<std::string> ListTasks();
+const TaskInfo& FindTask(const std::string& name);  // throws UsageError listing the known tasks
+std::unique_ptr<Task> MakeTask(const std::string& name, const std::map<std::string, std::string>& option_values);
+
+template <class TaskT, class OptionsT>
+TaskInfo TaskEntry(std::string name, std::string help) {
+  return TaskInfo{std::move(name), std::move(help), [] { return std::make_unique<OptionsT>(); },
+                  [](const Options& o) -> std::unique_ptr<Task> {
+                    return std::make_unique<TaskT>(static_cast<const OptionsT&>(o));
+                  }};
+}
+
+}  // namespace mixlab

@@ -1,0 +1,53 @@
+// Induction heads (as in the Mamba paper's synthetic, after Olsson et al. 2022). Random tokens from
+// [0, vocab); a trigger token (id = vocab) appears once at a random position followed by the answer token;
+// the sequence ends with the trigger again and the model must recall the answer. Only the final position
+// is scored.
+#include "experiments/task.h"
+#include "mixers/tensor.h"
+
+namespace mixlab {
+namespace {
+
+struct InductionOptions : Options {
+  int vocab = 16;
+  void Visit(OptionVisitor& v) override {
+    v.Int("vocab", vocab, "content tokens (the trigger is one more)", 2, 1 << 20);
+  }
+};
+
+class InductionTask : public Task {
+ public:
+  explicit InductionTask(const InductionOptions& o) : o_(o) {}
+  std::string Name() const override { return "induction"; }
+  int Vocab() const override { return o_.vocab + 1; }
+  void CheckLength(int T) const override {
+    if (T < 4) throw UsageError("task 'induction' needs sequence length >= 4, got " + std::to_string(T));
+  }
+  Batch Sample(int B, int T, Rng& rng) const override {
+    CheckLength(T);
+    Batch batch(B, T);
+    const int trigger = o_.vocab;
+    for (int b = 0; b < B; ++b) {
+      int32_t* tok = batch.tokens.data() + int64_t(b) * T;
+      for (int t = 0; t < T; ++t) tok[t] = int32_t(rng.Int(0, o_.vocab));
+      const int p = int(rng.Int(0, T - 3));  // first trigger; its answer at p + 1 < T - 1
+      tok[p] = trigger;
+      tok[T - 1] = trigger;
+      for (int t = 0; t < T - 1; ++t) batch.targets[int64_t(b) * T + t] = tok[t + 1];
+      batch.targets[int64_t(b) * T + T - 1] = tok[p + 1];
+      batch.mask[int64_t(b) * T + T - 1] = 1.0f;
+    }
+    return batch;
+  }
+
+ private:
+  InductionOptions o_;
+};
+
+}  // namespace
+
+TaskInfo InductionTaskInfo() {
+  return TaskEntry<InductionTask, InductionOptions>("induction", "induction heads: recall the token after the trigger");
+}
+
+}  // namespace mixlab
