@@ -14,6 +14,8 @@
 
 namespace mixlab {
 
+using OptionMap = std::map<std::string, std::string>;
+
 class OptionVisitor {
  public:
   virtual ~OptionVisitor() = default;

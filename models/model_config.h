@@ -11,8 +11,6 @@
 
 namespace mixlab {
 
-using OptionMap = std::map<std::string, std::string>;
-
 struct LayerSpec {
   std::string mixer = "softmax";
   OptionMap mixer_options;

@@ -1,0 +1,182 @@
+// Registry-wide contract tests: every registered sequence and channel mixer, in every positional encoding
+// it supports and in the extra configurations listed below, is checked for finite-difference gradients
+// (inputs and all parameters), causality, batch independence, determinism and Step == Forward. A mixer is
+// covered the moment it is registered.
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace mixlab::testing {
+namespace {
+
+struct MixerCase {
+  std::string label;
+  std::string name;
+  MixerKind kind;
+  std::string pos = "none";
+  OptionMap options;
+  bool training = false;   // forward in training mode (dropout on)
+  double grad_rtol = 2e-2;
+};
+
+// Extra configurations per mixer beyond its defaults and positional encodings.
+std::vector<MixerCase> ExtraCases() {
+  return {
+      {"softmax_naive", "softmax", MixerKind::kSequence, "rope", {{"impl", "naive"}}},
+      {"softmax_tile5_dhead12", "softmax", MixerKind::kSequence, "alibi", {{"tile", "5"}, {"d-head", "12"}}},
+      {"softmax_dropout", "softmax", MixerKind::kSequence, "none", {{"dropout", "0.2"}}, true},
+      {"softmax_dropout_naive", "softmax", MixerKind::kSequence, "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
+      {"mlp_dff40", "mlp", MixerKind::kChannel, "none", {{"d-ff", "40"}}},
+  };
+}
+
+std::vector<MixerCase> AllCases() {
+  std::vector<MixerCase> cases;
+  for (auto kind : {MixerKind::kSequence, MixerKind::kChannel})
+    for (const auto& name : ListMixers(kind)) {
+      cases.push_back({name + (kind == MixerKind::kChannel ? "_channel" : ""), name, kind});
+      if (kind == MixerKind::kSequence)
+        for (const auto& pos : FindMixer(name, kind).supported_pos) cases.push_back({name + "_" + pos, name, kind, pos});
+    }
+  for (auto& c : ExtraCases()) cases.push_back(c);
+  return cases;
+}
+
+void PrintTo(const MixerCase& c, std::ostream* os) { *os << c.label; }
+
+class MixerContract : public ::testing::TestWithParam<MixerCase> {
+ protected:
+  static constexpr int B = 2, T = 13, D = 16;
+  MixerHarness Make(uint64_t seed = 1) {
+    const auto& c = GetParam();
+    return MixerHarness(c.name, c.kind, MixerDims{D, 2, 0, c.pos}, c.options, seed);
+  }
+  ForwardMode Mode() const { return ForwardMode{GetParam().training, 1234}; }
+  bool IsSequence() const { return GetParam().kind == MixerKind::kSequence; }
+  // The empty channel mixer outputs zeros by design; every other mixer must react to its input.
+  bool IsEmptyMixer() const { return GetParam().name == "none" && GetParam().kind == MixerKind::kChannel; }
+};
+
+TEST_P(MixerContract, InputGradientMatchesFiniteDifferences) {
+  auto h = Make();
+  auto x = RandomVector(B * T * D, 11);
+  auto dy = RandomVector(B * T * D, 12);
+  auto pos = Positions(B, T);
+  auto loss = [&] { return Dot(dy, h.Forward(x, pos, B, T, Mode())); };
+  h.Forward(x, pos, B, T, Mode());
+  std::vector<float> dx(x.size());
+  h.mixer->Backward(*h.ctx, dy.data(), dx.data());
+  if (IsEmptyMixer()) {
+    EXPECT_EQ(MaxAbsDiff(dx.data(), std::vector<float>(dx.size()).data(), dx.size()), 0.0f);
+    return;
+  }
+  ExpectGradientMatches(loss, x.data(), dx.data(), int64_t(x.size()), 60, 1e-2f, GetParam().grad_rtol, "dx");
+}
+
+TEST_P(MixerContract, ParameterGradientsMatchFiniteDifferences) {
+  auto h = Make();
+  if (h.store.size() == 0) GTEST_SKIP() << "no parameters";
+  auto x = RandomVector(B * T * D, 21);
+  auto dy = RandomVector(B * T * D, 22);
+  auto pos = Positions(B, T);
+  auto loss = [&] { return Dot(dy, h.Forward(x, pos, B, T, Mode())); };
+  h.store.ZeroGrad();
+  h.Forward(x, pos, B, T, Mode());
+  std::vector<float> dx(x.size());
+  h.mixer->Backward(*h.ctx, dy.data(), dx.data());
+  for (const auto& p : h.store.params()) {
+    ExpectGradientMatches(loss, h.store.values() + p.offset, h.store.grads() + p.offset, p.spec.Numel(), 30, 1e-2f,
+                          GetParam().grad_rtol, "d" + p.name);
+  }
+}
+
+TEST_P(MixerContract, IsCausal) {
+  auto h = Make();
+  auto x = RandomVector(B * T * D, 31);
+  auto pos = Positions(B, T);
+  auto y = h.Forward(x, pos, B, T, Mode());
+  const int t0 = T / 2;
+  for (int b = 0; b < B; ++b)
+    for (int d = 0; d < D; ++d) x[(size_t(b) * T + t0) * D + d] += 1.0f;
+  auto y2 = h.Forward(x, pos, B, T, Mode());
+  for (int b = 0; b < B; ++b) {
+    const size_t row = size_t(b) * T;
+    EXPECT_LE(MaxAbsDiff(y.data() + row * D, y2.data() + row * D, int64_t(t0) * D), 1e-6f) << "output before t0 changed";
+    if (IsEmptyMixer()) continue;
+    EXPECT_GT(MaxAbsDiff(y.data() + (row + t0) * D, y2.data() + (row + t0) * D, D), 1e-6f) << "output at t0 did not change";
+    if (IsSequence()) {
+      EXPECT_GT(MaxAbsDiff(y.data() + (row + T - 1) * D, y2.data() + (row + T - 1) * D, D), 1e-6f)
+          << "a sequence mixer's last output ignores an earlier token";
+    }
+  }
+}
+
+TEST_P(MixerContract, BatchElementsAreIndependent) {
+  auto h = Make();
+  auto x = RandomVector(B * T * D, 41);
+  auto pos = Positions(B, T);
+  auto y = h.Forward(x, pos, B, T, Mode());
+  for (int i = T * D; i < 2 * T * D; ++i) x[i] += 0.5f;  // change sequence 1 only
+  auto y2 = h.Forward(x, pos, B, T, Mode());
+  EXPECT_LE(MaxAbsDiff(y.data(), y2.data(), int64_t(T) * D), 1e-6f);
+}
+
+TEST_P(MixerContract, IsDeterministic) {
+  auto h1 = Make(5), h2 = Make(5);
+  auto x = RandomVector(B * T * D, 51);
+  auto pos = Positions(B, T);
+  auto y1 = h1.Forward(x, pos, B, T, Mode());
+  auto y2 = h2.Forward(x, pos, B, T, Mode());
+  auto y3 = h1.Forward(x, pos, B, T, Mode());
+  EXPECT_EQ(y1, y2);
+  EXPECT_EQ(y1, y3);
+}
+
+TEST_P(MixerContract, StepEqualsForward) {
+  if (GetParam().training) GTEST_SKIP() << "decoding runs without dropout";
+  auto h = Make();
+  auto x = RandomVector(B * T * D, 61);
+  auto pos = Positions(B, T);
+  auto y = h.Forward(x, pos, B, T);
+  auto state = h.mixer->NewState(B);
+  std::vector<float> xt(B * D), yt(B * D);
+  std::vector<int32_t> pt(B);
+  for (int t = 0; t < T; ++t) {
+    for (int b = 0; b < B; ++b) {
+      std::copy_n(x.data() + (size_t(b) * T + t) * D, D, xt.data() + b * D);
+      pt[b] = pos[size_t(b) * T + t];
+    }
+    h.mixer->Step(xt.data(), pt.data(), yt.data(), *state);
+    for (int b = 0; b < B; ++b)
+      EXPECT_LE(MaxAbsDiff(yt.data() + b * D, y.data() + (size_t(b) * T + t) * D, D), 2e-5f) << "t=" << t << " b=" << b;
+  }
+}
+
+TEST_P(MixerContract, DescribeCountsDeclaredParameters) {
+  auto h = Make();
+  const auto d = h.mixer->Describe(T);
+  EXPECT_EQ(d.params, h.store.size());
+  if (IsSequence()) EXPECT_GT(d.state_floats_fixed + d.state_floats_per_token, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, MixerContract, ::testing::ValuesIn(AllCases()),
+                         [](const ::testing::TestParamInfo<MixerCase>& i) { return i.param.label; });
+
+TEST(Registry, UnknownAndDuplicateNamesThrow) {
+  EXPECT_THROW(FindMixer("no-such-mixer", MixerKind::kSequence), UsageError);
+  try {
+    FindMixer("no-such-mixer", MixerKind::kSequence);
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("softmax"), std::string::npos) << "error should list known mixers";
+  }
+  EXPECT_THROW(RegisterMixer(FindMixer("softmax", MixerKind::kSequence)), std::logic_error);
+}
+
+TEST(Registry, RefusesUnsupportedPositionalEncoding) {
+  EXPECT_THROW(MakeMixer("mlp", MixerKind::kChannel, MixerDims{16, 1, 0, "none"}, {{"bogus", "1"}}), UsageError);
+  EXPECT_THROW(MakeMixer("softmax", MixerKind::kSequence, MixerDims{16, 1, 0, "learned"}, {}), UsageError);
+  EXPECT_THROW(MakeMixer("softmax", MixerKind::kSequence, MixerDims{64, 1, 0, "none"}, {{"n-heads", "3"}}), UsageError);
+}
+
+}  // namespace
+}  // namespace mixlab::testing
