@@ -1,0 +1,98 @@
+// The command line: bad input gets one clear line on stderr and exit code 2; good input works end to end.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Outcome {
+  int code;
+  std::string err, out;
+};
+
+Outcome RunMixlab(const std::string& args) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string err_path = (dir / "mixlab_cli_err.txt").string(), out_path = (dir / "mixlab_cli_out.txt").string();
+  const std::string cmd = std::string(MIXLAB_BINARY) + " " + args + " > " + out_path + " 2> " + err_path;
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {WEXITSTATUS(status), slurp(err_path), slurp(out_path)};
+}
+
+int Lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+void ExpectUsageError(const std::string& args, const std::string& mention) {
+  const Outcome o = RunMixlab(args);
+  EXPECT_EQ(o.code, 2) << args << "\n" << o.err;
+  EXPECT_EQ(Lines(o.err), 1) << args << ": expected one line, got:\n" << o.err;
+  EXPECT_NE(o.err.find(mention), std::string::npos) << args << ": error should mention '" << mention << "':\n" << o.err;
+}
+
+TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
+  ExpectUsageError("frobnicate", "unknown command 'frobnicate'");
+  ExpectUsageError("train --no-such-flag 3", "no-such-flag");
+  ExpectUsageError("train --d-model 0", "--d-model");
+  ExpectUsageError("train --d-model 64 --softmax.n-heads 3", "not divisible");
+  ExpectUsageError("train --mixer nosuch", "unknown sequence mixer 'nosuch'");
+  ExpectUsageError("train --task nosuch", "unknown task 'nosuch'");
+  ExpectUsageError("train --pos spiral", "--pos");
+  ExpectUsageError("train --lr abc", "--lr");
+  ExpectUsageError("train --eval-lens 64,x", "--eval-lens");
+  ExpectUsageError("train --task mqar --mqar.pairs 20 --train-len 64", "needs sequence length >= 80");
+  ExpectUsageError("train --pos learned --max-len 100 --eval-lens 64,128", "exceeds --max-len");
+  ExpectUsageError("train --task mqar --induction.vocab 4", "--task is 'mqar'");
+  ExpectUsageError("train --softmax.impl fast", "--softmax.impl");
+  ExpectUsageError("train --config /nonexistent/x.json", "cannot read");
+  ExpectUsageError("eval", "--checkpoint is required");
+  ExpectUsageError("eval --checkpoint /nonexistent/model.safetensors", "not found");
+  ExpectUsageError("compare --positions rope,spiral", "--pos");
+}
+
+TEST(Cli, RefusesMalformedConfigAndCorruptCheckpoint) {
+  const auto dir = std::filesystem::temp_directory_path() / "mixlab_cli";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "bad.json") << "{\"d-model\": 32,";
+  ExpectUsageError("train --config " + (dir / "bad.json").string(), "not valid JSON");
+  std::ofstream(dir / "unknown.json") << "{\"d-modle\": 32}";
+  ExpectUsageError("train --config " + (dir / "unknown.json").string(), "unknown flag 'd-modle'");
+  std::ofstream(dir / "junk.safetensors") << "this is not a checkpoint at all";
+  ExpectUsageError("eval --checkpoint " + (dir / "junk.safetensors").string(), "refused");
+}
+
+TEST(Cli, TrainThenEvalAtOtherLengths) {
+  const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_run").string();
+  std::filesystem::remove_all(dir);
+  std::ofstream(dir + ".json") << "{\"d-model\": 32, \"steps\": 40, \"eval-lens\": [32]}";
+  Outcome t = RunMixlab("train --config " + dir + ".json --steps 20 --train-len 32 --batch 8 --eval-every 10 --out " + dir);
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("20 steps"), std::string::npos) << "flags must override --config: " << t.out;
+  for (const char* f : {"config.json", "metrics.jsonl", "model.safetensors", "results.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
+  Outcome e = RunMixlab("eval --checkpoint " + dir + "/model.safetensors --eval-lens 48,96 --eval-batches 2");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("T=96"), std::string::npos) << e.out;
+}
+
+TEST(Cli, ListAndHelp) {
+  Outcome l = RunMixlab("list");
+  ASSERT_EQ(l.code, 0);
+  for (const char* s : {"softmax", "mlp", "swiglu", "mqar", "induction", "copy", "--softmax.n-heads", "params"})
+    EXPECT_NE(l.out.find(s), std::string::npos) << s;
+  Outcome h = RunMixlab("train --help");
+  ASSERT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("--eval-lens"), std::string::npos);
+  EXPECT_NE(h.out.find("(default: 64)"), std::string::npos);
+}
+
+}  // namespace
