@@ -3,6 +3,7 @@
 // backward needs, a backward that returns dx and accumulates parameter gradients, a one-token Step with a
 // decoding state, a mixing-matrix export for analysis, and a description (parameters, state, FLOPs).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +31,11 @@ struct ParamSpec {
     return n;
   }
 };
+
+// GPT-2 initialisation: weights N(0, 0.02^2), projections that write into the residual stream scaled by
+// 1/sqrt(2 * n_layers) so the stream's scale does not grow with depth and token identity is not drowned.
+constexpr float kInitStd = 0.02f;
+inline float ResidualOutputStd(int n_layers) { return kInitStd / std::sqrt(2.0f * float(n_layers)); }
 
 // A view of one parameter and its gradient inside the model's flat buffers.
 struct ParamRef {

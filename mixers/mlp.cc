@@ -26,9 +26,9 @@ class Mlp : public ChannelMixer {
       : D_(dims.d_model), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), n_layers_(dims.n_layers) {}
   std::string Name() const override { return "mlp"; }
   std::vector<ParamSpec> Params() const override {
-    return {{"w1", {D_, F_}, Init::kNormal, 1.0f / std::sqrt(float(D_))},
+    return {{"w1", {D_, F_}, Init::kNormal, kInitStd},
             {"b1", {F_}, Init::kZeros, 0, false},
-            {"w2", {F_, D_}, Init::kNormal, 1.0f / std::sqrt(float(F_) * 2.0f * n_layers_)},
+            {"w2", {F_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)},
             {"b2", {D_}, Init::kZeros, 0, false}};
   }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<MlpContext>(); }

@@ -91,12 +91,10 @@ class SoftmaxAttention : public Mixer {
   MixerKind Kind() const override { return MixerKind::kSequence; }
 
   std::vector<ParamSpec> Params() const override {
-    const float in_std = 1.0f / std::sqrt(float(D_));
-    const float out_std = 1.0f / std::sqrt(float(HD_) * 2.0f * n_layers_);
-    return {{"wq", {D_, HD_}, Init::kNormal, in_std},
-            {"wk", {D_, HD_}, Init::kNormal, in_std},
-            {"wv", {D_, HD_}, Init::kNormal, in_std},
-            {"wo", {HD_, D_}, Init::kNormal, out_std}};
+    return {{"wq", {D_, HD_}, Init::kNormal, kInitStd},
+            {"wk", {D_, HD_}, Init::kNormal, kInitStd},
+            {"wv", {D_, HD_}, Init::kNormal, kInitStd},
+            {"wo", {HD_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)}};
   }
 
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<AttentionContext>(); }

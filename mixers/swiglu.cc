@@ -28,8 +28,8 @@ class SwiGLU : public ChannelMixer {
       : D_(dims.d_model), F_(o.d_ff ? o.d_ff : (8 * dims.d_model / 3 + 7) / 8 * 8), n_layers_(dims.n_layers) {}
   std::string Name() const override { return "swiglu"; }
   std::vector<ParamSpec> Params() const override {
-    return {{"w_in", {D_, 2 * F_}, Init::kNormal, 1.0f / std::sqrt(float(D_))},
-            {"w_out", {F_, D_}, Init::kNormal, 1.0f / std::sqrt(float(F_) * 2.0f * n_layers_)}};
+    return {{"w_in", {D_, 2 * F_}, Init::kNormal, kInitStd},
+            {"w_out", {F_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)}};
   }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<SwiGLUContext>(); }
 

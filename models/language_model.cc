@@ -27,9 +27,9 @@ void AddSinusoid(float* x, int32_t pos, int d) {
 
 LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_norm_(config.norm_position == "pre") {
   const int D = config_.d_model;
-  embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
+  embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, kInitStd, false});
   if (config_.pos == "learned")
-    pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, 0.02f, false});
+    pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, kInitStd, false});
   const std::string mixer_pos = (config_.pos == "rope" || config_.pos == "alibi") ? config_.pos : "none";
   const int L = int(config_.layers.size());
   layers_.resize(L);
@@ -50,7 +50,7 @@ LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_n
   }
   if (pre_norm_) final_norm_ = MakeNorm("final_norm");
   if (!config_.tie_embeddings)
-    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, 1.0f / std::sqrt(float(D))});
+    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, kInitStd});
   store_.Allocate();
   for (auto& layer : layers_) {
     std::vector<ParamRef> m, c;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build, and run `mixlab compare` on its built-in defaults.
+# The report lands in runs/compare/report.md. Extra arguments go to `mixlab compare`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+build/mixlab compare "$@"

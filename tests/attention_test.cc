@@ -1,0 +1,115 @@
+// Softmax attention beyond the generic contract: the tiled online softmax equals the naive T x T reference,
+// RoPE and ALiBi depend only on relative positions, ALiBi slopes, and the exported mixing matrices reproduce
+// the forward pass through the value path.
+#include <gtest/gtest.h>
+
+#include "mixers/matmul.h"
+#include "mixers/positional.h"
+#include "tests/test_util.h"
+
+namespace mixlab::testing {
+namespace {
+
+constexpr int D = 16;
+
+struct Outputs {
+  std::vector<float> y, dx, grads;
+};
+
+Outputs RunAttention(const std::string& pos, const OptionMap& options, int B, int T, bool training = false) {
+  MixerHarness h("softmax", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, options, 3);
+  auto x = RandomVector(int64_t(B) * T * D, 4);
+  auto dy = RandomVector(int64_t(B) * T * D, 5);
+  Outputs o;
+  o.y = h.Forward(x, Positions(B, T), B, T, ForwardMode{training, 77});
+  o.dx.resize(x.size());
+  h.store.ZeroGrad();
+  h.mixer->Backward(*h.ctx, dy.data(), o.dx.data());
+  o.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
+  return o;
+}
+
+float RelativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(b[i]) * b[i];
+  return float(std::sqrt(num / std::max(den, 1e-30)));
+}
+
+TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
+  for (const std::string pos : {"none", "rope", "alibi"})
+    for (int T : {1, 7, 64, 130})
+      for (int tile : {1, 5, 16, 64, 200}) {
+        for (bool dropout : {false, true}) {
+          OptionMap tiled{{"tile", std::to_string(tile)}}, naive{{"impl", "naive"}};
+          if (dropout) tiled["dropout"] = naive["dropout"] = "0.3";
+          const Outputs a = RunAttention(pos, tiled, 2, T, dropout), b = RunAttention(pos, naive, 2, T, dropout);
+          const std::string at = pos + " T=" + std::to_string(T) + " tile=" + std::to_string(tile) + (dropout ? " dropout" : "");
+          EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
+          EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
+          EXPECT_LT(RelativeDiff(a.grads, b.grads), 1e-4f) << at;
+        }
+      }
+}
+
+TEST(Attention, DropoutChangesTrainingOutputOnly) {
+  const Outputs eval_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, false);
+  const Outputs plain = RunAttention("none", {}, 1, 20, false);
+  const Outputs train_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, true);
+  EXPECT_EQ(eval_mode.y, plain.y);
+  EXPECT_GT(RelativeDiff(train_mode.y, plain.y), 1e-3f);
+}
+
+TEST(Attention, RopeAndAlibiDependOnlyOnRelativePosition) {
+  for (const std::string pos : {"rope", "alibi"}) {
+    MixerHarness h("softmax", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, {}, 3);
+    const int T = 24;
+    auto x = RandomVector(T * D, 6);
+    auto y0 = h.Forward(x, Positions(1, T, 0), 1, T);
+    auto y1 = h.Forward(x, Positions(1, T, 1000), 1, T);
+    EXPECT_LT(RelativeDiff(y1, y0), 2e-4f) << pos;
+  }
+  // and absolute positions do matter for RoPE's rotation itself
+  std::vector<float> v = RandomVector(2 * 8, 7), w = v;
+  std::vector<int32_t> p0 = {0, 0}, p1 = {5, 5};
+  ApplyRope(v.data(), p0.data(), 2, 1, 8, 10000.0f, false);
+  ApplyRope(w.data(), p1.data(), 2, 1, 8, 10000.0f, false);
+  EXPECT_GT(MaxAbsDiff(v.data(), w.data(), 16), 1e-3f);
+  ApplyRope(w.data(), p1.data(), 2, 1, 8, 10000.0f, true);  // inverse undoes it
+  EXPECT_LT(MaxAbsDiff(v.data(), w.data(), 16), 1e-5f);
+}
+
+TEST(Attention, AlibiSlopesAreGeometric) {
+  const auto s8 = AlibiSlopes(8);
+  for (int h = 0; h < 8; ++h) EXPECT_FLOAT_EQ(s8[h], std::pow(2.0f, -float(h + 1)));
+  const auto s4 = AlibiSlopes(4);
+  for (int h = 0; h < 4; ++h) EXPECT_FLOAT_EQ(s4[h], std::pow(2.0f, -2.0f * float(h + 1)));
+}
+
+TEST(Attention, MixingMatricesReproduceForward) {
+  for (const std::string pos : {"none", "rope", "alibi"}) {
+    MixerHarness h("softmax", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, {{"n-heads", "2"}}, 3);
+    const int T = 19, H = 2, dh = D / H;
+    auto x = RandomVector(T * D, 8);
+    auto pos_ids = Positions(1, T);
+    auto y = h.Forward(x, pos_ids, 1, T);
+    auto maps = h.mixer->Mixing(x.data(), pos_ids.data(), T);
+    ASSERT_EQ(maps.size(), size_t(H));
+    // wv is parameter 2, wo parameter 3
+    const float* wv = h.store.values() + h.store.params()[2].offset;
+    const float* wo = h.store.values() + h.store.params()[3].offset;
+    std::vector<float> v(T * D), o(T * D), y2(T * D);
+    LinearForward(x.data(), wv, v.data(), T, D, D);
+    for (int hd = 0; hd < H; ++hd) {
+      for (int t = 0; t < T; ++t) {
+        EXPECT_NEAR(maps[hd].row(t).sum(), 1.0f, 1e-5);
+        for (int s = t + 1; s < T; ++s) EXPECT_EQ(maps[hd](t, s), 0.0f) << "mixing must be causal";
+      }
+      AsStrided(o.data() + hd * dh, T, dh, D) = maps[hd] * AsStrided(v.data() + hd * dh, T, dh, D);
+    }
+    LinearForward(o.data(), wo, y2.data(), T, D, D);
+    EXPECT_LT(RelativeDiff(y2, y), 1e-5f) << pos;
+  }
+}
+
+}  // namespace
+}  // namespace mixlab::testing
