@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Parity fixtures: each mixer written independently in PyTorch from its paper's equations.
+
+For every case this writes tests/fixtures/<case>.json with the inputs x (B, T, D), position ids, the
+parameters (named and shaped as mixlab's Params()), the output y, a cotangent dy, and the gradients of
+<dy, y> with respect to x and every parameter. tests/parity_test.cc loads them and matches mixlab within
+tolerance. CI does not need PyTorch: the fixtures are committed.
+
+Regenerate (needs Debian's python3-torch: `scripts/setup.sh --torch`):
+    /usr/bin/python3 tests/make_fixtures.py
+"""
+import json
+import math
+import os
+
+import torch
+
+torch.manual_seed(20261123)
+torch.set_default_dtype(torch.float64)  # the reference runs in double; mixlab in float
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def rope(v, pos, base):
+    """v: (B, T, H, dh); rotate pairs (i, i + dh/2) by pos * base^(-2i/dh) (GPT-NeoX 'rotate half')."""
+    dh = v.shape[-1]
+    half = dh // 2
+    inv_freq = base ** (-2.0 * torch.arange(half) / dh)
+    ang = pos[..., None].double() * inv_freq  # (B, T, half)
+    c, s = torch.cos(ang)[:, :, None, :], torch.sin(ang)[:, :, None, :]
+    a, b = v[..., :half], v[..., half:]
+    return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
+
+
+def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0):
+    """Vaswani et al. 2017 causal multi-head attention; RoPE (Su et al.) or ALiBi (Press et al.) on request."""
+    B, T, D = x.shape
+    HD = p["wq"].shape[1]
+    dh = HD // n_heads
+    q = (x @ p["wq"]).view(B, T, n_heads, dh)
+    k = (x @ p["wk"]).view(B, T, n_heads, dh)
+    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    if mode == "rope":
+        q, k = rope(q, pos, rope_base), rope(k, pos, rope_base)
+    s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(dh)
+    if mode == "alibi":
+        slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / n_heads) for h in range(n_heads)])
+        rel = (pos[:, :, None] - pos[:, None, :]).double()  # (B, T, S) query - key
+        s = s - slopes[None, :, None, None] * rel[:, None]
+    causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+    s = s.masked_fill(causal, float("-inf"))
+    a = torch.softmax(s, dim=-1)
+    o = torch.einsum("bhts,bshd->bthd", a, v).reshape(B, T, HD)
+    return o @ p["wo"]
+
+
+def write_case(name, mixer, options, pos_mode, x, pos, params, fn):
+    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    x = x.clone().requires_grad_(True)
+    y = fn(x, pos, params)
+    dy = torch.randn_like(y)
+    (y * dy).sum().backward()
+    flat = lambda t: [float(v) for v in t.detach().reshape(-1)]
+    case = {
+        "mixer": mixer, "options": options, "pos": pos_mode,
+        "B": x.shape[0], "T": x.shape[1], "D": x.shape[2],
+        "x": flat(x), "positions": [int(v) for v in pos.reshape(-1)],
+        "params": {k: {"shape": list(v.shape), "data": flat(v)} for k, v in params.items()},
+        "y": flat(y), "dy": flat(dy), "dx": flat(x.grad),
+        "grads": {k: flat(v.grad) for k, v in params.items()},
+    }
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        json.dump(case, f)
+    print("wrote", name)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    B, T, D = 2, 11, 16
+    for mode in ("none", "rope", "alibi"):
+        H, dh = 2, 6  # d_head independent of d_model / n_heads
+        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
+        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        x = torch.randn(B, T, D)
+        pos = torch.arange(T).repeat(B, 1) + torch.tensor([[0], [3]])  # second sequence starts at position 3
+        write_case(f"softmax_{mode}", "softmax", {"n-heads": str(H), "d-head": str(dh), "tile": "4"}, mode, x, pos, params,
+                   lambda x, pos, p, mode=mode: softmax_attention(x, pos, p, H, mode))
+
+
+if __name__ == "__main__":
+    main()
