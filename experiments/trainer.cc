@@ -27,12 +27,11 @@ std::string FormatDuration(double s) {
   return buf;
 }
 
-// Name of the first parameter whose gradient is NaN/Inf, or "" if all are finite.
-std::string FirstNonFiniteGradient(const ParamStore& store) {
-  const float* g = const_cast<ParamStore&>(store).grads();
+// Name of the first parameter whose entries in `buffer` (values or gradients) hold NaN/Inf, or "".
+std::string FirstNonFinite(const ParamStore& store, const float* buffer) {
   for (const auto& p : store.params())
     for (int64_t i = 0; i < p.spec.Numel(); ++i)
-      if (!std::isfinite(g[p.offset + i])) return p.name;
+      if (!std::isfinite(buffer[p.offset + i])) return p.name;
   return "";
 }
 
@@ -115,10 +114,13 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step});
     const float loss = model.Loss(batch.targets.data(), batch.mask.data());
     std::string bad;
-    if (!std::isfinite(loss)) bad = "non-finite loss";
+    if (!std::isfinite(loss)) {
+      const std::string tensor = FirstNonFinite(model.params(), model.params().values());
+      bad = "non-finite loss" + (tensor.empty() ? std::string(" (all parameters finite)") : " (parameter " + tensor + " is non-finite)");
+    }
     if (bad.empty()) {
       model.Backward();
-      const std::string tensor = FirstNonFiniteGradient(model.params());
+      const std::string tensor = FirstNonFinite(model.params(), model.params().grads());
       if (!tensor.empty()) bad = "non-finite gradient in " + tensor;
     }
     if (!bad.empty()) {
@@ -131,6 +133,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     }
     const float grad_norm = optimizer.Step(step);
     const auto t1 = Clock::now();
+    if (hooks.after_step) hooks.after_step(model, step);
     train_time += Seconds(t0, t1);
     result.steps_done = step + 1;
     window_loss += loss;
@@ -156,7 +159,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     }
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
       auto evals = validate(step + 1);
-      save(step + 1);
+      bool finite = true;
+      for (const auto& e : evals) finite &= std::isfinite(e.loss);
+      if (finite) save(step + 1);  // a checkpoint is only ever replaced by a good one
       if (!hooks.quiet && !tty) {
         std::string s = hooks.progress_prefix + " validation @" + std::to_string(step + 1) + ":";
         for (const auto& e : evals) s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);

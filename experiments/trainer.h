@@ -2,6 +2,7 @@
 // length, metrics.jsonl, atomic checkpoints, NaN/Inf detection (stops, names the step and the tensor, keeps
 // the last good checkpoint), and a final test evaluation written to results.json.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@ struct TrainResult {
 struct TrainHooks {
   std::string progress_prefix;  // e.g. "[3/10] mqar softmax rope s0"
   bool quiet = false;           // no per-step lines (tests)
+  // Called after every optimizer step (tests use it to inject faults).
+  std::function<void(LanguageModel&, int step)> after_step;
 };
 
 TrainResult Train(RunSpec& spec, const TrainHooks& hooks = {});

@@ -17,7 +17,7 @@ struct MlpOptions : Options {
 
 struct MlpContext : MixerContext {
   int64_t N = 0;
-  std::vector<float> x, h, a, da;
+  Buffer x, h, a, da;
 };
 
 class Mlp : public ChannelMixer {

@@ -6,7 +6,7 @@ namespace mixlab {
 
 void ApplyRope(float* v, const int32_t* positions, int64_t n, int n_heads, int d_head, float base, bool inverse) {
   const int half = d_head / 2;
-  std::vector<float> inv_freq(half);
+  Buffer inv_freq(half);
   for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(base, -2.0f * i / d_head);
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
@@ -24,8 +24,8 @@ void ApplyRope(float* v, const int32_t* positions, int64_t n, int n_heads, int d
   }
 }
 
-std::vector<float> AlibiSlopes(int n_heads) {
-  std::vector<float> slopes(n_heads);
+Buffer AlibiSlopes(int n_heads) {
+  Buffer slopes(n_heads);
   for (int h = 0; h < n_heads; ++h) slopes[h] = std::pow(2.0f, -8.0f * (h + 1) / n_heads);
   return slopes;
 }

@@ -6,12 +6,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "mixers/tensor.h"
+
 namespace mixlab {
 
 // v is (N, n_heads * d_head) with one position per row; rotates in place. inverse=true applies the
 // transpose rotation, which is the backward of the forward rotation.
 void ApplyRope(float* v, const int32_t* positions, int64_t n, int n_heads, int d_head, float base, bool inverse);
 
-std::vector<float> AlibiSlopes(int n_heads);
+Buffer AlibiSlopes(int n_heads);
 
 }  // namespace mixlab

@@ -62,14 +62,14 @@ struct DropoutMask {
 
 struct AttentionContext : MixerContext {
   int B = 0, T = 0;
-  std::vector<float> x, q, k, v, o, lse;  // x (B,T,D); q,k,v,o (B,T,HD); lse (B,H,T)
+  Buffer x, q, k, v, o, lse;  // x (B,T,D); q,k,v,o (B,T,HD); lse (B,H,T)
   std::vector<int32_t> positions;
-  std::vector<float> dq, dk, dv, dtmp;
+  Buffer dq, dk, dv, dtmp;
   DropoutMask dropout;
 };
 
 struct KVCache : MixerState {
-  std::vector<std::vector<float>> k, v;  // per sequence: (t, HD)
+  std::vector<Buffer> k, v;  // per sequence: (t, HD)
   std::vector<std::vector<int32_t>> pos;
 };
 
@@ -155,7 +155,7 @@ class SoftmaxAttention : public Mixer {
   void Step(const float* x, const int32_t* positions, float* y, MixerState& base) override {
     auto& s = static_cast<KVCache&>(base);
     const int B = int(s.k.size());
-    std::vector<float> q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size());
+    Buffer q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size());
     Project(x, positions, B, q.data(), k.data(), v.data());
     const float scale = 1.0f / std::sqrt(float(dh_));
     for (int b = 0; b < B; ++b) {
@@ -180,7 +180,7 @@ class SoftmaxAttention : public Mixer {
   }
 
   std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) override {
-    std::vector<float> q(int64_t(T) * HD_), k(q.size()), v(q.size());
+    Buffer q(int64_t(T) * HD_), k(q.size()), v(q.size());
     Project(x, positions, T, q.data(), k.data(), v.data());
     std::vector<RowMatrix> maps;
     for (int h = 0; h < H_; ++h) maps.push_back(Probabilities(q.data(), k.data(), positions, T, h));
@@ -274,7 +274,7 @@ class SoftmaxAttention : public Mixer {
   void TiledHeadBackward(AttentionContext& c, int64_t bh) const {
     const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T, tile = opts_.tile;
     const float scale = 1.0f / std::sqrt(float(dh_));
-    auto at = [&](std::vector<float>& buf, int64_t t0, int64_t n) {
+    auto at = [&](Buffer& buf, int64_t t0, int64_t n) {
       return AsStrided(buf.data() + (base + t0) * HD_ + h * dh_, n, dh_, HD_);
     };
     thread_local RowMatrix S, Pd, dP;
@@ -333,7 +333,7 @@ class SoftmaxAttention : public Mixer {
 
   void NaiveHeadBackward(AttentionContext& c, int64_t bh) const {
     const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T;
-    auto at = [&](std::vector<float>& buf) { return AsStrided(buf.data() + base * HD_ + h * dh_, T, dh_, HD_); };
+    auto at = [&](Buffer& buf) { return AsStrided(buf.data() + base * HD_ + h * dh_, T, dh_, HD_); };
     RowMatrix Pm;
     RowMatrix Pd = DroppedProbabilities(c, bh, &Pm);
     at(c.dv) = Pd.transpose() * at(c.dtmp);
@@ -350,7 +350,7 @@ class SoftmaxAttention : public Mixer {
   SoftmaxOptions opts_;
   std::string pos_;
   int n_layers_;
-  std::vector<float> slopes_;
+  Buffer slopes_;
 };
 
 }  // namespace

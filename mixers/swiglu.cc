@@ -19,7 +19,7 @@ struct SwiGLUOptions : Options {
 
 struct SwiGLUContext : MixerContext {
   int64_t N = 0;
-  std::vector<float> x, h, a, da, dh;
+  Buffer x, h, a, da, dh;
 };
 
 class SwiGLU : public ChannelMixer {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace mixlab {
 
@@ -27,6 +28,12 @@ inline StridedMap AsStrided(float* p, int64_t rows, int64_t cols, int64_t stride
 inline ConstStridedMap AsStrided(const float* p, int64_t rows, int64_t cols, int64_t stride) {
   return ConstStridedMap(p, rows, cols, Eigen::OuterStride<>(stride));
 }
+
+// Float storage aligned to Eigen's widest packet (64 bytes with AVX-512). Eigen's vectorised reductions peel
+// an unaligned head whose length depends on the address, so with malloc's 16-byte alignment the summation
+// order, and the last bit of a result, could change from one allocation to the next. Every buffer that
+// feeds a computation is a Buffer, which keeps results bit-identical across runs.
+using Buffer = std::vector<float, Eigen::aligned_allocator<float>>;
 
 // Thrown for any user-facing mistake (bad option, impossible shape, corrupt file); the CLI prints
 // what() on one line and exits with code 2.

@@ -26,13 +26,13 @@ class AdamW {
   float LearningRate(int step) const;
   // Clips, updates, and returns the global gradient norm before clipping.
   float Step(int step);
-  std::vector<float>& first_moment() { return m_; }
-  std::vector<float>& second_moment() { return v_; }
+  Buffer& first_moment() { return m_; }
+  Buffer& second_moment() { return v_; }
 
  private:
   ParamStore& store_;
   AdamWConfig config_;
-  std::vector<float> m_, v_, decay_;  // decay_: per-element weight-decay factor (0 or 1)
+  Buffer m_, v_, decay_;  // decay_: per-element weight-decay factor (0 or 1)
 };
 
 // Global L2 norm of a gradient buffer (accumulated in double, deterministic).

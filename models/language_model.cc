@@ -131,7 +131,7 @@ void LanguageModel::Resize(int B, int T) {
   B_ = B;
   T_ = T;
   const int64_t ND = int64_t(B) * T * config_.d_model, NV = int64_t(B) * T * config_.vocab;
-  resid_.assign(layers_.size() + 1, std::vector<float>(ND));
+  resid_.assign(layers_.size() + 1, Buffer(ND));
   for (auto& l : layers_)
     for (auto* buf : {&l.norm1_out, &l.mix_out, &l.sum1, &l.mid, &l.norm2_out, &l.ch_out, &l.sum2}) buf->assign(ND, 0);
   final_out_.assign(ND, 0);
@@ -241,7 +241,7 @@ std::unique_ptr<LanguageModel::DecodeState> LanguageModel::NewDecodeState(int B)
 
 void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state) {
   const int64_t ND = int64_t(B) * config_.d_model;
-  std::vector<float> x(ND), a(ND), m(ND), mid(ND), c(ND);
+  Buffer x(ND), a(ND), m(ND), mid(ND), c(ND);
   Norm scratch;
   auto norm = [&](const Norm& n, const float* in, float* out) {
     scratch.weight = n.weight;

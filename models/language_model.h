@@ -51,7 +51,7 @@ class LanguageModel {
  private:
   struct Norm {
     int weight = -1, bias = -1;  // parameter indices; bias -1 for RMSNorm
-    std::vector<float> mean, rstd;
+    Buffer mean, rstd;
   };
   struct Layer {
     std::unique_ptr<Mixer> mixer, channel;
@@ -59,7 +59,7 @@ class LanguageModel {
     std::vector<int> mixer_params, channel_params;  // indices into the store, in Params() order
     Norm norm1, norm2;
     // (N, D) each: pre-norm uses norm1_out/norm2_out, post-norm uses sum1/sum2.
-    std::vector<float> norm1_out, mix_out, sum1, mid, norm2_out, ch_out, sum2;
+    Buffer norm1_out, mix_out, sum1, mid, norm2_out, ch_out, sum2;
   };
 
   Norm MakeNorm(const std::string& prefix);
@@ -79,9 +79,9 @@ class LanguageModel {
 
   int B_ = 0, T_ = 0;
   std::vector<int32_t> tokens_, positions_, targets_;
-  std::vector<float> mask_;
-  std::vector<std::vector<float>> resid_;  // n_layers + 1 streams of (N, D)
-  std::vector<float> final_out_, logits_, probs_, dlogits_, dh_, dx_, dtmp_, dtmp2_;
+  Buffer mask_;
+  std::vector<Buffer> resid_;  // n_layers + 1 streams of (N, D)
+  Buffer final_out_, logits_, probs_, dlogits_, dh_, dx_, dtmp_, dtmp2_;
   float last_ce_ = 0, last_aux_ = 0;
 };
 

@@ -36,7 +36,7 @@ class ParamStore {
 
  private:
   std::vector<NamedParam> params_;
-  std::vector<float> values_, grads_;
+  Buffer values_, grads_;
 };
 
 }  // namespace mixlab

@@ -197,6 +197,28 @@ TEST(Training, SameSeedGivesIdenticalLosses) {
   EXPECT_NE(la, Losses((dir / "c" / "metrics.jsonl").string()));
 }
 
+TEST(Training, StopsOnNonFiniteLossNamingStepAndTensorAndKeepsLastGoodCheckpoint) {
+  const auto dir = std::filesystem::temp_directory_path() / "mixlab_nan";
+  std::filesystem::remove_all(dir);
+  RunSpec spec = TinyRun(dir.string(), 30);
+  spec.train.eval_every = 5;
+  TrainHooks hooks{"", true, [](LanguageModel& m, int step) {
+                     if (step == 11) {  // after the 12th update: poison one weight
+                       const int i = m.params().Find("layers.1.mixer.wq");
+                       m.params().values()[m.params().params()[i].offset + 3] = std::nanf("");
+                     }
+                   }};
+  const TrainResult r = Train(spec, hooks);
+  EXPECT_TRUE(r.diverged);
+  EXPECT_EQ(r.steps_done, 12);
+  EXPECT_NE(r.divergence.find("step 12"), std::string::npos) << r.divergence;
+  EXPECT_NE(r.divergence.find("layers.1.mixer.wq"), std::string::npos) << r.divergence;
+  const auto meta = ReadCheckpointMetadata((dir / "model.safetensors").string());
+  EXPECT_EQ(meta.at("step"), "10");  // the last good one
+  auto model = LoadCheckpoint((dir / "model.safetensors").string());
+  for (int64_t i = 0; i < model->params().size(); ++i) ASSERT_TRUE(std::isfinite(model->params().values()[i]));
+}
+
 TEST(Checkpoint, RoundTripReproducesLogits) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_ckpt";
   RunSpec spec = TinyRun(dir.string(), 10);
