@@ -22,14 +22,12 @@ struct CompareOptions : Options {
   std::string mixers = "softmax";
   std::string positions = "none,learned,sinusoidal,rope,alibi";
   int seeds = 1;
-  std::string out = "runs/compare";
   bool plots = true;
   void Visit(OptionVisitor& v) override {
     v.String("tasks", tasks, "comma-separated tasks");
     v.String("mixers", mixers, "comma-separated model variants; each NAME[:opt=value...], '+' joins one mixer per layer (hybrids)");
     v.String("positions", positions, "comma-separated positional encodings to cross with every mixer");
     v.Int("seeds", seeds, "seeds per combination (0 .. seeds-1 added to --seed)", 1, 1000);
-    v.String("out", out, "experiment directory");
     v.Bool("plots", plots, "draw PNG plots with python3-matplotlib");
   }
 };
@@ -159,6 +157,7 @@ int CompareCommand(int argc, char** argv) {
   groups.push_back({"experiment", &o, "", nullptr});
   for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
   ParsedFlags flags = ParseFlags("compare", argc, argv, groups);
+  const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
   if (flags.help) {
     std::cout << FlagHelp("compare", "Train every task x variant x positional encoding x seed and write a report.", groups);
     return 0;
@@ -176,19 +175,22 @@ int CompareCommand(int argc, char** argv) {
           ModelOptions m = model;
           OptionMap pos_value{{"pos", pos}};
           SetOptions(m, pos_value, "--");
-          std::string layers = variant;
-          std::replace(layers.begin(), layers.end(), '+', ',');
-          m.layers = layers;
+          if (variant.find('+') == std::string::npos) {
+            m.mixer = variant;  // every layer (--n-layers of them)
+          } else {
+            m.layers = variant;  // a hybrid: one mixer per layer
+            std::replace(m.layers.begin(), m.layers.end(), '+', ',');
+          }
           r.spec = BuildRunSpec(t, m, flags, false);
           auto task_obj = MakeTask(task, r.spec.task_options);
           ValidateRun(r.spec, *task_obj);
           std::string name = task + "-" + variant + "-" + pos + "-s" + std::to_string(r.seed);
           for (char& c : name)
             if (c == ':' || c == '=' || c == '+') c = '_';
-          r.spec.train.out = o.out + "/" + name;
+          r.spec.train.out = out + "/" + name;
           runs.push_back(std::move(r));
         }
-  std::filesystem::create_directories(o.out);
+  std::filesystem::create_directories(out);
   const auto start = std::chrono::steady_clock::now();
   int trained = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -206,16 +208,16 @@ int CompareCommand(int argc, char** argv) {
     std::fprintf(stderr, "%s: done,%s%s; experiment ETA %.0fs\n", prefix.c_str(), r.result.diverged ? " diverged" : "",
                  accs.c_str(), elapsed / trained * double(runs.size() - i - 1));
   }
-  WriteTables(o.out, runs, train);
+  WriteTables(out, runs, train);
   std::string plot_note;
   if (o.plots) {
-    const std::string cmd = "python3 " MIXLAB_SOURCE_DIR "/experiments/plot_report.py '" + o.out + "'";
+    const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_report.py '" + out + "'";
     if (std::system(cmd.c_str()) != 0) plot_note = "not drawn (python3-matplotlib missing or the plot script failed; run `" + cmd + "`)";
   } else {
     plot_note = "disabled with --plots false";
   }
-  WriteReport(o.out, runs, o, train, plot_note);
-  std::printf("report: %s/report.md\n", o.out.c_str());
+  WriteReport(out, runs, o, train, plot_note);
+  std::printf("report: %s/report.md\n", out.c_str());
   return 0;
 }
 

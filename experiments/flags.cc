@@ -68,7 +68,8 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
     }
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    namespace style = po::command_line_style;  // no abbreviated flags: a typo is an error, not a guess
+    po::store(po::command_line_parser(argc, argv).options(desc).style(style::default_style & ~style::allow_guessing).run(), vm);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + "; see `mixlab " + command + " --help`");
   }
