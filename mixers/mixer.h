@@ -32,11 +32,6 @@ struct ParamSpec {
   }
 };
 
-// GPT-2 initialisation: weights N(0, 0.02^2), projections that write into the residual stream scaled by
-// 1/sqrt(2 * n_layers) so the stream's scale does not grow with depth and token identity is not drowned.
-constexpr float kInitStd = 0.02f;
-inline float ResidualOutputStd(int n_layers) { return kInitStd / std::sqrt(2.0f * float(n_layers)); }
-
 // A view of one parameter and its gradient inside the model's flat buffers.
 struct ParamRef {
   float* value = nullptr;
@@ -49,7 +44,17 @@ struct MixerDims {
   int n_layers = 1;     // for depth-scaled init
   int layer_index = 0;
   std::string pos = "none";  // positional encoding handed to the mixer: none | rope | alibi (others stay in the skeleton)
+  std::string init = "fan-in";  // fan-in: N(0, 1/fan_in); gpt2: N(0, 0.02^2)
 };
+
+// Initial std of a weight matrix reading `fan_in` inputs. Projections that write into the residual stream
+// are further scaled by 1/sqrt(2 * n_layers) (GPT-2) so the stream's scale does not grow with depth.
+inline float InputStd(const MixerDims& d, int64_t fan_in) {
+  return d.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(fan_in));
+}
+inline float ResidualOutputStd(const MixerDims& d, int64_t fan_in) {
+  return InputStd(d, fan_in) / std::sqrt(2.0f * float(d.n_layers));
+}
 
 struct ForwardMode {
   bool training = false;     // enables dropout

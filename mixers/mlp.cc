@@ -23,12 +23,12 @@ struct MlpContext : MixerContext {
 class Mlp : public ChannelMixer {
  public:
   Mlp(const MixerDims& dims, const MlpOptions& o)
-      : D_(dims.d_model), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), n_layers_(dims.n_layers) {}
+      : D_(dims.d_model), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), dims_(dims) {}
   std::string Name() const override { return "mlp"; }
   std::vector<ParamSpec> Params() const override {
-    return {{"w1", {D_, F_}, Init::kNormal, kInitStd},
+    return {{"w1", {D_, F_}, Init::kNormal, InputStd(dims_, D_)},
             {"b1", {F_}, Init::kZeros, 0, false},
-            {"w2", {F_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)},
+            {"w2", {F_, D_}, Init::kNormal, ResidualOutputStd(dims_, F_)},
             {"b2", {D_}, Init::kZeros, 0, false}};
   }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<MlpContext>(); }
@@ -63,7 +63,8 @@ class Mlp : public ChannelMixer {
   }
 
  private:
-  int D_, F_, n_layers_;
+  int D_, F_;
+  MixerDims dims_;
 };
 
 }  // namespace

@@ -76,7 +76,7 @@ struct KVCache : MixerState {
 class SoftmaxAttention : public Mixer {
  public:
   SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o)
-      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), n_layers_(dims.n_layers) {
+      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims) {
     if (o.d_head == 0 && D_ % H_ != 0)
       throw UsageError("softmax: d_model " + std::to_string(D_) + " is not divisible by n-heads " +
                        std::to_string(H_) + "; choose n-heads dividing d_model or set --softmax.d-head");
@@ -91,10 +91,11 @@ class SoftmaxAttention : public Mixer {
   MixerKind Kind() const override { return MixerKind::kSequence; }
 
   std::vector<ParamSpec> Params() const override {
-    return {{"wq", {D_, HD_}, Init::kNormal, kInitStd},
-            {"wk", {D_, HD_}, Init::kNormal, kInitStd},
-            {"wv", {D_, HD_}, Init::kNormal, kInitStd},
-            {"wo", {HD_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)}};
+    const float in_std = InputStd(dims_, D_);
+    return {{"wq", {D_, HD_}, Init::kNormal, in_std},
+            {"wk", {D_, HD_}, Init::kNormal, in_std},
+            {"wv", {D_, HD_}, Init::kNormal, in_std},
+            {"wo", {HD_, D_}, Init::kNormal, ResidualOutputStd(dims_, HD_)}};
   }
 
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<AttentionContext>(); }
@@ -349,7 +350,7 @@ class SoftmaxAttention : public Mixer {
   int D_, H_, dh_ = 0, HD_ = 0;
   SoftmaxOptions opts_;
   std::string pos_;
-  int n_layers_;
+  MixerDims dims_;
   Buffer slopes_;
 };
 

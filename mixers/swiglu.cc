@@ -25,11 +25,11 @@ struct SwiGLUContext : MixerContext {
 class SwiGLU : public ChannelMixer {
  public:
   SwiGLU(const MixerDims& dims, const SwiGLUOptions& o)
-      : D_(dims.d_model), F_(o.d_ff ? o.d_ff : (8 * dims.d_model / 3 + 7) / 8 * 8), n_layers_(dims.n_layers) {}
+      : D_(dims.d_model), F_(o.d_ff ? o.d_ff : (8 * dims.d_model / 3 + 7) / 8 * 8), dims_(dims) {}
   std::string Name() const override { return "swiglu"; }
   std::vector<ParamSpec> Params() const override {
-    return {{"w_in", {D_, 2 * F_}, Init::kNormal, kInitStd},
-            {"w_out", {F_, D_}, Init::kNormal, ResidualOutputStd(n_layers_)}};
+    return {{"w_in", {D_, 2 * F_}, Init::kNormal, InputStd(dims_, D_)},
+            {"w_out", {F_, D_}, Init::kNormal, ResidualOutputStd(dims_, F_)}};
   }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<SwiGLUContext>(); }
 
@@ -58,7 +58,8 @@ class SwiGLU : public ChannelMixer {
   MixerDescription Describe(int T) const override { return {CountParams(Params()), 0, 0, 2.0 * 3 * D_ * F_}; }
 
  private:
-  int D_, F_, n_layers_;
+  int D_, F_;
+  MixerDims dims_;
 };
 
 }  // namespace

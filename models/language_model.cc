@@ -27,9 +27,9 @@ void AddSinusoid(float* x, int32_t pos, int d) {
 
 LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_norm_(config.norm_position == "pre") {
   const int D = config_.d_model;
-  embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, kInitStd, false});
+  embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
   if (config_.pos == "learned")
-    pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, kInitStd, false});
+    pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, 0.02f, false});
   const std::string mixer_pos = (config_.pos == "rope" || config_.pos == "alibi") ? config_.pos : "none";
   const int L = int(config_.layers.size());
   layers_.resize(L);
@@ -37,7 +37,7 @@ LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_n
     const auto& spec = config_.layers[l];
     Layer& layer = layers_[l];
     const std::string prefix = "layers." + std::to_string(l) + ".";
-    MixerDims dims{D, L, l, mixer_pos};
+    MixerDims dims{D, L, l, mixer_pos, config_.init};
     layer.mixer = MakeMixer(spec.mixer, MixerKind::kSequence, dims, spec.mixer_options);
     layer.channel = MakeMixer(spec.channel, MixerKind::kChannel, dims, spec.channel_options);
     layer.norm1 = MakeNorm(prefix + "norm1");
@@ -50,7 +50,7 @@ LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_n
   }
   if (pre_norm_) final_norm_ = MakeNorm("final_norm");
   if (!config_.tie_embeddings)
-    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, kInitStd});
+    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, config_.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(D))});
   store_.Allocate();
   for (auto& layer : layers_) {
     std::vector<ParamRef> m, c;

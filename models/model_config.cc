@@ -18,6 +18,8 @@ void ModelOptions::Visit(OptionVisitor& v) {
   v.Choice("norm-position", norm_position, "pre-norm x + f(norm(x)) or post-norm norm(x + f(x))", {"pre", "post"});
   v.Bool("tie-embeddings", tie_embeddings, "LM head shares the token embedding");
   v.Int("max-len", max_len, "largest position for --pos learned", 1, 1 << 24);
+  v.Choice("init", init, "weight init: fan-in N(0, 1/fan_in) or gpt2 N(0, 0.02^2); residual outputs / sqrt(2 n_layers); embeddings N(0, 0.02^2)",
+           {"fan-in", "gpt2"});
 }
 
 namespace {
@@ -57,7 +59,7 @@ OptionMap ResolveMixerOptions(const std::string& name, MixerKind kind, const Opt
   if (it != mixer_flags.end()) SetOptions(*options, it->second, "mixer '" + name + "'");
   SetOptions(*options, layer_opts, "mixer '" + name + "'");
   OptionMap resolved = OptionValues(*options);
-  MixerDims dims{cfg.d_model, 1, 0, (cfg.pos == "rope" || cfg.pos == "alibi") ? cfg.pos : "none"};
+  MixerDims dims{cfg.d_model, 1, 0, (cfg.pos == "rope" || cfg.pos == "alibi") ? cfg.pos : "none", cfg.init};
   MakeMixer(name, kind, dims, resolved);  // throws on a combination the mixer refuses
   return resolved;
 }
@@ -73,6 +75,7 @@ ModelConfig ResolveModelConfig(ModelOptions& o, const std::map<std::string, Opti
   cfg.norm = o.norm;
   cfg.norm_position = o.norm_position;
   cfg.tie_embeddings = o.tie_embeddings;
+  cfg.init = o.init;
   auto seq = ParseLayerList(o.layers, o.mixer, o.n_layers, "layers");
   auto ch = ParseLayerList(o.channels, o.channel, int(seq.size()), "channels");
   if (ch.size() == 1 && seq.size() > 1) ch.assign(seq.size(), ch[0]);
@@ -102,7 +105,7 @@ nlohmann::json ModelConfig::ToJson() const {
     layers_json.push_back({{"mixer", l.mixer}, {"mixer_options", l.mixer_options},
                            {"channel", l.channel}, {"channel_options", l.channel_options}});
   return {{"vocab", vocab}, {"d_model", d_model}, {"max_len", max_len}, {"pos", pos}, {"norm", norm},
-          {"norm_position", norm_position}, {"tie_embeddings", tie_embeddings}, {"layers", layers_json}};
+          {"norm_position", norm_position}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"layers", layers_json}};
 }
 
 ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
@@ -115,6 +118,7 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
     c.norm = j.at("norm").get<std::string>();
     c.norm_position = j.at("norm_position").get<std::string>();
     c.tie_embeddings = j.at("tie_embeddings").get<bool>();
+    c.init = j.at("init").get<std::string>();
     for (const auto& l : j.at("layers")) {
       LayerSpec s;
       s.mixer = l.at("mixer").get<std::string>();

@@ -32,6 +32,7 @@ struct ModelOptions : Options {
   std::string norm_position = "pre";
   bool tie_embeddings = true;
   int max_len = 2048;
+  std::string init = "fan-in";
   void Visit(OptionVisitor& v) override;
 };
 
@@ -43,6 +44,7 @@ struct ModelConfig {
   std::string norm = "layernorm";  // layernorm | rmsnorm
   std::string norm_position = "pre";
   bool tie_embeddings = true;
+  std::string init = "fan-in";  // fan-in | gpt2 (see InputStd in mixers/mixer.h)
   std::vector<LayerSpec> layers;
 
   nlohmann::json ToJson() const;
