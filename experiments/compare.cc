@@ -150,7 +150,7 @@ int CompareCommand(int argc, char** argv) {
   CompareOptions o;
   TrainOptions train;
   ModelOptions model;
-  train.steps = 600;
+  train.steps = 1000;
   train.eval_lens = {64, 128, 256, 512};
   train.eval_every = 200;
   std::vector<FlagGroup> groups;

@@ -49,7 +49,8 @@ TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
   ExpectUsageError("train --pos spiral", "--pos");
   ExpectUsageError("train --lr abc", "--lr");
   ExpectUsageError("train --eval-lens 64,x", "--eval-lens");
-  ExpectUsageError("train --task mqar --mqar.pairs 20 --train-len 64", "needs sequence length >= 80");
+  ExpectUsageError("train --task mqar --mqar.vocab 256 --mqar.pairs 20 --train-len 64", "needs sequence length >= 80");
+  ExpectUsageError("train --task mqar --mqar.pairs 20", "distinct keys");
   ExpectUsageError("train --pos learned --max-len 100 --eval-lens 64,128", "exceeds --max-len");
   ExpectUsageError("train --task mqar --induction.vocab 4", "--task is 'mqar'");
   ExpectUsageError("train --softmax.impl fast", "--softmax.impl");

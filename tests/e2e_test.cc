@@ -33,7 +33,7 @@ TrainResult TrainSoftmax(const std::string& task, int steps, int batch, float lr
 }
 
 TEST(EndToEnd, SoftmaxLearnsInductionHeads) {
-  const TrainResult r = TrainSoftmax("induction", 1500, 32, 3e-3f);
+  const TrainResult r = TrainSoftmax("induction", 2000, 64, 3e-3f);
   ASSERT_FALSE(r.diverged) << r.divergence;
   ASSERT_EQ(r.test.size(), 1u);
   EXPECT_GE(r.test[0].accuracy, 0.99) << "induction test accuracy after " << r.steps_done << " steps";
@@ -41,7 +41,7 @@ TEST(EndToEnd, SoftmaxLearnsInductionHeads) {
 }
 
 TEST(EndToEnd, SoftmaxLearnsMqar) {
-  const TrainResult r = TrainSoftmax("mqar", 3000, 64, 3e-3f, {{"pairs", "4"}});
+  const TrainResult r = TrainSoftmax("mqar", 2000, 64, 3e-3f, {{"pairs", "4"}, {"vocab", "16"}});
   ASSERT_FALSE(r.diverged) << r.divergence;
   ASSERT_EQ(r.test.size(), 1u);
   EXPECT_GE(r.test[0].accuracy, 0.99) << "MQAR test accuracy after " << r.steps_done << " steps";
