@@ -1,4 +1,6 @@
 // GELU (tanh approximation) and SwiGLU, forward and backward. Both recompute from their input in backward.
+#include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 
 #include "mixers/ops.h"
@@ -9,22 +11,31 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 }  // namespace
 
+// Both GELU passes run over blocks of Eigen arrays: Eigen's tanh is a vectorised rational approximation,
+// where the libm call it replaces was a third of a training step.
+namespace {
+constexpr int64_t kBlock = 4096;
+using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+using Array = Eigen::Map<Eigen::ArrayXf>;
+}  // namespace
+
 void GeluForward(const float* x, float* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    y[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    ConstArray v(x + b, m);
+    Array(y + b, m) = 0.5f * v * (1.0f + (kSqrt2OverPi * (v + 0.044715f * v.cube())).tanh());
   }
 }
 
 void GeluBackward(const float* x, const float* dy, float* dx, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    const float u = kSqrt2OverPi * (v + 0.044715f * v * v * v);
-    const float t = std::tanh(u);
-    const float du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v * v);
-    dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    ConstArray v(x + b, m);
+    const Eigen::ArrayXf t = (kSqrt2OverPi * (v + 0.044715f * v.cube())).tanh();
+    const auto du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v.square());
+    Array(dx + b, m) = ConstArray(dy + b, m) * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t.square()) * du);
   }
 }
 

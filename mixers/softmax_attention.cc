@@ -85,6 +85,9 @@ class SoftmaxAttention : public Mixer {
       throw UsageError("softmax: RoPE needs an even d-head, got " + std::to_string(dh_));
     HD_ = H_ * dh_;
     slopes_ = AlibiSlopes(H_);
+    rope_ = pos_ == "rope";
+    alibi_ = pos_ == "alibi";
+    naive_ = o.impl == "naive";
   }
 
   std::string Name() const override { return "softmax"; }
@@ -117,7 +120,7 @@ class SoftmaxAttention : public Mixer {
     Project(x, positions, N, c.q.data(), c.k.data(), c.v.data());
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
-      if (opts_.impl == "naive") NaiveHeadForward(c, bh);
+      if (naive_) NaiveHeadForward(c, bh);
       else TiledHeadForward(c, bh);
     }
     LinearForward(c.o.data(), P(3), y, N, HD_, D_);
@@ -133,10 +136,10 @@ class SoftmaxAttention : public Mixer {
     LinearBackward(c.o.data(), P(3), dy, c.dtmp.data(), G(3), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(c.B) * H_; ++bh) {
-      if (opts_.impl == "naive") NaiveHeadBackward(c, bh);
+      if (naive_) NaiveHeadBackward(c, bh);
       else TiledHeadBackward(c, bh);
     }
-    if (pos_ == "rope") {
+    if (rope_) {
       ApplyRope(c.dq.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
       ApplyRope(c.dk.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
     }
@@ -169,7 +172,7 @@ class SoftmaxAttention : public Mixer {
         auto V = AsStrided(s.v[b].data() + h * dh_, len, dh_, HD_);
         Eigen::Map<const Eigen::RowVectorXf> qh(q.data() + b * HD_ + h * dh_, dh_);
         Eigen::RowVectorXf scores = (qh * K.transpose()) * scale;
-        if (pos_ == "alibi")
+        if (alibi_)
           for (int64_t j = 0; j < len; ++j) scores[j] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
         const float m = scores.maxCoeff();
         Eigen::RowVectorXf p = (scores.array() - m).exp();
@@ -202,14 +205,14 @@ class SoftmaxAttention : public Mixer {
     LinearForward(x, P(0), q, N, D_, HD_);
     LinearForward(x, P(1), k, N, D_, HD_);
     LinearForward(x, P(2), v, N, D_, HD_);
-    if (pos_ == "rope") {
+    if (rope_) {
       ApplyRope(q, positions, N, H_, dh_, opts_.rope_base, false);
       ApplyRope(k, positions, N, H_, dh_, opts_.rope_base, false);
     }
   }
 
   float Bias(int h, int32_t pos_i, int32_t pos_j) const {
-    return pos_ == "alibi" ? -slopes_[h] * float(pos_i - pos_j) : 0.0f;
+    return alibi_ ? -slopes_[h] * float(pos_i - pos_j) : 0.0f;
   }
 
   // Scaled, biased, causally masked scores of query rows [i0, i0+ni) against keys [j0, j0+nj) of one (b, h).
@@ -225,7 +228,7 @@ class SoftmaxAttention : public Mixer {
     for (int64_t i = 0; i < ni; ++i)
       for (int64_t j = 0; j < nj; ++j) {
         if (j0 + j > i0 + i) S(i, j) = kNegInf;
-        else if (pos_ == "alibi") S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
+        else if (alibi_) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
       }
   }
 
@@ -350,6 +353,7 @@ class SoftmaxAttention : public Mixer {
   int D_, H_, dh_ = 0, HD_ = 0;
   SoftmaxOptions opts_;
   std::string pos_;
+  bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once: string compares in the tile loops cost 8%
   MixerDims dims_;
   Buffer slopes_;
 };

@@ -6,7 +6,8 @@ set -euo pipefail
 # ocl-icd-opencl-dev: Debian's oneDNN CMake package requires OpenCL (its GPU runtime), even for CPU use.
 packages=(build-essential cmake libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libboost-program-options-dev
           libbenchmark-dev libgtest-dev nlohmann-json3-dev python3-matplotlib python3-numpy fortunes)
-[[ "${1:-}" == "--torch" ]] && packages+=(python3-torch)
+# --torch: PyTorch for fixtures and the peer; OpenBLAS so it does not fall back to the reference BLAS.
+[[ "${1:-}" == "--torch" ]] && packages+=(python3-torch libopenblas0-pthread)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
