@@ -45,11 +45,8 @@ int TrainCommand(int argc, char** argv) {
   TrainOptions train;
   ModelOptions model;
   auto groups = RunFlagGroups(train, model);
-  ParsedFlags flags = ParseFlags("train", argc, argv, groups);
-  if (flags.help) {
-    std::cout << FlagHelp("train", "Train one model on one task.", groups);
-    return 0;
-  }
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return 0;
   RunSpec spec = BuildRunSpec(train, model, flags, true);
   TrainResult r = Train(spec, {spec.train.task + " " + spec.model.Summary()});
   std::printf("run %s: %d steps, %.0f tokens/s, %ld parameters\n", r.run_dir.c_str(), r.steps_done,
@@ -67,11 +64,8 @@ int EvalCommand(int argc, char** argv) {
   EvalOptions o;
   std::vector<FlagGroup> groups;
   groups.push_back({"evaluation", &o, "", nullptr});
-  ParsedFlags flags = ParseFlags("eval", argc, argv, groups);
-  if (flags.help) {
-    std::cout << FlagHelp("eval", "Evaluate a saved model on its task at other lengths.", groups);
-    return 0;
-  }
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("eval", "Evaluate a saved model on its task at other lengths.", argc, argv, groups, flags)) return 0;
   if (o.checkpoint.empty()) throw UsageError("--checkpoint is required (a RUN/model.safetensors file)");
   auto meta = ReadCheckpointMetadata(o.checkpoint);
   if (!meta.count("run")) throw UsageError("checkpoint '" + o.checkpoint + "' has no run config (not written by mixlab train)");
@@ -101,11 +95,8 @@ int ListCommand(int argc, char** argv) {
   ModelOptions model;
   std::vector<FlagGroup> groups;
   groups.push_back({"model used for the parameter counts", &model, "", nullptr});
-  ParsedFlags flags = ParseFlags("list", argc, argv, groups);
-  if (flags.help) {
-    std::cout << FlagHelp("list", "List every mixer and task with its options and defaults.", groups);
-    return 0;
-  }
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("list", "List every mixer and task with its options and defaults.", argc, argv, groups, flags)) return 0;
   const int T = 256;
   for (auto kind : {MixerKind::kSequence, MixerKind::kChannel}) {
     std::printf("%s (params and decoding state at d_model %d; FLOPs per token at T=%d):\n",

@@ -156,12 +156,11 @@ int CompareCommand(int argc, char** argv) {
   std::vector<FlagGroup> groups;
   groups.push_back({"experiment", &o, "", nullptr});
   for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
-  ParsedFlags flags = ParseFlags("compare", argc, argv, groups);
-  const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
-  if (flags.help) {
-    std::cout << FlagHelp("compare", "Train every task x variant x positional encoding x seed and write a report.", groups);
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x seed and write a report.", argc,
+                        argv, groups, flags))
     return 0;
-  }
+  const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
   // Build every spec first, so a bad combination fails before any training.
   std::vector<Run> runs;
   for (const auto& task : SplitList(o.tasks, ','))

@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -105,6 +106,13 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
     }
   }
   return parsed;
+}
+
+bool ParseFlagsOrHelp(const std::string& command, const std::string& summary, int argc, char** argv,
+                      std::vector<FlagGroup>& groups, ParsedFlags& parsed) {
+  parsed = ParseFlags(command, argc, argv, groups);
+  if (parsed.help) std::cout << FlagHelp(command, summary, groups);
+  return !parsed.help;
 }
 
 std::string FlagHelp(const std::string& command, const std::string& summary, std::vector<FlagGroup>& groups) {

@@ -30,6 +30,10 @@ std::vector<FlagGroup> TaskFlagGroups();
 // or a malformed --config file.
 ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups);
 
+// Parses like ParseFlags; when --help was given, prints the help and returns false (the command exits 0).
+bool ParseFlagsOrHelp(const std::string& command, const std::string& summary, int argc, char** argv,
+                      std::vector<FlagGroup>& groups, ParsedFlags& parsed);
+
 std::string FlagHelp(const std::string& command, const std::string& summary, std::vector<FlagGroup>& groups);
 
 }  // namespace mixlab
