@@ -48,7 +48,7 @@ int TrainCommand(int argc, char** argv) {
   ParsedFlags flags;
   if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return 0;
   RunSpec spec = BuildRunSpec(train, model, flags, true);
-  TrainResult r = Train(spec, {spec.train.task + " " + spec.model.Summary()});
+  TrainResult r = Train(spec, {spec.train.task + " " + spec.model.Summary(), false, {}});
   std::printf("run %s: %d steps, %.0f tokens/s, %ld parameters\n", r.run_dir.c_str(), r.steps_done,
               r.tokens_per_second, long(r.params));
   if (r.diverged) {

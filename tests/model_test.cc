@@ -185,15 +185,15 @@ TEST(Training, SameSeedGivesIdenticalLosses) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_determinism";
   RunSpec a = TinyRun((dir / "a").string()), b = TinyRun((dir / "b").string());
   a.train.log_every = b.train.log_every = 1;
-  Train(a, {"", true});
-  Train(b, {"", true});
+  Train(a, {"", true, {}});
+  Train(b, {"", true, {}});
   const auto la = Losses((dir / "a" / "metrics.jsonl").string()), lb = Losses((dir / "b" / "metrics.jsonl").string());
   ASSERT_EQ(la.size(), 30u);
   EXPECT_EQ(la, lb);
   RunSpec c = TinyRun((dir / "c").string());
   c.train.seed = 1;
   c.train.log_every = 1;
-  Train(c, {"", true});
+  Train(c, {"", true, {}});
   EXPECT_NE(la, Losses((dir / "c" / "metrics.jsonl").string()));
 }
 
@@ -222,7 +222,7 @@ TEST(Training, StopsOnNonFiniteLossNamingStepAndTensorAndKeepsLastGoodCheckpoint
 TEST(Checkpoint, RoundTripReproducesLogits) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_ckpt";
   RunSpec spec = TinyRun(dir.string(), 10);
-  Train(spec, {"", true});
+  Train(spec, {"", true, {}});
   const std::string path = (dir / "model.safetensors").string();
   auto model = LoadCheckpoint(path);
   LanguageModel fresh(spec.model);
@@ -249,7 +249,7 @@ std::string RefusalOf(const std::string& path) {
 TEST(Checkpoint, RefusesMissingCorruptTruncatedAndMismatched) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_ckpt_bad";
   RunSpec spec = TinyRun(dir.string(), 5);
-  Train(spec, {"", true});
+  Train(spec, {"", true, {}});
   const std::string good = (dir / "model.safetensors").string();
   EXPECT_NE(RefusalOf((dir / "missing.safetensors").string()).find("not found"), std::string::npos);
 
