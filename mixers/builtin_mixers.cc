@@ -5,12 +5,14 @@
 namespace mixlab {
 
 MixerInfo SoftmaxAttentionInfo();
+MixerInfo LinearAttentionInfo();
 MixerInfo MlpInfo();
 MixerInfo SwiGLUInfo();
 MixerInfo NoChannelMixerInfo();
 
 void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(SoftmaxAttentionInfo());
+  out.push_back(LinearAttentionInfo());
   out.push_back(MlpInfo());
   out.push_back(SwiGLUInfo());
   out.push_back(NoChannelMixerInfo());

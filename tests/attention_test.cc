@@ -29,12 +29,6 @@ Outputs RunAttention(const std::string& pos, const OptionMap& options, int B, in
   return o;
 }
 
-float RelativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(b[i]) * b[i];
-  return float(std::sqrt(num / std::max(den, 1e-30)));
-}
-
 TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
   for (const std::string pos : {"none", "rope", "alibi"})
     for (int T : {1, 7, 64, 130})

@@ -53,6 +53,22 @@ def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0):
     return o @ p["wo"]
 
 
+def linear_attention(x, p, n_heads, feature_map, normalize, eps=1e-6):
+    """Katharopoulos et al. 2020, causal: o_t = sum_{s<=t} phi(q_t).phi(k_s) v_s / (sum_{s<=t} phi(q_t).phi(k_s) + eps)."""
+    B, T, D = x.shape
+    HD = p["wq"].shape[1]
+    dh = HD // n_heads
+    phi = (lambda z: torch.nn.functional.elu(z) + 1) if feature_map == "elu1" else torch.relu
+    q = phi((x @ p["wq"]).view(B, T, n_heads, dh))
+    k = phi((x @ p["wk"]).view(B, T, n_heads, dh))
+    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    a = torch.einsum("bthd,bshd->bhts", q, k).tril()
+    o = torch.einsum("bhts,bshd->bthd", a, v)
+    if normalize:
+        o = o / (a.sum(-1).transpose(1, 2)[..., None] + eps)
+    return o.reshape(B, T, HD) @ p["wo"]
+
+
 def write_case(name, mixer, options, pos_mode, x, pos, params, fn):
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     x = x.clone().requires_grad_(True)
@@ -84,6 +100,16 @@ def main():
         pos = torch.arange(T).repeat(B, 1) + torch.tensor([[0], [3]])  # second sequence starts at position 3
         write_case(f"softmax_{mode}", "softmax", {"n-heads": str(H), "d-head": str(dh), "tile": "4"}, mode, x, pos, params,
                    lambda x, pos, p, mode=mode: softmax_attention(x, pos, p, H, mode))
+
+    for fmap, normalize in (("elu1", True), ("relu", False)):
+        H, dh = 2, 6
+        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
+        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        x = torch.randn(B, T, D)
+        pos = torch.arange(T).repeat(B, 1)
+        opts = {"n-heads": str(H), "d-head": str(dh), "feature-map": fmap, "normalize": str(normalize).lower(), "chunk": "4"}
+        write_case(f"linear_{fmap}", "linear", opts, "none", x, pos, params,
+                   lambda x, pos, p, fmap=fmap, normalize=normalize: linear_attention(x, p, H, fmap, normalize))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,6 @@ std::vector<std::string> FixtureFiles() {
   return files;
 }
 
-float RelativeError(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) num += double(got[i] - want[i]) * (got[i] - want[i]), den += double(want[i]) * want[i];
-  return float(std::sqrt(num / std::max(den, 1e-30)));
-}
-
 class Parity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Parity, MatchesPyTorchReference) {
@@ -42,15 +36,15 @@ TEST_P(Parity, MatchesPyTorchReference) {
   const auto x = j["x"].get<std::vector<float>>();
   const auto pos = j["positions"].get<std::vector<int32_t>>();
   const auto y = h.Forward(x, pos, B, T);
-  EXPECT_LT(RelativeError(y, j["y"].get<std::vector<float>>()), 1e-5f) << "output";
+  EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), 1e-5f) << "output";
   const auto dy = j["dy"].get<std::vector<float>>();
   std::vector<float> dx(x.size());
   h.store.ZeroGrad();
   h.mixer->Backward(*h.ctx, dy.data(), dx.data());
-  EXPECT_LT(RelativeError(dx, j["dx"].get<std::vector<float>>()), 1e-5f) << "dx";
+  EXPECT_LT(RelativeDiff(dx, j["dx"].get<std::vector<float>>()), 1e-5f) << "dx";
   for (const auto& p : h.store.params()) {
     std::vector<float> g(h.store.grads() + p.offset, h.store.grads() + p.offset + p.spec.Numel());
-    EXPECT_LT(RelativeError(g, j["grads"][p.name].get<std::vector<float>>()), 1e-5f) << "d" << p.name;
+    EXPECT_LT(RelativeDiff(g, j["grads"][p.name].get<std::vector<float>>()), 1e-5f) << "d" << p.name;
   }
 }
 

@@ -33,6 +33,13 @@ inline float MaxAbsDiff(const float* a, const float* b, int64_t n) {
   return m;
 }
 
+// ||a - b|| / ||b|| over two equally long buffers.
+inline float RelativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(b[i]) * b[i];
+  return float(std::sqrt(num / std::max(den, 1e-30)));
+}
+
 // Compares analytic gradients with central differences of `loss` at `samples` random coordinates of x.
 // Passes when ||numeric - analytic|| <= rtol * ||numeric|| + atol over the sampled coordinates and the
 // sampled gradient is not identically zero (a check that cannot fail is no check).
