@@ -6,6 +6,8 @@ namespace mixlab {
 
 MixerInfo SoftmaxAttentionInfo();
 MixerInfo LinearAttentionInfo();
+MixerInfo LocalAttentionInfo();
+MixerInfo SparseAttentionInfo();
 MixerInfo MlpInfo();
 MixerInfo SwiGLUInfo();
 MixerInfo NoChannelMixerInfo();
@@ -13,6 +15,8 @@ MixerInfo NoChannelMixerInfo();
 void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(SoftmaxAttentionInfo());
   out.push_back(LinearAttentionInfo());
+  out.push_back(LocalAttentionInfo());
+  out.push_back(SparseAttentionInfo());
   out.push_back(MlpInfo());
   out.push_back(SwiGLUInfo());
   out.push_back(NoChannelMixerInfo());

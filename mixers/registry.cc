@@ -50,7 +50,7 @@ std::unique_ptr<Mixer> MakeMixer(const std::string& name, MixerKind kind, const 
       std::find(info.supported_pos.begin(), info.supported_pos.end(), dims.pos) == info.supported_pos.end()) {
     throw UsageError("mixer '" + name + "' does not support positional encoding '" + dims.pos +
                      "'; it supports: none" + (info.supported_pos.empty() ? "" : ", ") +
-                     JoinList(info.supported_pos, ", "));
+                     JoinList(info.supported_pos, ", ") + " (choose one with --pos)");
   }
   auto options = info.make_options();
   SetOptions(*options, option_values, "mixer '" + name + "'");

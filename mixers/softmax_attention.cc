@@ -9,10 +9,15 @@
 // row log-sum-exp (B, H, T); backward recomputes each score tile from them. Dropout masks are a hash of
 // (seed, b, h, i, j), so backward regenerates them instead of storing them. impl=naive materialises the
 // full matrices (the reference the tiled path is tested against). Step keeps a KV cache.
+//
+// The same kernel, restricted by an AttentionPattern, is registered twice more: `local` (sliding window of
+// w keys plus n_global prefix tokens, O(T * w)) and `sparse` (BigBird block sparsity, O(T * keys per block)).
+// Key tiles with no allowed pair are skipped.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "mixers/attention_pattern.h"
 #include "mixers/matmul.h"
 #include "mixers/mixer.h"
 #include "mixers/ops.h"
@@ -36,6 +41,32 @@ struct SoftmaxOptions : Options {
     v.Float("rope-base", rope_base, "RoPE base (used when --pos rope)", 1.0f, 1e9f);
     v.Int("tile", tile, "query/key tile size of the online softmax", 1, 4096);
     v.Choice("impl", impl, "tiled online softmax, or the naive T x T reference", {"tiled", "naive"});
+  }
+};
+
+struct LocalOptions : SoftmaxOptions {
+  int window = 64;
+  int n_global = 0;
+  void Visit(OptionVisitor& v) override {
+    SoftmaxOptions::Visit(v);
+    v.Int("window", window, "keys each query sees: itself and the window-1 before it", 1, 1 << 24);
+    v.Int("n-global", n_global, "leading tokens every query also attends to (Longformer-style)", 0, 1 << 24);
+  }
+};
+
+struct SparseOptions : SoftmaxOptions {
+  int block = 16;
+  int window_blocks = 1;
+  int global_blocks = 1;
+  int random_blocks = 1;
+  int seed = 0;
+  void Visit(OptionVisitor& v) override {
+    SoftmaxOptions::Visit(v);
+    v.Int("block", block, "tokens per block", 1, 1 << 16);
+    v.Int("window-blocks", window_blocks, "previous blocks each query block sees besides its own", 0, 1 << 16);
+    v.Int("global-blocks", global_blocks, "leading blocks every query attends to", 0, 1 << 16);
+    v.Int("random-blocks", random_blocks, "random earlier blocks per query block", 0, 1 << 16);
+    v.Int("seed", seed, "seed of the random blocks", 0, 1 << 30);
   }
 };
 
@@ -75,14 +106,15 @@ struct KVCache : MixerState {
 
 class SoftmaxAttention : public Mixer {
  public:
-  SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o)
-      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims) {
+  SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o, AttentionPattern pattern = {},
+                   std::string name = "softmax")
+      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims), pattern_(pattern), name_(name) {
     if (o.d_head == 0 && D_ % H_ != 0)
-      throw UsageError("softmax: d_model " + std::to_string(D_) + " is not divisible by n-heads " +
-                       std::to_string(H_) + "; choose n-heads dividing d_model or set --softmax.d-head");
+      throw UsageError(name_ + ": d_model " + std::to_string(D_) + " is not divisible by n-heads " +
+                       std::to_string(H_) + "; choose n-heads dividing d_model or set --" + name_ + ".d-head");
     dh_ = o.d_head ? o.d_head : D_ / H_;
     if (pos_ == "rope" && dh_ % 2 != 0)
-      throw UsageError("softmax: RoPE needs an even d-head, got " + std::to_string(dh_));
+      throw UsageError(name_ + ": RoPE needs an even d-head, got " + std::to_string(dh_));
     HD_ = H_ * dh_;
     slopes_ = AlibiSlopes(H_);
     rope_ = pos_ == "rope";
@@ -90,7 +122,7 @@ class SoftmaxAttention : public Mixer {
     naive_ = o.impl == "naive";
   }
 
-  std::string Name() const override { return "softmax"; }
+  std::string Name() const override { return name_; }
   MixerKind Kind() const override { return MixerKind::kSequence; }
 
   std::vector<ParamSpec> Params() const override {
@@ -118,6 +150,7 @@ class SoftmaxAttention : public Mixer {
     c.lse.resize(int64_t(B) * H_ * T);
     c.dropout = DropoutMask{mode.training ? opts_.dropout : 0.0f, mode.dropout_seed};
     Project(x, positions, N, c.q.data(), c.k.data(), c.v.data());
+    pattern_.Prepare(T);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
       if (naive_) NaiveHeadForward(c, bh);
@@ -167,6 +200,7 @@ class SoftmaxAttention : public Mixer {
       s.v[b].insert(s.v[b].end(), v.begin() + b * HD_, v.begin() + (b + 1) * HD_);
       s.pos[b].push_back(positions[b]);
       const int64_t len = int64_t(s.pos[b].size());
+      pattern_.Prepare(len);
       for (int h = 0; h < H_; ++h) {
         auto K = AsStrided(s.k[b].data() + h * dh_, len, dh_, HD_);
         auto V = AsStrided(s.v[b].data() + h * dh_, len, dh_, HD_);
@@ -174,6 +208,8 @@ class SoftmaxAttention : public Mixer {
         Eigen::RowVectorXf scores = (qh * K.transpose()) * scale;
         if (alibi_)
           for (int64_t j = 0; j < len; ++j) scores[j] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
+        for (int64_t j = 0; j < len; ++j)
+          if (!pattern_.Allows(len - 1, j)) scores[j] = kNegInf;
         const float m = scores.maxCoeff();
         Eigen::RowVectorXf p = (scores.array() - m).exp();
         p /= p.sum();
@@ -186,6 +222,7 @@ class SoftmaxAttention : public Mixer {
   std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) override {
     Buffer q(int64_t(T) * HD_), k(q.size()), v(q.size());
     Project(x, positions, T, q.data(), k.data(), v.data());
+    pattern_.Prepare(T);
     std::vector<RowMatrix> maps;
     for (int h = 0; h < H_; ++h) maps.push_back(Probabilities(q.data(), k.data(), positions, T, h));
     return maps;
@@ -195,7 +232,7 @@ class SoftmaxAttention : public Mixer {
     MixerDescription d;
     d.params = CountParams(Params());
     d.state_floats_per_token = 2 * HD_;
-    d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * (T + 1) / 2.0;
+    d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * double(pattern_.KeysPerQuery(T));
     return d;
   }
 
@@ -227,7 +264,7 @@ class SoftmaxAttention : public Mixer {
     const int32_t* pos = c.positions.data() + base;
     for (int64_t i = 0; i < ni; ++i)
       for (int64_t j = 0; j < nj; ++j) {
-        if (j0 + j > i0 + i) S(i, j) = kNegInf;
+        if (!pattern_.Allows(i0 + i, j0 + j)) S(i, j) = kNegInf;
         else if (alibi_) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
       }
   }
@@ -249,6 +286,7 @@ class SoftmaxAttention : public Mixer {
       acc.setZero(ni, dh_);
       for (int64_t j0 = 0; j0 < i0 + ni; j0 += tile) {
         const int64_t nj = std::min(tile, T - j0);
+        if (!pattern_.TileActive(i0, ni, j0, nj)) continue;
         Scores(c, bh, i0, ni, j0, nj, S);
         for (int64_t i = 0; i < ni; ++i) {
           const float m_new = std::max(m[i], S.row(i).maxCoeff());
@@ -292,6 +330,7 @@ class SoftmaxAttention : public Mixer {
       const int64_t ni = std::min(tile, T - i0);
       for (int64_t j0 = 0; j0 < i0 + ni; j0 += tile) {
         const int64_t nj = std::min(tile, T - j0);
+        if (!pattern_.TileActive(i0, ni, j0, nj)) continue;
         Scores(c, bh, i0, ni, j0, nj, S);
         for (int64_t i = 0; i < ni; ++i) S.row(i) = (S.row(i).array() - c.lse[bh * T + i0 + i]).exp();
         Pd = S;
@@ -313,7 +352,7 @@ class SoftmaxAttention : public Mixer {
     auto K = AsStrided(k + h * dh_, T, dh_, HD_);
     RowMatrix S = (Q * K.transpose()) / std::sqrt(float(dh_));
     for (int64_t i = 0; i < T; ++i)
-      for (int64_t j = 0; j < T; ++j) S(i, j) = j > i ? kNegInf : S(i, j) + Bias(int(h), pos[i], pos[j]);
+      for (int64_t j = 0; j < T; ++j) S(i, j) = !pattern_.Allows(i, j) ? kNegInf : S(i, j) + Bias(int(h), pos[i], pos[j]);
     RowMatrix Pm(T, T);
     SoftmaxForward(S.data(), Pm.data(), T, T);
     return Pm;
@@ -355,10 +394,55 @@ class SoftmaxAttention : public Mixer {
   std::string pos_;
   bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once: string compares in the tile loops cost 8%
   MixerDims dims_;
+  AttentionPattern pattern_;
+  std::string name_;
   Buffer slopes_;
 };
 
+class LocalAttention : public SoftmaxAttention {
+ public:
+  LocalAttention(const MixerDims& dims, const LocalOptions& o) : SoftmaxAttention(dims, o, Pattern(o), "local") {}
+
+ private:
+  static AttentionPattern Pattern(const LocalOptions& o) {
+    AttentionPattern p;
+    p.kind = AttentionPattern::Kind::kLocal;
+    p.window = o.window;
+    p.n_global = o.n_global;
+    return p;
+  }
+};
+
+class SparseAttention : public SoftmaxAttention {
+ public:
+  SparseAttention(const MixerDims& dims, const SparseOptions& o) : SoftmaxAttention(dims, o, Pattern(o), "sparse") {}
+
+ private:
+  static AttentionPattern Pattern(const SparseOptions& o) {
+    AttentionPattern p;
+    p.kind = AttentionPattern::Kind::kBlockSparse;
+    p.block = o.block;
+    p.window_blocks = o.window_blocks;
+    p.global_blocks = o.global_blocks;
+    p.random_blocks = o.random_blocks;
+    p.seed = uint64_t(o.seed);
+    return p;
+  }
+};
+
 }  // namespace
+
+MixerInfo LocalAttentionInfo() {
+  return Entry<LocalAttention, LocalOptions>("local", MixerKind::kSequence,
+                                             "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)",
+                                             {"rope", "alibi"});
+}
+
+MixerInfo SparseAttentionInfo() {
+  return Entry<SparseAttention, SparseOptions>("sparse", MixerKind::kSequence,
+                                               "BigBird block-sparse attention: local, global and seeded random blocks",
+                                               {"rope", "alibi"});
+}
 
 MixerInfo SoftmaxAttentionInfo() {
   return Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,

@@ -16,8 +16,9 @@ struct Outputs {
   std::vector<float> y, dx, grads;
 };
 
-Outputs RunAttention(const std::string& pos, const OptionMap& options, int B, int T, bool training = false) {
-  MixerHarness h("softmax", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, options, 3);
+Outputs RunAttention(const std::string& pos, const OptionMap& options, int B, int T, bool training = false,
+                     const std::string& mixer = "softmax") {
+  MixerHarness h(mixer, MixerKind::kSequence, MixerDims{D, 2, 0, pos}, options, 3);
   auto x = RandomVector(int64_t(B) * T * D, 4);
   auto dy = RandomVector(int64_t(B) * T * D, 5);
   Outputs o;
@@ -43,6 +44,48 @@ TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
           EXPECT_LT(RelativeDiff(a.grads, b.grads), 1e-4f) << at;
         }
       }
+}
+
+TEST(Attention, LocalAndSparseTiledEqualNaive) {
+  const std::vector<std::pair<std::string, OptionMap>> variants = {
+      {"local", {{"window", "5"}}}, {"local", {{"window", "17"}, {"n-global", "3"}}},
+      {"sparse", {{"block", "4"}, {"random-blocks", "2"}}}, {"sparse", {{"block", "8"}, {"window-blocks", "0"}, {"global-blocks", "2"}}}};
+  for (const auto& [mixer, options] : variants)
+    for (int T : {7, 64, 130})
+      for (int tile : {3, 16, 64}) {
+        OptionMap tiled = options, naive = options;
+        tiled["tile"] = std::to_string(tile);
+        naive["impl"] = "naive";
+        const Outputs a = RunAttention("rope", tiled, 2, T, false, mixer), b = RunAttention("rope", naive, 2, T, false, mixer);
+        const std::string at = mixer + " T=" + std::to_string(T) + " tile=" + std::to_string(tile);
+        EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
+        EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
+        EXPECT_LT(RelativeDiff(a.grads, b.grads), 1e-4f) << at;
+      }
+}
+
+TEST(Attention, LocalAndSparseMixingFollowsThePattern) {
+  const int T = 40;
+  auto x = RandomVector(T * D, 9);
+  auto pos = Positions(1, T);
+  MixerHarness local("local", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"window", "6"}, {"n-global", "2"}}, 3);
+  local.Forward(x, pos, 1, T);
+  for (const auto& m : local.mixer->Mixing(x.data(), pos.data(), T))
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j < T; ++j) {
+        const bool allowed = j <= i && (i - j < 6 || j < 2);
+        EXPECT_EQ(m(i, j) > 0.0f, allowed) << "local i=" << i << " j=" << j;
+      }
+  MixerHarness sparse("sparse", MixerKind::kSequence, MixerDims{D, 2, 0, "none"},
+                      {{"block", "4"}, {"window-blocks", "1"}, {"global-blocks", "1"}, {"random-blocks", "1"}}, 3);
+  auto maps = sparse.mixer->Mixing(x.data(), pos.data(), T);
+  for (int bi = 3; bi < T / 4; ++bi) {  // blocks with a candidate for a random block
+    int random_blocks = 0;
+    for (int bj = 1; bj < bi - 1; ++bj) random_blocks += maps[0](bi * 4, bj * 4) > 0.0f;
+    EXPECT_EQ(random_blocks, 1) << "query block " << bi << " should see exactly one random block";
+    EXPECT_GT(maps[0](bi * 4, 0), 0.0f) << "global block";
+    EXPECT_GT(maps[0](bi * 4, (bi - 1) * 4), 0.0f) << "previous block";
+  }
 }
 
 TEST(Attention, DropoutChangesTrainingOutputOnly) {

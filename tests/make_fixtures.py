@@ -31,7 +31,7 @@ def rope(v, pos, base):
     return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
 
 
-def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0):
+def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None):
     """Vaswani et al. 2017 causal multi-head attention; RoPE (Su et al.) or ALiBi (Press et al.) on request."""
     B, T, D = x.shape
     HD = p["wq"].shape[1]
@@ -48,6 +48,8 @@ def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0):
         s = s - slopes[None, :, None, None] * rel[:, None]
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     s = s.masked_fill(causal, float("-inf"))
+    if allowed is not None:  # (T, T) boolean pattern on top of causality
+        s = s.masked_fill(~allowed, float("-inf"))
     a = torch.softmax(s, dim=-1)
     o = torch.einsum("bhts,bshd->bthd", a, v).reshape(B, T, HD)
     return o @ p["wo"]
@@ -110,6 +112,24 @@ def main():
         opts = {"n-heads": str(H), "d-head": str(dh), "feature-map": fmap, "normalize": str(normalize).lower(), "chunk": "4"}
         write_case(f"linear_{fmap}", "linear", opts, "none", x, pos, params,
                    lambda x, pos, p, fmap=fmap, normalize=normalize: linear_attention(x, p, H, fmap, normalize))
+
+    # Longformer-style local window with global prefix tokens, and BigBird block sparsity without the random
+    # blocks (whose draw is mixlab's own seeded choice; tiled == naive tests cover it).
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    local = ((i - j) < 3) | (j < 2)
+    blk = 2
+    sparse = ((i // blk - j // blk) <= 1) | (j // blk < 1)
+    for name, mixer, allowed, opts in (
+            ("local_window3", "local", local, {"window": "3", "n-global": "2"}),
+            ("sparse_block2", "sparse", sparse, {"block": "2", "window-blocks": "1", "global-blocks": "1", "random-blocks": "0"})):
+        H, dh = 2, 8
+        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
+        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        x = torch.randn(B, T, D)
+        pos = torch.arange(T).repeat(B, 1)
+        write_case(name, mixer, dict(opts, **{"n-heads": str(H), "tile": "4"}), "rope", x, pos, params,
+                   lambda x, pos, p, allowed=allowed: softmax_attention(x, pos, p, H, "rope", allowed=allowed))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ std::vector<MixerCase> ExtraCases() {
       {"linear_relu_unnormalized", "linear", MixerKind::kSequence, "none", {{"feature-map", "relu"}, {"normalize", "false"}}, false, 2e-2, 1e-3f},
       {"linear_chunk3_dhead6", "linear", MixerKind::kSequence, "none", {{"chunk", "3"}, {"d-head", "6"}}},
       {"linear_naive", "linear", MixerKind::kSequence, "none", {{"impl", "naive"}}},
+      {"local_w3_global2", "local", MixerKind::kSequence, "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
+      {"local_w4_naive", "local", MixerKind::kSequence, "alibi", {{"window", "4"}, {"impl", "naive"}}},
+      {"sparse_block2", "sparse", MixerKind::kSequence, "none", {{"block", "2"}, {"random-blocks", "2"}, {"tile", "3"}}},
+      {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
   };
 }
 
@@ -109,8 +113,9 @@ TEST_P(MixerContract, IsCausal) {
     if (IsEmptyMixer()) continue;
     EXPECT_GT(MaxAbsDiff(y.data() + (row + t0) * D, y2.data() + (row + t0) * D, D), 1e-6f) << "output at t0 did not change";
     if (IsSequence()) {
-      EXPECT_GT(MaxAbsDiff(y.data() + (row + T - 1) * D, y2.data() + (row + T - 1) * D, D), 1e-6f)
-          << "a sequence mixer's last output ignores an earlier token";
+      // the next position (inside every window and block pattern tested here) must see the change
+      EXPECT_GT(MaxAbsDiff(y.data() + (row + t0 + 1) * D, y2.data() + (row + t0 + 1) * D, D), 1e-6f)
+          << "a sequence mixer's next output ignores the previous token";
     }
   }
 }

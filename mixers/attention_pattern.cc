@@ -1,0 +1,57 @@
+#include "mixers/attention_pattern.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "mixers/rng.h"
+
+namespace mixlab {
+
+void AttentionPattern::Prepare(int64_t T) {
+  if (kind != Kind::kBlockSparse) return;
+  const int64_t blocks = (T + block - 1) / block;
+  for (int64_t bi = int64_t(random_.size()); bi < blocks; ++bi) {
+    // candidates: blocks not already covered by the global prefix or the local window
+    std::vector<int64_t> candidates;
+    for (int64_t bj = global_blocks; bj < bi - window_blocks; ++bj) candidates.push_back(bj);
+    Rng rng(seed, uint64_t(bi));
+    const int64_t r = std::min<int64_t>(random_blocks, int64_t(candidates.size()));
+    for (int64_t k = 0; k < r; ++k) std::swap(candidates[k], candidates[rng.Int(k, int64_t(candidates.size()))]);
+    candidates.resize(r);
+    random_.push_back(candidates);
+  }
+}
+
+bool AttentionPattern::BlockAllows(int64_t bi, int64_t bj) const {
+  if (bj > bi) return false;
+  if (bi - bj <= window_blocks || bj < global_blocks) return true;
+  const auto& r = random_.at(bi);
+  return std::find(r.begin(), r.end(), bj) != r.end();
+}
+
+bool AttentionPattern::TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const {
+  const int64_t i1 = i0 + ni - 1, j1 = j0 + nj - 1;
+  if (j0 > i1) return false;
+  switch (kind) {
+    case Kind::kCausal: return true;
+    case Kind::kLocal: return j1 > i0 - window || j0 < n_global;
+    case Kind::kBlockSparse:
+      for (int64_t bi = i0 / block; bi <= i1 / block; ++bi)
+        for (int64_t bj = j0 / block; bj <= j1 / block; ++bj)
+          if (BlockAllows(bi, bj)) return true;
+      return false;
+  }
+  return true;
+}
+
+int64_t AttentionPattern::KeysPerQuery(int64_t T) const {
+  switch (kind) {
+    case Kind::kCausal: return (T + 1) / 2;
+    case Kind::kLocal: return std::min<int64_t>(T, window + n_global);
+    case Kind::kBlockSparse:
+      return std::min<int64_t>(T, int64_t(block) * (1 + window_blocks + global_blocks + random_blocks));
+  }
+  return T;
+}
+
+}  // namespace mixlab

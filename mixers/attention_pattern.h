@@ -1,0 +1,44 @@
+// Which keys a query may attend to, shared by the softmax-family mixers:
+//   causal        every key j <= i (softmax)
+//   local         j in [i - window + 1, i], plus the first n_global tokens (Longformer, Beltagy et al. 2020)
+//   block sparse  BigBird (Zaheer et al. 2020) on blocks of `block` tokens: the query's own block and the
+//                 window_blocks before it, the first global_blocks blocks, and random_blocks blocks drawn per
+//                 query block from the rest with a seed
+// The tiled kernel skips key tiles in which no pair is allowed, so local and sparse cost O(T * keys per query).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixlab {
+
+struct AttentionPattern {
+  enum class Kind { kCausal, kLocal, kBlockSparse };
+  Kind kind = Kind::kCausal;
+  int window = 0, n_global = 0;
+  int block = 16, window_blocks = 1, global_blocks = 1, random_blocks = 1;
+  uint64_t seed = 0;
+
+  // Draws the random blocks of every query block that covers positions < T (incremental, not thread-safe:
+  // call before parallel work).
+  void Prepare(int64_t T);
+  bool Allows(int64_t i, int64_t j) const {
+    if (j > i) return false;
+    switch (kind) {
+      case Kind::kCausal: return true;
+      case Kind::kLocal: return i - j < window || j < n_global;
+      case Kind::kBlockSparse: return BlockAllows(i / block, j / block);
+    }
+    return false;
+  }
+  // Whether any (i, j) with i in [i0, i0+ni), j in [j0, j0+nj) is allowed.
+  bool TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
+  // Upper bound on the keys one query attends to (for FLOP estimates), at sequence length T.
+  int64_t KeysPerQuery(int64_t T) const;
+
+ private:
+  bool BlockAllows(int64_t bi, int64_t bj) const;
+  std::vector<std::vector<int64_t>> random_;  // per query block: its random key blocks
+};
+
+}  // namespace mixlab
