@@ -150,9 +150,11 @@ int CompareCommand(int argc, char** argv) {
   CompareOptions o;
   TrainOptions train;
   ModelOptions model;
-  train.steps = 1000;
+  train.steps = 1500;  // defaults that let softmax attention clear MQAR's and induction's plateaus
+  train.batch = 64;
+  train.warmup = 200;
   train.eval_lens = {64, 128, 256, 512};
-  train.eval_every = 200;
+  train.eval_every = 250;
   std::vector<FlagGroup> groups;
   groups.push_back({"experiment", &o, "", nullptr});
   for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
