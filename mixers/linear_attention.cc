@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mixers/head_projections.h"
 #include "mixers/matmul.h"
 #include "mixers/mixer.h"
 #include "mixers/registry.h"
@@ -52,22 +53,13 @@ struct LinearState : MixerState {
 class LinearAttention : public Mixer {
  public:
   LinearAttention(const MixerDims& dims, const LinearOptions& o) : D_(dims.d_model), H_(o.n_heads), o_(o), dims_(dims) {
-    if (o.d_head == 0 && D_ % H_ != 0)
-      throw UsageError("linear: d_model " + std::to_string(D_) + " is not divisible by n-heads " + std::to_string(H_) +
-                       "; choose n-heads dividing d_model or set --linear.d-head");
-    dh_ = o.d_head ? o.d_head : D_ / H_;
+    dh_ = ResolveHeadWidth("linear", D_, H_, o.d_head);
     HD_ = H_ * dh_;
     elu_ = o.feature_map == "elu1";
   }
   std::string Name() const override { return "linear"; }
   MixerKind Kind() const override { return MixerKind::kSequence; }
-  std::vector<ParamSpec> Params() const override {
-    const float in_std = InputStd(dims_, D_);
-    return {{"wq", {D_, HD_}, Init::kNormal, in_std},
-            {"wk", {D_, HD_}, Init::kNormal, in_std},
-            {"wv", {D_, HD_}, Init::kNormal, in_std},
-            {"wo", {HD_, D_}, Init::kNormal, ResidualOutputStd(dims_, HD_)}};
-  }
+  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, HD_); }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<LinearContext>(); }
 
   void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode&) override {

@@ -18,6 +18,7 @@
 #include <limits>
 
 #include "mixers/attention_pattern.h"
+#include "mixers/head_projections.h"
 #include "mixers/matmul.h"
 #include "mixers/mixer.h"
 #include "mixers/ops.h"
@@ -109,10 +110,7 @@ class SoftmaxAttention : public Mixer {
   SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o, AttentionPattern pattern = {},
                    std::string name = "softmax")
       : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims), pattern_(pattern), name_(name) {
-    if (o.d_head == 0 && D_ % H_ != 0)
-      throw UsageError(name_ + ": d_model " + std::to_string(D_) + " is not divisible by n-heads " +
-                       std::to_string(H_) + "; choose n-heads dividing d_model or set --" + name_ + ".d-head");
-    dh_ = o.d_head ? o.d_head : D_ / H_;
+    dh_ = ResolveHeadWidth(name_, D_, H_, o.d_head);
     if (pos_ == "rope" && dh_ % 2 != 0)
       throw UsageError(name_ + ": RoPE needs an even d-head, got " + std::to_string(dh_));
     HD_ = H_ * dh_;
@@ -125,13 +123,7 @@ class SoftmaxAttention : public Mixer {
   std::string Name() const override { return name_; }
   MixerKind Kind() const override { return MixerKind::kSequence; }
 
-  std::vector<ParamSpec> Params() const override {
-    const float in_std = InputStd(dims_, D_);
-    return {{"wq", {D_, HD_}, Init::kNormal, in_std},
-            {"wk", {D_, HD_}, Init::kNormal, in_std},
-            {"wv", {D_, HD_}, Init::kNormal, in_std},
-            {"wo", {HD_, D_}, Init::kNormal, ResidualOutputStd(dims_, HD_)}};
-  }
+  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, HD_); }
 
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<AttentionContext>(); }
 

@@ -123,29 +123,13 @@ TEST(Attention, AlibiSlopesAreGeometric) {
 }
 
 TEST(Attention, MixingMatricesReproduceForward) {
-  for (const std::string pos : {"none", "rope", "alibi"}) {
-    MixerHarness h("softmax", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, {{"n-heads", "2"}}, 3);
-    const int T = 19, H = 2, dh = D / H;
-    auto x = RandomVector(T * D, 8);
-    auto pos_ids = Positions(1, T);
-    auto y = h.Forward(x, pos_ids, 1, T);
-    auto maps = h.mixer->Mixing(x.data(), pos_ids.data(), T);
-    ASSERT_EQ(maps.size(), size_t(H));
-    // wv is parameter 2, wo parameter 3
-    const float* wv = h.store.values() + h.store.params()[2].offset;
-    const float* wo = h.store.values() + h.store.params()[3].offset;
-    std::vector<float> v(T * D), o(T * D), y2(T * D);
-    LinearForward(x.data(), wv, v.data(), T, D, D);
-    for (int hd = 0; hd < H; ++hd) {
-      for (int t = 0; t < T; ++t) {
-        EXPECT_NEAR(maps[hd].row(t).sum(), 1.0f, 1e-5);
-        for (int s = t + 1; s < T; ++s) EXPECT_EQ(maps[hd](t, s), 0.0f) << "mixing must be causal";
-      }
-      AsStrided(o.data() + hd * dh, T, dh, D) = maps[hd] * AsStrided(v.data() + hd * dh, T, dh, D);
+  for (const std::string pos : {"none", "rope", "alibi"})
+    for (const auto& [mixer, options] : std::vector<std::pair<std::string, OptionMap>>{
+             {"softmax", {{"n-heads", "2"}}}, {"local", {{"n-heads", "2"}, {"window", "5"}, {"n-global", "1"}}},
+             {"sparse", {{"n-heads", "2"}, {"block", "3"}}}}) {
+      MixerHarness h(mixer, MixerKind::kSequence, MixerDims{D, 2, 0, pos}, options, 3);
+      ExpectMixingReproducesForward(h, D, 19, true, mixer + " " + pos);
     }
-    LinearForward(o.data(), wo, y2.data(), T, D, D);
-    EXPECT_LT(RelativeDiff(y2, y), 1e-5f) << pos;
-  }
 }
 
 }  // namespace

@@ -48,23 +48,7 @@ TEST(LinearAttention, ChunkedEqualsNaive) {
 TEST(LinearAttention, ImpliedKernelReproducesForward) {
   for (const std::string norm : {"true", "false"}) {
     MixerHarness h("linear", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"n-heads", "2"}, {"normalize", norm}}, 3);
-    const int T = 21, H = 2, dh = D / H;
-    auto x = RandomVector(T * D, 8);
-    auto pos = Positions(1, T);
-    auto y = h.Forward(x, pos, 1, T);
-    auto maps = h.mixer->Mixing(x.data(), pos.data(), T);
-    ASSERT_EQ(maps.size(), size_t(H));
-    const float* wv = h.store.values() + h.store.params()[2].offset;
-    const float* wo = h.store.values() + h.store.params()[3].offset;
-    std::vector<float> v(T * D), o(T * D), y2(T * D);
-    LinearForward(x.data(), wv, v.data(), T, D, D);
-    for (int hd = 0; hd < H; ++hd) {
-      for (int t = 0; t < T; ++t)
-        for (int s = t + 1; s < T; ++s) EXPECT_EQ(maps[hd](t, s), 0.0f);
-      AsStrided(o.data() + hd * dh, T, dh, D) = maps[hd] * AsStrided(v.data() + hd * dh, T, dh, D);
-    }
-    LinearForward(o.data(), wo, y2.data(), T, D, D);
-    EXPECT_LT(RelativeDiff(y2, y), 1e-5f) << "normalize=" << norm;
+    ExpectMixingReproducesForward(h, D, 21, false, "linear normalize=" + norm);
   }
 }
 
