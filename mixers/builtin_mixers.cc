@@ -8,6 +8,7 @@ MixerInfo SoftmaxAttentionInfo();
 MixerInfo LinearAttentionInfo();
 MixerInfo LocalAttentionInfo();
 MixerInfo SparseAttentionInfo();
+MixerInfo GatedLinearInfo();
 MixerInfo MlpInfo();
 MixerInfo SwiGLUInfo();
 MixerInfo NoChannelMixerInfo();
@@ -17,6 +18,7 @@ void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(LinearAttentionInfo());
   out.push_back(LocalAttentionInfo());
   out.push_back(SparseAttentionInfo());
+  out.push_back(GatedLinearInfo());
   out.push_back(MlpInfo());
   out.push_back(SwiGLUInfo());
   out.push_back(NoChannelMixerInfo());

@@ -71,6 +71,31 @@ def linear_attention(x, p, n_heads, feature_map, normalize, eps=1e-6):
     return o.reshape(B, T, HD) @ p["wo"]
 
 
+def gated_linear(x, p, n_heads, gate, temperature=16.0):
+    """Sequential recurrence S_t = diag(g_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t (GLA, Yang et al. 2024;
+    RetNet's fixed decay g = 1 - 2^(-5-h); 'none' = plain linear attention)."""
+    B, T, D = x.shape
+    HD = p["wq"].shape[1]
+    dh = HD // n_heads
+    q = (x @ p["wq"]).view(B, T, n_heads, dh)
+    k = (x @ p["wk"]).view(B, T, n_heads, dh)
+    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    if gate == "gla":
+        g = torch.sigmoid(x @ p["wg1"] @ p["wg2"] + p["bg"]) ** (1.0 / temperature)
+        g = g.view(B, T, n_heads, dh)
+    elif gate == "retnet":
+        g = torch.tensor([1 - 2.0 ** (-5 - h) for h in range(n_heads)])[None, None, :, None].expand(B, T, n_heads, dh)
+    else:
+        g = torch.ones(B, T, n_heads, dh)
+    S = torch.zeros(B, n_heads, dh, dh)
+    outs = []
+    for t in range(T):
+        S = g[:, t, :, :, None] * S + k[:, t, :, :, None] * v[:, t, :, None, :]
+        outs.append(torch.einsum("bhd,bhde->bhe", q[:, t], S))
+    o = torch.stack(outs, 1).reshape(B, T, HD)
+    return o @ p["wo"]
+
+
 def write_case(name, mixer, options, pos_mode, x, pos, params, fn):
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     x = x.clone().requires_grad_(True)
@@ -130,6 +155,20 @@ def main():
         pos = torch.arange(T).repeat(B, 1)
         write_case(name, mixer, dict(opts, **{"n-heads": str(H), "tile": "4"}), "rope", x, pos, params,
                    lambda x, pos, p, allowed=allowed: softmax_attention(x, pos, p, H, "rope", allowed=allowed))
+
+    for gate in ("gla", "retnet", "none"):
+        H, dh, rank = 2, 6, 3
+        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
+        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        if gate == "gla":
+            params["wg1"] = torch.randn(D, rank) / math.sqrt(D)
+            params["wg2"] = torch.randn(rank, H * dh) / math.sqrt(rank)
+            params["bg"] = torch.randn(H * dh) + 3.0
+        x = torch.randn(B, T, D)
+        pos = torch.arange(T).repeat(B, 1)
+        opts = {"n-heads": str(H), "d-head": str(dh), "gate": gate, "gate-rank": str(rank), "chunk": "4"}
+        write_case(f"gla_{gate}", "gla", opts, "none", x, pos, params,
+                   lambda x, pos, p, gate=gate: gated_linear(x, p, H, gate))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ std::vector<MixerCase> ExtraCases() {
       {"local_w3_global2", "local", MixerKind::kSequence, "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
       {"local_w4_naive", "local", MixerKind::kSequence, "alibi", {{"window", "4"}, {"impl", "naive"}}},
       {"sparse_block2", "sparse", MixerKind::kSequence, "none", {{"block", "2"}, {"random-blocks", "2"}, {"tile", "3"}}},
+      {"gla_chunk4", "gla", MixerKind::kSequence, "none", {{"chunk", "4"}, {"gate-rank", "3"}}},
+      {"gla_naive", "gla", MixerKind::kSequence, "none", {{"impl", "naive"}}},
+      {"gla_retnet_chunk5", "gla", MixerKind::kSequence, "none", {{"gate", "retnet"}, {"chunk", "5"}}},
+      {"gla_none_chunk3", "gla", MixerKind::kSequence, "none", {{"gate", "none"}, {"chunk", "3"}}},
       {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
   };
 }
