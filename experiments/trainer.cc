@@ -111,7 +111,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     Batch batch = task->Sample(o.batch, o.train_len, data);
     const auto t0 = Clock::now();
     model.params().ZeroGrad();
-    model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step});
+    model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step, step});
     const float loss = model.Loss(batch.targets.data(), batch.mask.data());
     std::string bad;
     if (!std::isfinite(loss)) {

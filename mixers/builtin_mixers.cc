@@ -6,6 +6,7 @@ namespace mixlab {
 
 MixerInfo SoftmaxAttentionInfo();
 MixerInfo LinearAttentionInfo();
+MixerInfo PerformerInfo();
 MixerInfo LocalAttentionInfo();
 MixerInfo SparseAttentionInfo();
 MixerInfo GatedLinearInfo();
@@ -16,6 +17,7 @@ MixerInfo NoChannelMixerInfo();
 void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(SoftmaxAttentionInfo());
   out.push_back(LinearAttentionInfo());
+  out.push_back(PerformerInfo());
   out.push_back(LocalAttentionInfo());
   out.push_back(SparseAttentionInfo());
   out.push_back(GatedLinearInfo());

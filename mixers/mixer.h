@@ -59,6 +59,7 @@ inline float ResidualOutputStd(const MixerDims& d, int64_t fan_in) {
 struct ForwardMode {
   bool training = false;     // enables dropout
   uint64_t dropout_seed = 0;  // changes every step; dropout masks are a pure function of (seed, indices)
+  int64_t step = 0;           // training step (Performer redraws its random features from it)
 };
 
 struct MixerDescription {

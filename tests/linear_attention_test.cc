@@ -45,11 +45,36 @@ TEST(LinearAttention, ChunkedEqualsNaive) {
         }
 }
 
+TEST(Performer, ChunkedEqualsNaiveAndRedrawsOnSchedule) {
+  for (const std::string pos : {"none", "rope"})
+    for (int chunk : {1, 5, 64}) {
+      auto run = [&](const OptionMap& o) {
+        MixerHarness h("performer", MixerKind::kSequence, MixerDims{D, 2, 0, pos}, o, 3);
+        return h.Forward(RandomVector(2 * 40 * D, 4), Positions(2, 40), 2, 40);
+      };
+      EXPECT_LT(RelativeDiff(run({{"chunk", std::to_string(chunk)}, {"n-features", "32"}}),
+                             run({{"impl", "naive"}, {"n-features", "32"}})), 1e-5f) << pos << " chunk " << chunk;
+    }
+  MixerHarness h("performer", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"redraw", "5"}}, 3);
+  const int T = 12;
+  auto x = RandomVector(T * D, 6);
+  auto pos = Positions(1, T);
+  const auto at0 = h.Forward(x, pos, 1, T, ForwardMode{true, 0, 0});
+  EXPECT_EQ(h.Forward(x, pos, 1, T, ForwardMode{true, 0, 4}), at0) << "same draw within a redraw period";
+  const auto at5 = h.Forward(x, pos, 1, T, ForwardMode{true, 0, 5});
+  EXPECT_GT(RelativeDiff(at5, at0), 1e-4f) << "features redrawn at step 5";
+  EXPECT_EQ(h.Forward(x, pos, 1, T), at5) << "evaluation keeps the current draw";
+  MixerHarness fixed("performer", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {}, 3);
+  EXPECT_EQ(fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 0}), fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 500}));
+}
+
 TEST(LinearAttention, ImpliedKernelReproducesForward) {
   for (const std::string norm : {"true", "false"}) {
     MixerHarness h("linear", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"n-heads", "2"}, {"normalize", norm}}, 3);
     ExpectMixingReproducesForward(h, D, 21, false, "linear normalize=" + norm);
   }
+  MixerHarness p("performer", MixerKind::kSequence, MixerDims{D, 2, 0, "rope"}, {{"n-heads", "2"}}, 3);
+  ExpectMixingReproducesForward(p, D, 21, false, "performer");
 }
 
 }  // namespace

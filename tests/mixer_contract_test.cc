@@ -34,6 +34,8 @@ std::vector<MixerCase> ExtraCases() {
       {"local_w3_global2", "local", MixerKind::kSequence, "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
       {"local_w4_naive", "local", MixerKind::kSequence, "alibi", {{"window", "4"}, {"impl", "naive"}}},
       {"sparse_block2", "sparse", MixerKind::kSequence, "none", {{"block", "2"}, {"random-blocks", "2"}, {"tile", "3"}}},
+      {"performer_m24_chunk5", "performer", MixerKind::kSequence, "rope", {{"n-features", "24"}, {"chunk", "5"}}},
+      {"performer_naive", "performer", MixerKind::kSequence, "none", {{"impl", "naive"}, {"n-features", "8"}}},
       {"gla_chunk4", "gla", MixerKind::kSequence, "none", {{"chunk", "4"}, {"gate-rank", "3"}}},
       {"gla_naive", "gla", MixerKind::kSequence, "none", {{"impl", "naive"}}},
       {"gla_retnet_chunk5", "gla", MixerKind::kSequence, "none", {{"gate", "retnet"}, {"chunk", "5"}}},

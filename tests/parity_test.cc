@@ -35,16 +35,20 @@ TEST_P(Parity, MatchesPyTorchReference) {
   }
   const auto x = j["x"].get<std::vector<float>>();
   const auto pos = j["positions"].get<std::vector<int32_t>>();
+  // Exact mixers match to float rounding. An estimator (Performer) declares its approximation tolerance, and a
+  // looser one for the query/key weight gradients, whose Monte Carlo variance is higher.
+  const float tol = j.value("tolerance", 1e-5f), qk_tol = j.value("qk_grad_tolerance", tol);
   const auto y = h.Forward(x, pos, B, T);
-  EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), 1e-5f) << "output";
+  EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), tol) << "output";
   const auto dy = j["dy"].get<std::vector<float>>();
   std::vector<float> dx(x.size());
   h.store.ZeroGrad();
   h.mixer->Backward(*h.ctx, dy.data(), dx.data());
-  EXPECT_LT(RelativeDiff(dx, j["dx"].get<std::vector<float>>()), 1e-5f) << "dx";
+  EXPECT_LT(RelativeDiff(dx, j["dx"].get<std::vector<float>>()), tol) << "dx";
   for (const auto& p : h.store.params()) {
     std::vector<float> g(h.store.grads() + p.offset, h.store.grads() + p.offset + p.spec.Numel());
-    EXPECT_LT(RelativeDiff(g, j["grads"][p.name].get<std::vector<float>>()), 1e-5f) << "d" << p.name;
+    EXPECT_LT(RelativeDiff(g, j["grads"][p.name].get<std::vector<float>>()), p.name == "wq" || p.name == "wk" ? qk_tol : tol)
+        << "d" << p.name;
   }
 }
 
