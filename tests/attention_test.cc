@@ -12,22 +12,10 @@ namespace {
 
 constexpr int D = 16;
 
-struct Outputs {
-  std::vector<float> y, dx, grads;
-};
-
-Outputs RunAttention(const std::string& pos, const OptionMap& options, int B, int T, bool training = false,
-                     const std::string& mixer = "softmax") {
+ForwardBackward RunAttention(const std::string& pos, const OptionMap& options, int B, int T, bool training = false,
+                             const std::string& mixer = "softmax") {
   MixerHarness h(mixer, MixerKind::kSequence, MixerDims{D, 2, 0, pos}, options, 3);
-  auto x = RandomVector(int64_t(B) * T * D, 4);
-  auto dy = RandomVector(int64_t(B) * T * D, 5);
-  Outputs o;
-  o.y = h.Forward(x, Positions(B, T), B, T, ForwardMode{training, 77});
-  o.dx.resize(x.size());
-  h.store.ZeroGrad();
-  h.mixer->Backward(*h.ctx, dy.data(), o.dx.data());
-  o.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
-  return o;
+  return RunForwardBackward(h, B, T, D, ForwardMode{training, 77});
 }
 
 TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
@@ -37,7 +25,7 @@ TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
         for (bool dropout : {false, true}) {
           OptionMap tiled{{"tile", std::to_string(tile)}}, naive{{"impl", "naive"}};
           if (dropout) tiled["dropout"] = naive["dropout"] = "0.3";
-          const Outputs a = RunAttention(pos, tiled, 2, T, dropout), b = RunAttention(pos, naive, 2, T, dropout);
+          const ForwardBackward a = RunAttention(pos, tiled, 2, T, dropout), b = RunAttention(pos, naive, 2, T, dropout);
           const std::string at = pos + " T=" + std::to_string(T) + " tile=" + std::to_string(tile) + (dropout ? " dropout" : "");
           EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
           EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
@@ -56,7 +44,7 @@ TEST(Attention, LocalAndSparseTiledEqualNaive) {
         OptionMap tiled = options, naive = options;
         tiled["tile"] = std::to_string(tile);
         naive["impl"] = "naive";
-        const Outputs a = RunAttention("rope", tiled, 2, T, false, mixer), b = RunAttention("rope", naive, 2, T, false, mixer);
+        const ForwardBackward a = RunAttention("rope", tiled, 2, T, false, mixer), b = RunAttention("rope", naive, 2, T, false, mixer);
         const std::string at = mixer + " T=" + std::to_string(T) + " tile=" + std::to_string(tile);
         EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
         EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
@@ -89,9 +77,9 @@ TEST(Attention, LocalAndSparseMixingFollowsThePattern) {
 }
 
 TEST(Attention, DropoutChangesTrainingOutputOnly) {
-  const Outputs eval_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, false);
-  const Outputs plain = RunAttention("none", {}, 1, 20, false);
-  const Outputs train_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, true);
+  const ForwardBackward eval_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, false);
+  const ForwardBackward plain = RunAttention("none", {}, 1, 20, false);
+  const ForwardBackward train_mode = RunAttention("none", {{"dropout", "0.3"}}, 1, 20, true);
   EXPECT_EQ(eval_mode.y, plain.y);
   EXPECT_GT(RelativeDiff(train_mode.y, plain.y), 1e-3f);
 }

@@ -9,25 +9,12 @@ namespace {
 
 constexpr int D = 16;
 
-struct GlaRun {
-  std::vector<float> y, dx, grads;
-};
-
-GlaRun RunGla(const OptionMap& options, int T, float bias_shift = 0.0f) {
+ForwardBackward RunGla(const OptionMap& options, int T, float bias_shift = 0.0f) {
   MixerHarness h("gla", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, options, 3);
   const int bg = h.store.Find("bg");
   if (bg >= 0)
     for (int64_t i = 0; i < h.store.params()[bg].spec.Numel(); ++i) h.store.values()[h.store.params()[bg].offset + i] += bias_shift;
-  const int B = 2;
-  auto x = RandomVector(int64_t(B) * T * D, 4);
-  auto dy = RandomVector(int64_t(B) * T * D, 5);
-  GlaRun r;
-  r.y = h.Forward(x, Positions(B, T), B, T);
-  r.dx.resize(x.size());
-  h.store.ZeroGrad();
-  h.mixer->Backward(*h.ctx, dy.data(), r.dx.data());
-  r.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
-  return r;
+  return RunForwardBackward(h, 2, T, D);
 }
 
 TEST(GatedLinear, ChunkedEqualsNaiveForEveryGate) {
@@ -35,7 +22,7 @@ TEST(GatedLinear, ChunkedEqualsNaiveForEveryGate) {
     for (int T : {1, 9, 64, 100})
       for (int chunk : {1, 4, 16, 64, 200}) {
         OptionMap chunked{{"gate", gate}, {"chunk", std::to_string(chunk)}}, naive{{"gate", gate}, {"impl", "naive"}};
-        const GlaRun a = RunGla(chunked, T), b = RunGla(naive, T);
+        const ForwardBackward a = RunGla(chunked, T), b = RunGla(naive, T);
         const std::string at = gate + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
         EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
         EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
@@ -45,7 +32,7 @@ TEST(GatedLinear, ChunkedEqualsNaiveForEveryGate) {
 
 TEST(GatedLinear, StrongDecayStaysFiniteAndExact) {
   // gate bias lowered so that log g is about -1 per step: exp(+64) would overflow a factorised chunk of 64
-  const GlaRun a = RunGla({{"chunk", "64"}}, 128, -300.0f), b = RunGla({{"impl", "naive"}}, 128, -300.0f);
+  const ForwardBackward a = RunGla({{"chunk", "64"}}, 128, -300.0f), b = RunGla({{"impl", "naive"}}, 128, -300.0f);
   for (float v : a.y) ASSERT_TRUE(std::isfinite(v));
   for (float v : a.grads) ASSERT_TRUE(std::isfinite(v));
   EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f);

@@ -10,22 +10,9 @@ namespace {
 
 constexpr int D = 16;
 
-struct LinearRun {
-  std::vector<float> y, dx, grads;
-};
-
-LinearRun Linear(const OptionMap& options, int T) {
+ForwardBackward Linear(const OptionMap& options, int T) {
   MixerHarness h("linear", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, options, 3);
-  const int B = 2;
-  auto x = RandomVector(int64_t(B) * T * D, 4);
-  auto dy = RandomVector(int64_t(B) * T * D, 5);
-  LinearRun r;
-  r.y = h.Forward(x, Positions(B, T), B, T);
-  r.dx.resize(x.size());
-  h.store.ZeroGrad();
-  h.mixer->Backward(*h.ctx, dy.data(), r.dx.data());
-  r.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
-  return r;
+  return RunForwardBackward(h, 2, T, D);
 }
 
 TEST(LinearAttention, ChunkedEqualsNaive) {
@@ -37,7 +24,7 @@ TEST(LinearAttention, ChunkedEqualsNaive) {
           OptionMap chunked = base, naive = base;
           chunked["chunk"] = std::to_string(chunk);
           naive["impl"] = "naive";
-          const LinearRun a = Linear(chunked, T), b = Linear(naive, T);
+          const ForwardBackward a = Linear(chunked, T), b = Linear(naive, T);
           const std::string at = fmap + " normalize=" + norm + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
           EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
           EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;

@@ -113,6 +113,23 @@ inline std::vector<int32_t> Positions(int B, int T, int offset = 0) {
   return p;
 }
 
+// Output, input gradient and parameter gradients of one forward/backward on seeded random x (B, T, D) and dy.
+struct ForwardBackward {
+  std::vector<float> y, dx, grads;
+};
+
+inline ForwardBackward RunForwardBackward(MixerHarness& h, int B, int T, int D, const ForwardMode& mode = {}) {
+  auto x = RandomVector(int64_t(B) * T * D, 4);
+  auto dy = RandomVector(int64_t(B) * T * D, 5);
+  ForwardBackward r;
+  r.y = h.Forward(x, Positions(B, T), B, T, mode);
+  r.dx.resize(x.size());
+  h.store.ZeroGrad();
+  h.mixer->Backward(*h.ctx, dy.data(), r.dx.data());
+  r.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
+  return r;
+}
+
 // For mixers whose output is (sum_h M_h (x Wv)_h) Wo (softmax, local, sparse, linear): the exported mixing
 // matrices, applied to the value path, reproduce Forward on one sequence of length T; they are causal, and
 // when `rows_sum_to_one` each row is a distribution. Expects parameters named wv and wo, (D, D) shaped.
