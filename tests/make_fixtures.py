@@ -96,6 +96,13 @@ def gated_linear(x, p, n_heads, gate, temperature=16.0):
     return o @ p["wo"]
 
 
+def qkvo_params(D, H, dh, scale=1.0):
+    """wq, wk, wv (D, H*dh) and wo (H*dh, D), named and shaped as mixlab's projections."""
+    params = {n: scale * torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
+    params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+    return params
+
+
 def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=None, qk_grad_tolerance=None):
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     x = x.clone().requires_grad_(True)
@@ -125,8 +132,7 @@ def main():
     B, T, D = 2, 11, 16
     for mode in ("none", "rope", "alibi"):
         H, dh = 2, 6  # d_head independent of d_model / n_heads
-        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
-        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        params = qkvo_params(D, H, dh)
         x = torch.randn(B, T, D)
         pos = torch.arange(T).repeat(B, 1) + torch.tensor([[0], [3]])  # second sequence starts at position 3
         write_case(f"softmax_{mode}", "softmax", {"n-heads": str(H), "d-head": str(dh), "tile": "4"}, mode, x, pos, params,
@@ -134,8 +140,7 @@ def main():
 
     for fmap, normalize in (("elu1", True), ("relu", False)):
         H, dh = 2, 6
-        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
-        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        params = qkvo_params(D, H, dh)
         x = torch.randn(B, T, D)
         pos = torch.arange(T).repeat(B, 1)
         opts = {"n-heads": str(H), "d-head": str(dh), "feature-map": fmap, "normalize": str(normalize).lower(), "chunk": "4"}
@@ -153,8 +158,7 @@ def main():
             ("local_window3", "local", local, {"window": "3", "n-global": "2"}),
             ("sparse_block2", "sparse", sparse, {"block": "2", "window-blocks": "1", "global-blocks": "1", "random-blocks": "0"})):
         H, dh = 2, 8
-        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
-        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        params = qkvo_params(D, H, dh)
         x = torch.randn(B, T, D)
         pos = torch.arange(T).repeat(B, 1)
         write_case(name, mixer, dict(opts, **{"n-heads": str(H), "tile": "4"}), "rope", x, pos, params,
@@ -162,8 +166,7 @@ def main():
 
     for gate in ("gla", "retnet", "none"):
         H, dh, rank = 2, 6, 3
-        params = {n: torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
-        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        params = qkvo_params(D, H, dh)
         if gate == "gla":
             params["wg1"] = torch.randn(D, rank) / math.sqrt(D)
             params["wg2"] = torch.randn(rank, H * dh) / math.sqrt(rank)
@@ -179,8 +182,7 @@ def main():
     # reference is the quantity it estimates, at an approximation tolerance).
     for mode in ("none", "rope"):
         H, dh = 2, 8
-        params = {n: 0.5 * torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
-        params["wo"] = torch.randn(H * dh, D) / math.sqrt(H * dh)
+        params = qkvo_params(D, H, dh, scale=0.5)
         x = torch.randn(B, T, D)
         pos = torch.arange(T).repeat(B, 1)
         write_case(f"performer_{mode}", "performer", {"n-heads": str(H), "n-features": "65536", "chunk": "4"}, mode, x, pos,
