@@ -141,10 +141,13 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     const bool last = step + 1 == o.steps;
     if ((step + 1) % o.log_every == 0 || last) {
       const double tok_s = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
-      metrics << nlohmann::json{{"step", step + 1},         {"loss", window_loss / window}, {"lr", optimizer.LearningRate(step)},
-                                {"grad_norm", grad_norm}, {"tokens_per_s", tok_s},        {"aux_loss", model.last_aux_loss()}}
-                     .dump()
-              << "\n";
+      nlohmann::json line{{"step", step + 1},         {"loss", window_loss / window}, {"lr", optimizer.LearningRate(step)},
+                          {"grad_norm", grad_norm}, {"tokens_per_s", tok_s},        {"aux_loss", model.last_aux_loss()}};
+      for (int l = 0; l < model.n_layers(); ++l)  // e.g. MoE expert load, router entropy, dropped tokens
+        for (const auto& [mixer, slot] : {std::pair<Mixer*, const char*>{&model.mixer(l), "mixer"}, {&model.channel(l), "channel"}})
+          if (auto stats = mixer->Stats(); !stats.empty())
+            line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
+      metrics << line.dump() << "\n";
       if (!hooks.quiet) {
         const double elapsed = Seconds(start, t1);
         const double eta = elapsed / result.steps_done * (o.steps - result.steps_done);

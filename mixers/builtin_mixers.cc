@@ -13,6 +13,7 @@ MixerInfo GatedLinearInfo();
 MixerInfo MlpInfo();
 MixerInfo SwiGLUInfo();
 MixerInfo NoChannelMixerInfo();
+MixerInfo MoeInfo();
 
 void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(SoftmaxAttentionInfo());
@@ -24,6 +25,7 @@ void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(MlpInfo());
   out.push_back(SwiGLUInfo());
   out.push_back(NoChannelMixerInfo());
+  out.push_back(MoeInfo());
 }
 
 }  // namespace mixlab

@@ -3,6 +3,9 @@
 //
 //   C (M, N) = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T, all row-major with leading dims = cols.
 //
+// Not for concurrent use from several threads: a cached primitive owns its scratchpad. Call it outside
+// OpenMP parallel regions (it is parallel inside).
+//
 // Linear layers use the three products below: forward y = x W, backward dx = dy W^T, dW += x^T dy.
 #pragma once
 #include <cstdint>

@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,8 +107,14 @@ class Mixer {
   virtual std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) { return {}; }
 
   virtual MixerDescription Describe(int T) const = 0;
-  // Auxiliary loss of the last Forward (MoE load balancing); zero for most mixers.
+  // Auxiliary loss of the last Forward (MoE load balancing); zero for most mixers. Its gradient is added by
+  // Backward.
   virtual float AuxLoss() const { return 0.0f; }
+  // Named statistics of the last Forward for logging (MoE: expert load, router entropy, dropped tokens).
+  virtual std::map<std::string, double> Stats() const { return {}; }
+  // Discrete decisions of the last Forward (MoE routing); gradient checks assert it does not change under
+  // their perturbations, since the loss is not differentiable across a change.
+  virtual std::string RoutingSignature() const { return ""; }
 
  protected:
   const float* P(int i) const { return params_[i].value; }

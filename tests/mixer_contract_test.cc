@@ -28,6 +28,8 @@ std::vector<MixerCase> ExtraCases() {
       {"softmax_dropout", "softmax", MixerKind::kSequence, "none", {{"dropout", "0.2"}}, true},
       {"softmax_dropout_naive", "softmax", MixerKind::kSequence, "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
       {"mlp_dff40", "mlp", MixerKind::kChannel, "none", {{"d-ff", "40"}}},
+      {"moe_switch_zloss", "moe", MixerKind::kChannel, "none", {{"top-k", "1"}, {"z-coef", "0.1"}, {"d-ff", "8"}}, false, 2e-2, 1e-3f},
+      {"moe_top3_raw_gates", "moe", MixerKind::kChannel, "none", {{"top-k", "3"}, {"renormalize", "false"}, {"n-experts", "4"}, {"aux-coef", "1"}}, false, 2e-2, 1e-3f},
       {"linear_relu_unnormalized", "linear", MixerKind::kSequence, "none", {{"feature-map", "relu"}, {"normalize", "false"}}, false, 2e-2, 1e-3f},
       {"linear_chunk3_dhead6", "linear", MixerKind::kSequence, "none", {{"chunk", "3"}, {"d-head", "6"}}},
       {"linear_naive", "linear", MixerKind::kSequence, "none", {{"impl", "naive"}}},
@@ -49,6 +51,7 @@ std::vector<MixerCase> AllCases() {
   for (auto kind : {MixerKind::kSequence, MixerKind::kChannel})
     for (const auto& name : ListMixers(kind)) {
       cases.push_back({name + (kind == MixerKind::kChannel ? "_channel" : ""), name, kind});
+      if (name == "moe") cases.back().fd_eps = 1e-3f;  // keep every perturbation inside one routing
       if (kind == MixerKind::kSequence)
         for (const auto& pos : FindMixer(name, kind).supported_pos) cases.push_back({name + "_" + pos, name, kind, pos});
     }
@@ -76,8 +79,14 @@ TEST_P(MixerContract, InputGradientMatchesFiniteDifferences) {
   auto x = RandomVector(B * T * D, 11);
   auto dy = RandomVector(B * T * D, 12);
   auto pos = Positions(B, T);
-  auto loss = [&] { return Dot(dy, h.Forward(x, pos, B, T, Mode())); };
   h.Forward(x, pos, B, T, Mode());
+  const std::string routing = h.mixer->RoutingSignature();
+  bool routing_changed = false;
+  auto loss = [&] {  // including the mixer's auxiliary losses, whose gradients Backward adds
+    const double l = Dot(dy, h.Forward(x, pos, B, T, Mode())) + h.mixer->AuxLoss();
+    routing_changed |= h.mixer->RoutingSignature() != routing;
+    return l;
+  };
   std::vector<float> dx(x.size());
   h.mixer->Backward(*h.ctx, dy.data(), dx.data());
   if (IsEmptyMixer()) {
@@ -85,6 +94,7 @@ TEST_P(MixerContract, InputGradientMatchesFiniteDifferences) {
     return;
   }
   ExpectGradientMatches(loss, x.data(), dx.data(), int64_t(x.size()), 60, GetParam().fd_eps, GetParam().grad_rtol, "dx");
+  EXPECT_FALSE(routing_changed) << "a finite-difference perturbation changed the routing";
 }
 
 TEST_P(MixerContract, ParameterGradientsMatchFiniteDifferences) {
@@ -93,15 +103,23 @@ TEST_P(MixerContract, ParameterGradientsMatchFiniteDifferences) {
   auto x = RandomVector(B * T * D, 21);
   auto dy = RandomVector(B * T * D, 22);
   auto pos = Positions(B, T);
-  auto loss = [&] { return Dot(dy, h.Forward(x, pos, B, T, Mode())); };
   h.store.ZeroGrad();
   h.Forward(x, pos, B, T, Mode());
+  const std::string routing = h.mixer->RoutingSignature();
+  bool routing_changed = false;
+  // the loss includes the mixer's auxiliary losses, whose gradients Backward adds
+  auto loss = [&] {
+    const double l = Dot(dy, h.Forward(x, pos, B, T, Mode())) + h.mixer->AuxLoss();
+    routing_changed |= h.mixer->RoutingSignature() != routing;
+    return l;
+  };
   std::vector<float> dx(x.size());
   h.mixer->Backward(*h.ctx, dy.data(), dx.data());
   for (const auto& p : h.store.params()) {
     ExpectGradientMatches(loss, h.store.values() + p.offset, h.store.grads() + p.offset, p.spec.Numel(), 30, GetParam().fd_eps,
                           GetParam().grad_rtol, "d" + p.name);
   }
+  EXPECT_FALSE(routing_changed) << "a finite-difference perturbation changed the routing";
 }
 
 TEST_P(MixerContract, IsCausal) {

@@ -1,0 +1,252 @@
+// Mixture-of-experts channel mixer (Shazeer et al. 2017; Switch Transformer, Fedus et al. 2022), replacing the
+// MLP slot:
+//   p = softmax(x Wr) over E experts;  the top_k experts of each token run their GELU MLP
+//   y = sum_{e in topk} g_e * MLP_e(x),  g = p restricted to the top-k (renormalised to sum 1 by default)
+// Auxiliary losses added to the training loss: Switch load balancing aux_coef * E * sum_e f_e * P_e (f_e the
+// fraction of assignments to e, P_e its mean router probability; gradient through P only) and the router z-loss
+// z_coef * mean(logsumexp(x Wr)^2). capacity_factor > 0 caps each expert at ceil(cf * N * k / E) assignments,
+// taken in token order; the rest are dropped (counted). Cost O(T * k * D * d_ff). The context saves x, the
+// router probabilities, the routing, and each expert's hidden pre-activations.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "mixers/matmul.h"
+#include "mixers/mixer.h"
+#include "mixers/ops.h"
+#include "mixers/registry.h"
+
+namespace mixlab {
+namespace {
+
+struct MoeOptions : Options {
+  int n_experts = 8;
+  int top_k = 2;
+  int d_ff = 0;
+  float aux_coef = 0.01f;
+  float z_coef = 0.0f;
+  float capacity_factor = 0.0f;
+  bool renormalize = true;
+  void Visit(OptionVisitor& v) override {
+    v.Int("n-experts", n_experts, "experts", 1, 4096);
+    v.Int("top-k", top_k, "experts per token (1 = Switch, 2 = top-2)", 1, 4096);
+    v.Int("d-ff", d_ff, "hidden width of each expert; 0 = 4 * d_model", 0, 1 << 16);
+    v.Float("aux-coef", aux_coef, "Switch load-balancing loss coefficient", 0.0f, 100.0f);
+    v.Float("z-coef", z_coef, "router z-loss coefficient; 0 = off", 0.0f, 100.0f);
+    v.Float("capacity-factor", capacity_factor, "expert capacity as a multiple of N*k/E; 0 = unlimited", 0.0f, 1000.0f);
+    v.Bool("renormalize", renormalize, "renormalise the top-k gates to sum to 1");
+  }
+};
+
+struct Assignment {
+  int64_t token;
+  float gate;
+};
+
+struct MoeContext : MixerContext {
+  int64_t N = 0;
+  Buffer x, logits, probs, lse;                 // probs (N, E), lse (N)
+  std::vector<std::vector<int>> topk;           // per token: chosen experts (kept or dropped)
+  std::vector<std::vector<bool>> kept;          // per token: whether each choice survived capacity
+  std::vector<std::vector<Assignment>> routed;  // per expert: its tokens and gates
+  std::vector<Buffer> xe, he, ae, ye;           // per expert: gathered inputs, hidden pre-act, act, outputs
+  std::vector<double> load;                     // f_e: fraction of assignments per expert
+  int64_t dropped = 0;
+  double aux = 0, z = 0, entropy = 0;
+};
+
+class Moe : public ChannelMixer {
+ public:
+  Moe(const MixerDims& dims, const MoeOptions& o)
+      : D_(dims.d_model), E_(o.n_experts), K_(o.top_k), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), o_(o), dims_(dims) {
+    if (K_ > E_)
+      throw UsageError("moe: top-k " + std::to_string(K_) + " exceeds n-experts " + std::to_string(E_));
+  }
+  std::string Name() const override { return "moe"; }
+  std::vector<ParamSpec> Params() const override {
+    return {{"router", {D_, E_}, Init::kNormal, InputStd(dims_, D_)},
+            {"w1", {E_, D_, F_}, Init::kNormal, InputStd(dims_, D_)},
+            {"b1", {E_, F_}, Init::kZeros, 0, false},
+            {"w2", {E_, F_, D_}, Init::kNormal, ResidualOutputStd(dims_, F_)},
+            {"b2", {E_, D_}, Init::kZeros, 0, false}};
+  }
+  std::unique_ptr<MixerContext> NewContext() const override {
+    auto c = std::make_unique<MoeContext>();
+    last_ = c.get();
+    return c;
+  }
+
+  void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode&) override {
+    auto& c = static_cast<MoeContext&>(base);
+    last_ = &c;
+    const int64_t N = int64_t(B) * T;
+    c.N = N;
+    c.x.assign(x, x + N * D_);
+    c.logits.resize(N * E_);
+    c.probs.resize(N * E_);
+    c.lse.resize(N);
+    LinearForward(x, P(0), c.logits.data(), N, D_, E_);
+    SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
+    Route(c);
+    std::fill(y, y + N * D_, 0.0f);
+    c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
+    // Experts run one after another: each product is parallel inside oneDNN, and a cached primitive (with its
+    // scratchpad) must not execute concurrently on two threads.
+    for (int e = 0; e < E_; ++e) {
+      const int64_t n = int64_t(c.routed[e].size());
+      c.xe[e].resize(n * D_), c.he[e].resize(n * F_), c.ae[e].resize(n * F_), c.ye[e].resize(n * D_);
+      for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
+      if (n == 0) continue;
+      LinearForward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
+      AsMatrix(c.he[e].data(), n, F_).rowwise() += AsMatrix(P(2) + int64_t(e) * F_, 1, F_).row(0);
+      GeluForward(c.he[e].data(), c.ae[e].data(), n * F_);
+      LinearForward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, c.ye[e].data(), n, F_, D_);
+      AsMatrix(c.ye[e].data(), n, D_).rowwise() += AsMatrix(P(4) + int64_t(e) * D_, 1, D_).row(0);
+    }
+    for (int e = 0; e < E_; ++e)  // serial scatter: deterministic order of additions
+      for (size_t i = 0; i < c.routed[e].size(); ++i) {
+        const auto& a = c.routed[e][i];
+        for (int d = 0; d < D_; ++d) y[a.token * D_ + d] += a.gate * c.ye[e][i * D_ + d];
+      }
+  }
+
+  void Backward(MixerContext& base, const float* dy, float* dx) override {
+    auto& c = static_cast<MoeContext&>(base);
+    const int64_t N = c.N;
+    Buffer dgate(N * E_, 0.0f);  // d loss / d g_{t,e}
+    std::vector<Buffer> dxe(E_);
+    std::fill(dx, dx + N * D_, 0.0f);
+    for (int e = 0; e < E_; ++e) {
+      const int64_t n = int64_t(c.routed[e].size());
+      if (n == 0) continue;
+      Buffer dye(n * D_), dae(n * F_);
+      dxe[e].resize(n * D_);
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& a = c.routed[e][i];
+        float dot = 0;
+        for (int d = 0; d < D_; ++d) {
+          dye[i * D_ + d] = a.gate * dy[a.token * D_ + d];
+          dot += dy[a.token * D_ + d] * c.ye[e][i * D_ + d];
+        }
+        dgate[a.token * E_ + e] = dot;
+      }
+      AsMatrix(G(4) + int64_t(e) * D_, 1, D_).row(0) += AsMatrix(dye.data(), n, D_).colwise().sum();
+      LinearBackward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(3) + int64_t(e) * F_ * D_, n, F_, D_);
+      GeluBackward(c.he[e].data(), dae.data(), dae.data(), n * F_);
+      AsMatrix(G(2) + int64_t(e) * F_, 1, F_).row(0) += AsMatrix(dae.data(), n, F_).colwise().sum();
+      LinearBackward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(1) + int64_t(e) * D_ * F_, n, D_, F_);
+      for (int64_t i = 0; i < n; ++i)
+        for (int d = 0; d < D_; ++d) dx[c.routed[e][i].token * D_ + d] += dxe[e][i * D_ + d];
+    }
+    // gates -> router probabilities -> logits
+    Buffer dprobs(N * E_, 0.0f), dlogits(N * E_);
+    for (int64_t t = 0; t < N; ++t) {
+      const float* p = c.probs.data() + t * E_;
+      float* dp = dprobs.data() + t * E_;
+      const auto& chosen = c.topk[t];
+      if (o_.renormalize) {
+        float S = 0, dot = 0;
+        for (int e : chosen) S += p[e];
+        for (int e : chosen) dot += dgate[t * E_ + e] * p[e] / S;
+        for (int e : chosen) dp[e] += (dgate[t * E_ + e] - dot) / S;
+      } else {
+        for (int e : chosen) dp[e] += dgate[t * E_ + e];
+      }
+      for (int e = 0; e < E_; ++e) dp[e] += o_.aux_coef * float(E_) * float(c.load[e]) / float(N);
+    }
+    SoftmaxBackward(c.probs.data(), dprobs.data(), dlogits.data(), N, E_);
+    if (o_.z_coef > 0)
+      for (int64_t t = 0; t < N; ++t)
+        for (int e = 0; e < E_; ++e) dlogits[t * E_ + e] += o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
+    LinearBackward(c.x.data(), P(0), dlogits.data(), dx, G(0), N, D_, E_, true);
+  }
+
+  float AuxLoss() const override { return last_ ? float(o_.aux_coef * last_->aux + o_.z_coef * last_->z) : 0.0f; }
+
+  std::map<std::string, double> Stats() const override {
+    std::map<std::string, double> s;
+    if (!last_) return s;
+    for (int e = 0; e < E_; ++e) s["load." + std::to_string(e)] = last_->load[e];
+    s["router_entropy"] = last_->entropy;
+    s["dropped"] = double(last_->dropped);
+    s["aux_loss"] = last_->aux;
+    s["z_loss"] = last_->z;
+    return s;
+  }
+
+  std::string RoutingSignature() const override {
+    std::string sig;
+    if (!last_) return sig;
+    for (size_t t = 0; t < last_->topk.size(); ++t)
+      for (size_t i = 0; i < last_->topk[t].size(); ++i)
+        sig += std::to_string(last_->topk[t][i]) + (last_->kept[t][i] ? "," : "x,");
+    return sig;
+  }
+
+  MixerDescription Describe(int T) const override {
+    return {CountParams(Params()), 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_};
+  }
+
+ private:
+  // Chooses the top-k experts per token (ties to the lower index), applies capacity, and fills the losses.
+  void Route(MoeContext& c) const {
+    const int64_t N = c.N;
+    c.topk.assign(N, {});
+    c.kept.assign(N, {});
+    c.routed.assign(E_, {});
+    c.load.assign(E_, 0.0);
+    const int64_t capacity = o_.capacity_factor > 0
+                                 ? int64_t(std::ceil(o_.capacity_factor * double(N) * K_ / E_))
+                                 : std::numeric_limits<int64_t>::max();
+    c.dropped = 0;
+    c.z = 0;
+    c.entropy = 0;
+    std::vector<double> mean_prob(E_, 0.0);
+    std::vector<int> order(E_);
+    for (int64_t t = 0; t < N; ++t) {
+      const float* p = c.probs.data() + t * E_;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + K_, order.end(), [&](int a, int b) {
+        return p[a] > p[b] || (p[a] == p[b] && a < b);
+      });
+      float S = 0;
+      for (int i = 0; i < K_; ++i) S += p[order[i]];
+      for (int i = 0; i < K_; ++i) {
+        const int e = order[i];
+        const bool keep = int64_t(c.routed[e].size()) < capacity;
+        c.topk[t].push_back(e);
+        c.kept[t].push_back(keep);
+        c.load[e] += 1.0 / double(N * K_);
+        if (keep) c.routed[e].push_back({t, o_.renormalize ? p[e] / S : p[e]});
+        else ++c.dropped;
+      }
+      const float* l = c.logits.data() + t * E_;
+      const float m = *std::max_element(l, l + E_);
+      double s = 0;
+      for (int e = 0; e < E_; ++e) {
+        s += std::exp(double(l[e] - m));
+        mean_prob[e] += p[e] / double(N);
+        if (p[e] > 0) c.entropy -= p[e] * std::log(double(p[e])) / double(N);
+      }
+      c.lse[t] = float(m + std::log(s));
+      c.z += double(c.lse[t]) * c.lse[t] / double(N);
+    }
+    c.aux = 0;
+    for (int e = 0; e < E_; ++e) c.aux += double(E_) * c.load[e] * mean_prob[e];
+  }
+
+  int D_, E_, K_, F_;
+  MoeOptions o_;
+  MixerDims dims_;
+  mutable const MoeContext* last_ = nullptr;
+};
+
+}  // namespace
+
+MixerInfo MoeInfo() {
+  return Entry<Moe, MoeOptions>("moe", MixerKind::kChannel,
+                                "mixture of GELU-MLP experts, softmax router, top-k, Switch aux + z losses, capacity");
+}
+
+}  // namespace mixlab
