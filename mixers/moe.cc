@@ -239,7 +239,7 @@ class Moe : public ChannelMixer {
   int D_, E_, K_, F_;
   MoeOptions o_;
   MixerDims dims_;
-  mutable const MoeContext* last_ = nullptr;
+  mutable const MoeContext* last_ = nullptr;  // context of the last Forward, read by AuxLoss, Stats, RoutingSignature
 };
 
 }  // namespace
