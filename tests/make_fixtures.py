@@ -31,14 +31,17 @@ def rope(v, pos, base):
     return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
 
 
+def project(x, p, n_heads):
+    """q, k, v = x Wq, x Wk, x Wv, each viewed as (B, T, H, dh)."""
+    B, T, _ = x.shape
+    return ((x @ p[n]).view(B, T, n_heads, -1) for n in ("wq", "wk", "wv"))
+
+
 def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None):
     """Vaswani et al. 2017 causal multi-head attention; RoPE (Su et al.) or ALiBi (Press et al.) on request."""
     B, T, D = x.shape
-    HD = p["wq"].shape[1]
-    dh = HD // n_heads
-    q = (x @ p["wq"]).view(B, T, n_heads, dh)
-    k = (x @ p["wk"]).view(B, T, n_heads, dh)
-    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    q, k, v = project(x, p, n_heads)
+    HD, dh = n_heads * q.shape[-1], q.shape[-1]
     if mode == "rope":
         q, k = rope(q, pos, rope_base), rope(k, pos, rope_base)
     s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(dh)
@@ -58,12 +61,10 @@ def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None)
 def linear_attention(x, p, n_heads, feature_map, normalize, eps=1e-6):
     """Katharopoulos et al. 2020, causal: o_t = sum_{s<=t} phi(q_t).phi(k_s) v_s / (sum_{s<=t} phi(q_t).phi(k_s) + eps)."""
     B, T, D = x.shape
-    HD = p["wq"].shape[1]
-    dh = HD // n_heads
     phi = (lambda z: torch.nn.functional.elu(z) + 1) if feature_map == "elu1" else torch.relu
-    q = phi((x @ p["wq"]).view(B, T, n_heads, dh))
-    k = phi((x @ p["wk"]).view(B, T, n_heads, dh))
-    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    q, k, v = project(x, p, n_heads)
+    q, k = phi(q), phi(k)
+    HD = n_heads * q.shape[-1]
     a = torch.einsum("bthd,bshd->bhts", q, k).tril()
     o = torch.einsum("bhts,bshd->bthd", a, v)
     if normalize:
@@ -75,11 +76,8 @@ def gated_linear(x, p, n_heads, gate, temperature=16.0):
     """Sequential recurrence S_t = diag(g_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t (GLA, Yang et al. 2024;
     RetNet's fixed decay g = 1 - 2^(-5-h); 'none' = plain linear attention)."""
     B, T, D = x.shape
-    HD = p["wq"].shape[1]
-    dh = HD // n_heads
-    q = (x @ p["wq"]).view(B, T, n_heads, dh)
-    k = (x @ p["wk"]).view(B, T, n_heads, dh)
-    v = (x @ p["wv"]).view(B, T, n_heads, dh)
+    q, k, v = project(x, p, n_heads)
+    HD, dh = n_heads * q.shape[-1], q.shape[-1]
     if gate == "gla":
         g = torch.sigmoid(x @ p["wg1"] @ p["wg2"] + p["bg"]) ** (1.0 / temperature)
         g = g.view(B, T, n_heads, dh)
