@@ -10,6 +10,7 @@ MixerInfo PerformerInfo();
 MixerInfo LocalAttentionInfo();
 MixerInfo SparseAttentionInfo();
 MixerInfo GatedLinearInfo();
+MixerInfo MambaInfo();
 MixerInfo MlpInfo();
 MixerInfo SwiGLUInfo();
 MixerInfo NoChannelMixerInfo();
@@ -22,6 +23,7 @@ void RegisterBuiltinMixers(std::vector<MixerInfo>& out) {
   out.push_back(LocalAttentionInfo());
   out.push_back(SparseAttentionInfo());
   out.push_back(GatedLinearInfo());
+  out.push_back(MambaInfo());
   out.push_back(MlpInfo());
   out.push_back(SwiGLUInfo());
   out.push_back(NoChannelMixerInfo());

@@ -94,6 +94,70 @@ def gated_linear(x, p, n_heads, gate, temperature=16.0):
     return o @ p["wo"]
 
 
+def silu(v):
+    return v * torch.sigmoid(v)
+
+
+def mamba(x, p, d_conv, discretization):
+    """Gu and Dao 2023, Mamba block, as a plain sequential scan: [xi|z] = x W_in, causal depthwise conv1d, u = silu,
+    [dt_low|B|C] = u W_x, dt = softplus(dt_low W_dt + b), A = -exp(A_log), A-bar = exp(dt A), B-bar = (dt A)^-1
+    (exp(dt A) - 1) dt B (zoh) or dt B (simplified), h_t = A-bar h_{t-1} + B-bar u_t, y = C.h + D u, out = (y * silu(z)) W_out."""
+    B, T, D = x.shape
+    E, N = p["A_log"].shape
+    R = p["dt_proj_weight"].shape[0]
+    xz = x @ p["in_proj"]
+    xi, z = xz[..., :E], xz[..., E:]
+    xc = torch.nn.functional.conv1d(xi.transpose(1, 2), p["conv_weight"][:, None, :], p["conv_bias"],
+                                    padding=d_conv - 1, groups=E)[..., :T].transpose(1, 2)
+    u = silu(xc)
+    dt_low, Bm, Cm = (u @ p["x_proj"]).split([R, N, N], dim=-1)
+    dt = torch.nn.functional.softplus(dt_low @ p["dt_proj_weight"] + p["dt_proj_bias"])
+    A = -torch.exp(p["A_log"])
+    dtA = dt[..., None] * A  # (B, T, E, N)
+    a_bar = torch.exp(dtA)
+    b_bar = (torch.expm1(dtA) / A if discretization == "zoh" else dt[..., None]) * Bm[:, :, None, :]
+    h = torch.zeros(B, E, N)
+    ys = []
+    for t in range(T):
+        h = a_bar[:, t] * h + b_bar[:, t] * u[:, t, :, None]
+        ys.append((h * Cm[:, t, None, :]).sum(-1))
+    y = torch.stack(ys, 1) + p["D"] * u
+    return (y * silu(z)) @ p["out_proj"]
+
+
+def gelu(v):
+    return torch.nn.functional.gelu(v, approximate="tanh")
+
+
+def moe(x, p, top_k, renormalize, capacity_factor, aux_coef, z_coef):
+    """Switch / top-k mixture of GELU-MLP experts (Fedus et al. 2022). Returns the output and the auxiliary loss
+    aux_coef * E * sum_e f_e P_e + z_coef * mean(logsumexp(logits)^2); f_e counts assignments (no gradient)."""
+    B, T, D = x.shape
+    E = p["router"].shape[1]
+    xf = x.reshape(B * T, D)
+    logits = xf @ p["router"]
+    probs = torch.softmax(logits, -1)
+    N = xf.shape[0]
+    capacity = math.ceil(capacity_factor * N * top_k / E) if capacity_factor > 0 else N * top_k
+    counts, load = [0] * E, [0.0] * E
+    y = torch.zeros(N, D)
+    for t in range(N):
+        ranked = sorted(range(E), key=lambda e: (-float(probs[t, e]), e))
+        chosen = ranked[:top_k]
+        assert float(probs[t, ranked[top_k - 1]] - probs[t, ranked[top_k]]) > 1e-4 if top_k < E else True, "near tie"
+        total = sum(probs[t, e] for e in chosen)
+        for e in chosen:
+            load[e] += 1.0 / (N * top_k)
+            if counts[e] >= capacity:
+                continue
+            counts[e] += 1
+            gate = probs[t, e] / total if renormalize else probs[t, e]
+            y = y.index_add(0, torch.tensor([t]), (gate * (gelu(xf[t] @ p["w1"][e] + p["b1"][e]) @ p["w2"][e] + p["b2"][e]))[None])
+    aux = E * sum(load[e] * probs[:, e].mean() for e in range(E))
+    z = (torch.logsumexp(logits, -1) ** 2).mean()
+    return y.reshape(B, T, D), aux_coef * aux + z_coef * z
+
+
 def qkvo_params(D, H, dh, scale=1.0):
     """wq, wk, wv (D, H*dh) and wo (H*dh, D), named and shaped as mixlab's projections."""
     params = {n: scale * torch.randn(D, H * dh) / math.sqrt(D) for n in ("wq", "wk", "wv")}
@@ -101,12 +165,14 @@ def qkvo_params(D, H, dh, scale=1.0):
     return params
 
 
-def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=None, qk_grad_tolerance=None):
+def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=None, qk_grad_tolerance=None, kind="sequence"):
+    """fn returns y, or (y, auxiliary loss) for mixers whose Backward adds an auxiliary loss's gradient."""
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     x = x.clone().requires_grad_(True)
-    y = fn(x, pos, params)
+    out = fn(x, pos, params)
+    y, aux = out if isinstance(out, tuple) else (out, torch.zeros(()))
     dy = torch.randn_like(y)
-    (y * dy).sum().backward()
+    ((y * dy).sum() + aux).backward()
     flat = lambda t: [float(v) for v in t.detach().reshape(-1)]
     case = {
         "mixer": mixer, "options": options, "pos": pos_mode,
@@ -115,6 +181,7 @@ def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=Non
         "params": {k: {"shape": list(v.shape), "data": flat(v)} for k, v in params.items()},
         "y": flat(y), "dy": flat(dy), "dx": flat(x.grad),
         "grads": {k: flat(v.grad) for k, v in params.items()},
+        "kind": kind, "aux_loss": float(aux),
     }
     if tolerance is not None:
         case["tolerance"] = tolerance
@@ -186,6 +253,43 @@ def main():
         write_case(f"performer_{mode}", "performer", {"n-heads": str(H), "n-features": "65536", "chunk": "4"}, mode, x, pos,
                    params, lambda x, pos, p, mode=mode: softmax_attention(x, pos, p, H, mode), tolerance=0.02,
                    qk_grad_tolerance=0.1)  # measured at 65536 features: output 0.6%, dWq/dWk 4-7% (1/sqrt(m) noise)
+
+    # Mamba with step sizes in [0.01, 0.5] (measurable dt gradients) and a perturbed S4D-real A.
+    for disc, d_conv, chunk in (("zoh", 3, "4"), ("simplified", 4, "3")):
+        E, N, R = 2 * D, 4, 2
+        dt = torch.exp(torch.rand(E) * (math.log(0.5) - math.log(0.01)) + math.log(0.01))
+        params = {
+            "in_proj": torch.randn(D, 2 * E) / math.sqrt(D), "conv_weight": torch.randn(E, d_conv) / math.sqrt(d_conv),
+            "conv_bias": 0.1 * torch.randn(E), "x_proj": torch.randn(E, R + 2 * N) / math.sqrt(E),
+            "dt_proj_weight": torch.randn(R, E) / math.sqrt(R), "dt_proj_bias": dt + torch.log(-torch.expm1(-dt)),
+            "A_log": torch.log(torch.arange(1, N + 1).double()).repeat(E, 1) + 0.1 * torch.randn(E, N),
+            "D": torch.randn(E), "out_proj": torch.randn(E, D) / math.sqrt(E)}
+        x = torch.randn(B, T, D)
+        pos = torch.arange(T).repeat(B, 1)
+        opts = {"d-state": str(N), "expand": "2", "d-conv": str(d_conv), "dt-rank": str(R), "discretization": disc, "chunk": chunk}
+        write_case(f"mamba_{disc}", "mamba", opts, "none", x, pos, params,
+                   lambda x, pos, p, d_conv=d_conv, disc=disc: mamba(x, p, d_conv, disc))
+
+    # Channel mixers. MLP and SwiGLU (Shazeer 2020); MoE with top-2 + capacity drops, and Switch top-1 + z-loss.
+    F = 24
+    x = torch.randn(B, T, D)
+    pos = torch.arange(T).repeat(B, 1)
+    params = {"w1": torch.randn(D, F) / math.sqrt(D), "b1": 0.1 * torch.randn(F), "w2": torch.randn(F, D) / math.sqrt(F),
+              "b2": 0.1 * torch.randn(D)}
+    write_case("mlp_gelu", "mlp", {"d-ff": str(F)}, "none", x, pos, params,
+               lambda x, pos, p: gelu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"], kind="channel")
+    params = {"w_in": torch.randn(D, 2 * F) / math.sqrt(D), "w_out": torch.randn(F, D) / math.sqrt(F)}
+    write_case("swiglu_default", "swiglu", {"d-ff": str(F)}, "none", x, pos, params,
+               lambda x, pos, p: (silu((x @ p["w_in"])[..., :F]) * (x @ p["w_in"])[..., F:]) @ p["w_out"], kind="channel")
+    for name, E, k, cf, aux_coef, z_coef, renorm in (("moe_top2_capacity", 4, 2, 1.0, 0.5, 0.0, True),
+                                                     ("moe_switch_zloss", 4, 1, 0.0, 0.01, 0.1, False)):
+        Fe = 8
+        params = {"router": 2.0 * torch.randn(D, E) / math.sqrt(D), "w1": torch.randn(E, D, Fe) / math.sqrt(D),
+                  "b1": 0.1 * torch.randn(E, Fe), "w2": torch.randn(E, Fe, D) / math.sqrt(Fe), "b2": 0.1 * torch.randn(E, D)}
+        opts = {"n-experts": str(E), "top-k": str(k), "d-ff": str(Fe), "capacity-factor": str(cf), "aux-coef": str(aux_coef),
+                "z-coef": str(z_coef), "renormalize": str(renorm).lower()}
+        write_case(name, "moe", opts, "none", x, pos, params,
+                   lambda x, pos, p, k=k, cf=cf, a=aux_coef, zc=z_coef, r=renorm: moe(x, p, k, r, cf, a, zc), kind="channel")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ struct MixerCase {
   OptionMap options;
   bool training = false;   // forward in training mode (dropout on)
   double grad_rtol = 2e-2;
+  // Mamba's extra cases start dt in [0.05, 0.5] instead of [0.001, 0.1]: at the default init the dt-path
+  // gradients (~1e-5) sit below the float rounding noise of a finite difference.
   float fd_eps = 1e-2f;  // smaller for non-smooth mixers (relu kinks within eps of a sample spoil the difference)
 };
 
@@ -42,6 +44,9 @@ std::vector<MixerCase> ExtraCases() {
       {"gla_naive", "gla", MixerKind::kSequence, "none", {{"impl", "naive"}}},
       {"gla_retnet_chunk5", "gla", MixerKind::kSequence, "none", {{"gate", "retnet"}, {"chunk", "5"}}},
       {"gla_none_chunk3", "gla", MixerKind::kSequence, "none", {{"gate", "none"}, {"chunk", "3"}}},
+      {"mamba_chunk3_expand3", "mamba", MixerKind::kSequence, "none", {{"chunk", "3"}, {"expand", "3"}, {"d-state", "5"}, {"dt-rank", "3"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+      {"mamba_simplified_conv2", "mamba", MixerKind::kSequence, "none", {{"discretization", "simplified"}, {"d-conv", "2"}, {"chunk", "5"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+      {"mamba_conv1", "mamba", MixerKind::kSequence, "none", {{"d-conv", "1"}, {"chunk", "1"}, {"dt-rank", "4"}, {"dt-min", "0.1"}, {"dt-max", "1"}}, false, 2e-2, 3e-2f},
       {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
   };
 }

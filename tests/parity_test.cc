@@ -26,7 +26,8 @@ TEST_P(Parity, MatchesPyTorchReference) {
   std::ifstream in(GetParam());
   const auto j = nlohmann::json::parse(in);
   const int B = j["B"], T = j["T"], D = j["D"];
-  MixerHarness h(j["mixer"], MixerKind::kSequence, MixerDims{D, 1, 0, j["pos"]}, j["options"].get<OptionMap>());
+  const MixerKind kind = j.value("kind", "sequence") == "channel" ? MixerKind::kChannel : MixerKind::kSequence;
+  MixerHarness h(j["mixer"], kind, MixerDims{D, 1, 0, j["pos"]}, j["options"].get<OptionMap>());
   for (const auto& p : h.store.params()) {
     ASSERT_TRUE(j["params"].contains(p.name)) << "fixture lacks parameter " << p.name;
     ASSERT_EQ(j["params"][p.name]["shape"].get<std::vector<int64_t>>(), p.spec.shape) << p.name;
@@ -40,6 +41,8 @@ TEST_P(Parity, MatchesPyTorchReference) {
   const float tol = j.value("tolerance", 1e-5f), qk_tol = j.value("qk_grad_tolerance", tol);
   const auto y = h.Forward(x, pos, B, T);
   EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), tol) << "output";
+  // The auxiliary loss (MoE) is part of the differentiated loss <dy, y> + aux.
+  EXPECT_NEAR(h.mixer->AuxLoss(), j.value("aux_loss", 0.0), 1e-5 * std::max(1.0, std::abs(j.value("aux_loss", 0.0)))) << "aux loss";
   const auto dy = j["dy"].get<std::vector<float>>();
   std::vector<float> dx(x.size());
   h.store.ZeroGrad();
@@ -56,13 +59,16 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(FixtureFiles()), 
   return std::filesystem::path(i.param).stem().string();
 });
 
-TEST(ParityCoverage, EverySequenceMixerHasAFixture) {
+// Every mixer that computes something (all but the empty channel mixer) has a fixture named <mixer>_<case>.
+TEST(ParityCoverage, EveryMixerHasAFixture) {
   const auto files = FixtureFiles();
-  for (const auto& name : ListMixers(MixerKind::kSequence)) {
-    bool found = false;
-    for (const auto& f : files) found |= std::filesystem::path(f).stem().string().rfind(name + "_", 0) == 0;
-    EXPECT_TRUE(found) << "no PyTorch parity fixture for sequence mixer '" << name << "'";
-  }
+  for (auto kind : {MixerKind::kSequence, MixerKind::kChannel})
+    for (const auto& name : ListMixers(kind)) {
+      if (kind == MixerKind::kChannel && name == "none") continue;
+      bool found = false;
+      for (const auto& f : files) found |= std::filesystem::path(f).stem().string().rfind(name + "_", 0) == 0;
+      EXPECT_TRUE(found) << "no PyTorch parity fixture for mixer '" << name << "'";
+    }
 }
 
 }  // namespace
