@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -19,7 +20,8 @@ namespace {
 
 void PrintEvals(const std::vector<EvalResult>& evals, const char* split) {
   for (const auto& e : evals)
-    std::printf("  %s T=%-6d accuracy %.4f  loss %.4f  (%ld scored)\n", split, e.length, e.accuracy, e.loss, long(e.scored));
+    std::printf("  %s T=%-6d accuracy %.4f  loss %.4f  bits/token %.4f  (%ld scored)\n", split, e.length, e.accuracy, e.loss,
+                e.loss / std::log(2.0), long(e.scored));
 }
 
 struct EvalOptions : Options {

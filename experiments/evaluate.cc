@@ -29,7 +29,7 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_ba
   int64_t correct = 0;
   double loss_sum = 0;
   for (int i = 0; i < n_batches; ++i) {
-    Batch b = task.Sample(batch, length, rng);
+    Batch b = task.Sample(batch, length, rng, split);
     model.Forward(b.tokens.data(), b.B, b.T);
     const float loss = model.Loss(b.targets.data(), b.mask.data()) - model.last_aux_loss();
     auto [c, s] = CountCorrect(model, b);

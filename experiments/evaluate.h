@@ -12,8 +12,6 @@ struct EvalResult {
   int64_t scored = 0;  // scored positions
 };
 
-// Which seeded stream a batch comes from: validation (model selection, periodic evals) or test (final).
-enum class Split { kTrain = 1, kValidation = 2, kTest = 3 };
 Rng SplitRng(uint64_t seed, Split split, int length);
 
 EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_batches, int batch,

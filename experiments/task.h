@@ -19,6 +19,11 @@ struct Batch {
   Batch(int b, int t) : B(b), T(t), tokens(size_t(b) * t, 0), targets(size_t(b) * t, 0), mask(size_t(b) * t, 0.0f) {}
 };
 
+// Which seeded stream a batch comes from: training, validation (model selection, periodic evals) or test (final).
+// Tasks over a corpus draw each split from its own region of the text; tasks that train on every next token
+// (MAD) score only their probe outside training.
+enum class Split { kTrain = 1, kValidation = 2, kTest = 3 };
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -26,8 +31,19 @@ class Task {
   virtual int Vocab() const = 0;
   // Throws UsageError naming the task and the smallest length it can generate.
   virtual void CheckLength(int T) const = 0;
-  virtual Batch Sample(int B, int T, Rng& rng) const = 0;
+  virtual Batch Sample(int B, int T, Rng& rng, Split split) const = 0;
 };
+
+// Writes sequence b from T + 1 tokens: inputs seq[0..T), next-token targets seq[1..T]. Training scores every next
+// token; validation and test score only the positions t whose target seq[t + 1] is a probe (MAD's convention).
+inline void FillNextToken(Batch& batch, int b, const std::vector<int32_t>& seq, const std::vector<bool>& probe, Split split) {
+  const int T = batch.T;
+  for (int t = 0; t < T; ++t) {
+    batch.tokens[size_t(b) * T + t] = seq[t];
+    batch.targets[size_t(b) * T + t] = seq[t + 1];
+    batch.mask[size_t(b) * T + t] = split == Split::kTrain || probe[t + 1] ? 1.0f : 0.0f;
+  }
+}
 
 struct TaskInfo {
   std::string name, help;

@@ -26,7 +26,7 @@ class CopyTask : public Task {
       throw UsageError("task 'copy' needs sequence length >= 2 * copy-len (" + std::to_string(2 * Length(T)) +
                        " and >= 2), got " + std::to_string(T));
   }
-  Batch Sample(int B, int T, Rng& rng) const override {
+  Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
     Batch batch(B, T);
     const int L = Length(T);

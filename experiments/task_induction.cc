@@ -23,7 +23,7 @@ class InductionTask : public Task {
   void CheckLength(int T) const override {
     if (T < 4) throw UsageError("task 'induction' needs sequence length >= 4, got " + std::to_string(T));
   }
-  Batch Sample(int B, int T, Rng& rng) const override {
+  Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
     Batch batch(B, T);
     const int trigger = o_.vocab;

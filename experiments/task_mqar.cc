@@ -40,7 +40,7 @@ class MqarTask : public Task {
                        std::to_string(4 * o_.pairs) + ", got " + std::to_string(T));
   }
 
-  Batch Sample(int B, int T, Rng& rng) const override {
+  Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
     Batch batch(B, T);
     const int P = o_.pairs, half = o_.vocab / 2;

@@ -7,10 +7,21 @@ namespace mixlab {
 TaskInfo MqarTaskInfo();
 TaskInfo InductionTaskInfo();
 TaskInfo CopyTaskInfo();
+TaskInfo SelectiveCopyTaskInfo();
+TaskInfo InContextRecallTaskInfo();
+TaskInfo NoisyRecallTaskInfo();
+TaskInfo FuzzyRecallTaskInfo();
+TaskInfo MemorizationTaskInfo();
+TaskInfo ListOpsTaskInfo();
+TaskInfo PasskeyTaskInfo();
+TaskInfo CharLmTaskInfo();
 
 namespace {
 const std::vector<TaskInfo>& Registry() {
-  static const std::vector<TaskInfo> tasks = {MqarTaskInfo(), InductionTaskInfo(), CopyTaskInfo()};
+  static const std::vector<TaskInfo> tasks = {MqarTaskInfo(),          InductionTaskInfo(),   CopyTaskInfo(),
+                                              SelectiveCopyTaskInfo(), InContextRecallTaskInfo(), NoisyRecallTaskInfo(),
+                                              FuzzyRecallTaskInfo(),   MemorizationTaskInfo(),    ListOpsTaskInfo(),
+                                              PasskeyTaskInfo(),       CharLmTaskInfo()};
   return tasks;
 }
 }  // namespace

@@ -37,7 +37,7 @@ std::string FirstNonFinite(const ParamStore& store, const float* buffer) {
 
 nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& e : evals) j[std::to_string(e.length)] = {{"loss", e.loss}, {"accuracy", e.accuracy}};
+  for (const auto& e : evals) j[std::to_string(e.length)] = {{"loss", e.loss}, {"accuracy", e.accuracy}, {"bits_per_token", e.loss / std::log(2.0)}};
   return j;
 }
 
@@ -108,7 +108,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   };
 
   for (int step = 0; step < o.steps; ++step) {
-    Batch batch = task->Sample(o.batch, o.train_len, data);
+    Batch batch = task->Sample(o.batch, o.train_len, data, Split::kTrain);
     const auto t0 = Clock::now();
     model.params().ZeroGrad();
     model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step, step});
