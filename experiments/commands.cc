@@ -41,16 +41,28 @@ struct EvalOptions : Options {
   }
 };
 
+// How a run starts; not part of the run's config (a resumed run has the same config as the one it continues).
+struct RunControlOptions : Options {
+  bool resume = false;
+  void Visit(OptionVisitor& v) override {
+    v.Bool("resume", resume, "continue from the run directory's last checkpoint and optimizer state (bit-exact); refused if the config changed");
+  }
+};
+
 }  // namespace
 
 int TrainCommand(int argc, char** argv) {
   TrainOptions train;
   ModelOptions model;
+  RunControlOptions control;
   auto groups = RunFlagGroups(train, model);
+  groups.insert(groups.begin(), {"run control", &control, "", nullptr});
   ParsedFlags flags;
   if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return 0;
   RunSpec spec = BuildRunSpec(train, model, flags, true);
-  TrainResult r = Train(spec, {spec.train.task + " " + spec.model.Summary(), false, {}});
+  TrainHooks hooks{.progress_prefix = spec.train.task + " " + spec.model.Summary(), .resume = control.resume};
+  TrainResult r = Train(spec, hooks);
+  if (r.resumed_from > 0) std::printf("resumed from step %d\n", r.resumed_from);
   std::printf("run %s: %d steps, %.0f tokens/s, %ld parameters\n", r.run_dir.c_str(), r.steps_done,
               r.tokens_per_second, long(r.params));
   if (r.diverged) {
@@ -58,6 +70,7 @@ int TrainCommand(int argc, char** argv) {
     return 3;
   }
   PrintEvals(r.test, "test");
+  for (const auto& [value, evals] : r.sweep) PrintEvals(evals, ("test " + value).c_str());
   if (r.steps_to_99 >= 0) std::printf("  validation accuracy >= 0.99 at the training length from step %d\n", r.steps_to_99);
   return 0;
 }

@@ -201,7 +201,7 @@ int CompareCommand(int argc, char** argv) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
     }
-    r.result = Train(r.spec, {prefix, false, {}});
+    r.result = Train(r.spec, {.progress_prefix = prefix});
     ++trained;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;

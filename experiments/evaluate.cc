@@ -8,17 +8,8 @@ Rng SplitRng(uint64_t seed, Split split, int length) {
   return Rng(seed, uint64_t(split) * 0x10000000ULL + uint64_t(length));
 }
 
-std::pair<int64_t, int64_t> CountCorrect(const LanguageModel& model, const Batch& batch) {
-  const int V = model.vocab();
-  int64_t correct = 0, scored = 0;
-  for (int64_t i = 0; i < int64_t(batch.B) * batch.T; ++i) {
-    if (batch.mask[i] == 0) continue;
-    const float* row = model.logits() + i * V;
-    const int64_t argmax = std::max_element(row, row + V) - row;
-    correct += argmax == batch.targets[i];
-    ++scored;
-  }
-  return {correct, scored};
+int EvalBatchSize(int batch, int train_len, int length) {
+  return std::min(batch, std::max(4, int(int64_t(batch) * train_len / std::max(length, 1))));
 }
 
 EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_batches, int batch, uint64_t seed,
@@ -32,9 +23,17 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_ba
     Batch b = task.Sample(batch, length, rng, split);
     model.Forward(b.tokens.data(), b.B, b.T);
     const float loss = model.Loss(b.targets.data(), b.mask.data()) - model.last_aux_loss();
-    auto [c, s] = CountCorrect(model, b);
-    correct += c;
-    r.scored += s;
+    const int V = model.vocab();
+    for (int64_t j = 0; j < int64_t(b.B) * b.T; ++j) {
+      if (b.mask[j] == 0) continue;
+      const float* row = model.logits() + j * V;
+      const int bin = int(int64_t(j % b.T) * kPositionBins / b.T);
+      const bool right = (std::max_element(row, row + V) - row) == b.targets[j];
+      correct += right;
+      ++r.scored;
+      r.bin_correct[bin] += right;
+      ++r.bin_scored[bin];
+    }
     loss_sum += loss;
   }
   r.loss = loss_sum / n_batches;

@@ -26,6 +26,7 @@ struct TrainOptions : Options {
   int log_every = 50;
   int seed = 0;
   int threads = 2;
+  std::string eval_sweep;
   std::string out;
   void Visit(OptionVisitor& v) override {
     v.String("task", task, "task to train on (see `mixlab list`)");
@@ -44,6 +45,7 @@ struct TrainOptions : Options {
     v.Int("log-every", log_every, "steps between metric lines", 1, 100000000);
     v.Int("seed", seed, "seed of initialisation, data and dropout", 0, 1 << 30);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);
+    v.String("eval-sweep", eval_sweep, "after training, test every eval length for each value of one task option, e.g. passkey.depth=0,0.5,1");
     v.String("out", out, "run directory; empty = runs/<task>-<mixers>-<pos>-s<seed>");
   }
 };

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,18 +36,72 @@ std::string FirstNonFinite(const ParamStore& store, const float* buffer) {
   return "";
 }
 
-nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& e : evals) j[std::to_string(e.length)] = {{"loss", e.loss}, {"accuracy", e.accuracy}, {"bits_per_token", e.loss / std::log(2.0)}};
-  return j;
+// Keeps the metrics lines up to `step` (a resumed run rewrites what followed its checkpoint) and returns the first
+// validation step with accuracy >= 0.99 at `train_len` among them, or -1.
+int TruncateMetrics(const std::string& path, int step, int train_len) {
+  std::ifstream in(path);
+  std::vector<std::string> kept;
+  int steps_to_99 = -1;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("step", 0) > step) continue;
+    kept.push_back(line);
+    if (j.contains("validation") && j["validation"].contains(std::to_string(train_len)) && steps_to_99 < 0 &&
+        j["validation"][std::to_string(train_len)].value("accuracy", 0.0) >= 0.99)
+      steps_to_99 = j["step"];
+  }
+  std::ofstream out(path, std::ios::trunc);
+  for (const auto& l : kept) out << l << "\n";
+  return steps_to_99;
+}
+
+// (name, values) of --eval-sweep "task.option=v1,v2"; refuses an option the task does not have.
+std::pair<std::string, std::vector<std::string>> ParseSweep(const TrainOptions& o, const OptionMap& task_options) {
+  const auto eq = o.eval_sweep.find('=');
+  const std::string name = o.eval_sweep.substr(0, eq);
+  const std::string prefix = o.task + ".";
+  if (eq == std::string::npos || name.rfind(prefix, 0) != 0 || !task_options.count(name.substr(prefix.size())))
+    throw UsageError("--eval-sweep '" + o.eval_sweep + "': expected " + prefix + "OPTION=v1,v2,... with an option of task '" +
+                     o.task + "' (see `mixlab list`)");
+  return {name.substr(prefix.size()), SplitList(o.eval_sweep.substr(eq + 1), ',')};
 }
 
 }  // namespace
 
+nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& e : evals) {
+    nlohmann::json by_position = nlohmann::json::array();
+    for (int b = 0; b < kPositionBins; ++b)
+      by_position.push_back(e.bin_scored[b] ? nlohmann::json(double(e.bin_correct[b]) / double(e.bin_scored[b])) : nlohmann::json());
+    j[std::to_string(e.length)] = {{"loss", e.loss}, {"accuracy", e.accuracy}, {"bits_per_token", e.loss / std::log(2.0)},
+                                   {"scored", e.scored}, {"accuracy_by_position", by_position}};
+  }
+  return j;
+}
+
+std::vector<EvalResult> EvalsFromJson(const nlohmann::json& j) {
+  std::vector<EvalResult> out;
+  for (const auto& [len, e] : j.items()) {
+    EvalResult r;
+    r.length = std::stoi(len);
+    r.loss = e.at("loss");
+    r.accuracy = e.at("accuracy");
+    r.scored = e.value("scored", int64_t(0));
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](const EvalResult& a, const EvalResult& b) { return a.length < b.length; });
+  return out;
+}
+
 nlohmann::json TrainResult::ToJson() const {
-  return {{"run_dir", run_dir},   {"steps_done", steps_done},   {"diverged", diverged},
-          {"divergence", divergence}, {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
-          {"params", params},     {"steps_to_99", steps_to_99}, {"test", EvalJson(test)}};
+  nlohmann::json sweep_json = nlohmann::json::object();
+  for (const auto& [value, evals] : sweep) sweep_json[value] = EvalJson(evals);
+  return {{"run_dir", run_dir},         {"steps_done", steps_done},       {"diverged", diverged},
+          {"divergence", divergence},   {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
+          {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
+          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"test", EvalJson(test)},
+          {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
 }
 
 void ValidateRun(const RunSpec& spec, const Task& task) {
@@ -57,6 +112,14 @@ void ValidateRun(const RunSpec& spec, const Task& task) {
     if (spec.model.pos == "learned" && T > spec.model.max_len)
       throw UsageError("length " + std::to_string(T) + " exceeds --max-len " + std::to_string(spec.model.max_len) +
                        " of the learned positional embedding; raise --max-len or use another --pos");
+  }
+  if (!spec.train.eval_sweep.empty()) {
+    const auto [option, values] = ParseSweep(spec.train, spec.task_options);
+    for (const auto& value : values) {
+      OptionMap options = spec.task_options;
+      options[option] = value;
+      MakeTask(spec.train.task, options);  // refuses a value out of range before any training
+    }
   }
 }
 
@@ -71,11 +134,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   std::filesystem::create_directories(result.run_dir);
   const std::string ckpt = result.run_dir + "/model.safetensors";
   const nlohmann::json spec_json = spec.ToJson();
-  {
-    std::ofstream(result.run_dir + "/config.json") << spec_json.dump(2) << "\n";
-  }
-  std::ofstream metrics(result.run_dir + "/metrics.jsonl", std::ios::trunc);
-
+  const std::string optimizer_file = result.run_dir + "/optimizer.safetensors";
   LanguageModel model(spec.model);
   model.Initialize(uint64_t(o.seed));
   result.params = model.params().size();
@@ -89,25 +148,54 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   ac.min_lr_ratio = o.min_lr_ratio;
   AdamW optimizer(model.params(), ac);
   Rng data = SplitRng(uint64_t(o.seed), Split::kTrain, o.train_len);
+  double train_time = 0, loss_sum = 0;
+  int first_step = 0;
+  if (hooks.resume && std::filesystem::exists(ckpt)) {
+    // Bit-exact continuation: weights, AdamW moments, the step, and the data stream replayed to that step.
+    auto meta = ReadCheckpointMetadata(ckpt);
+    if (!meta.count("run") || nlohmann::json::parse(meta["run"], nullptr, false) != spec_json)
+      throw UsageError("cannot resume run '" + result.run_dir + "': its checkpoint was written by a different config; "
+                       "use another --out or drop --resume to start over");
+    LoadCheckpointInto(ckpt, model);
+    auto opt_meta = LoadOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment());
+    if (opt_meta["step"] != meta["step"])
+      throw UsageError("cannot resume run '" + result.run_dir + "': optimizer state is from step " + opt_meta["step"] +
+                       ", the checkpoint from step " + meta["step"] + "; drop --resume to start over");
+    first_step = std::stoi(meta["step"]);
+    train_time = std::stod(opt_meta.at("train_seconds"));
+    loss_sum = std::stod(opt_meta.at("loss_sum"));
+    for (int s = 0; s < first_step; ++s) task->Sample(o.batch, o.train_len, data, Split::kTrain);
+    result.steps_to_99 = TruncateMetrics(result.run_dir + "/metrics.jsonl", first_step, o.train_len);
+    result.resumed_from = result.steps_done = first_step;
+  }
+  {
+    std::ofstream(result.run_dir + "/config.json") << spec_json.dump(2) << "\n";
+  }
+  std::ofstream metrics(result.run_dir + "/metrics.jsonl", first_step > 0 ? std::ios::app : std::ios::trunc);
 
   const bool tty = !hooks.quiet && isatty(fileno(stderr));
   const auto start = Clock::now();
-  double train_time = 0, window_loss = 0;
+  double window_loss = 0;
   int window = 0;
-  auto save = [&](int step) {
+  auto save = [&](int step) {  // optimizer state first: the model checkpoint's step is the authority on resume
+    SaveOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment(),
+                       {{"step", std::to_string(step)}, {"train_seconds", std::to_string(train_time)},
+                        {"loss_sum", std::to_string(loss_sum)}});
     SaveCheckpoint(ckpt, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
   };
   auto validate = [&](int step) {
     std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
-      evals.push_back(Evaluate(model, *task, T, o.eval_batches, o.batch, uint64_t(o.seed), Split::kValidation));
+      evals.push_back(Evaluate(model, *task, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
+                               Split::kValidation));
+    result.validation = evals;
     metrics << nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump() << "\n" << std::flush;
     for (const auto& e : evals)
       if (e.length == o.train_len && e.accuracy >= 0.99 && result.steps_to_99 < 0) result.steps_to_99 = step;
     return evals;
   };
 
-  for (int step = 0; step < o.steps; ++step) {
+  for (int step = first_step; step < o.steps; ++step) {
     Batch batch = task->Sample(o.batch, o.train_len, data, Split::kTrain);
     const auto t0 = Clock::now();
     model.params().ZeroGrad();
@@ -137,6 +225,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     train_time += Seconds(t0, t1);
     result.steps_done = step + 1;
     window_loss += loss;
+    loss_sum += loss;
     ++window;
     const bool last = step + 1 == o.steps;
     if ((step + 1) % o.log_every == 0 || last) {
@@ -150,7 +239,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
       metrics << line.dump() << "\n";
       if (!hooks.quiet) {
         const double elapsed = Seconds(start, t1);
-        const double eta = elapsed / result.steps_done * (o.steps - result.steps_done);
+        const double eta = elapsed / (result.steps_done - first_step) * (o.steps - result.steps_done);
         char line[256];
         std::snprintf(line, sizeof line, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s", hooks.progress_prefix.c_str(),
                       step + 1, o.steps, window_loss / window, optimizer.LearningRate(step), tok_s,
@@ -175,9 +264,25 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   if (tty) std::cerr << "\n";
   result.train_seconds = train_time;
   result.tokens_per_second = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
-  if (!result.diverged) {
+  result.mean_train_loss = loss_sum / std::max(1, result.steps_done);
+  if (result.steps_to_99 >= 0) result.tokens_to_99 = int64_t(result.steps_to_99) * o.batch * o.train_len;
+  auto test = [&](const Task& t) {
+    std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
-      result.test.push_back(Evaluate(model, *task, T, o.eval_batches, o.batch, uint64_t(o.seed), Split::kTest));
+      evals.push_back(Evaluate(model, t, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
+    return evals;
+  };
+  if (!result.diverged) {
+    if (result.validation.empty()) validate(result.steps_done);  // a resumed run that had already finished
+    result.test = test(*task);
+    if (!o.eval_sweep.empty()) {
+      const auto [option, values] = ParseSweep(o, spec.task_options);
+      for (const auto& value : values) {
+        OptionMap options = spec.task_options;
+        options[option] = value;
+        result.sweep.push_back({option + "=" + value, test(*MakeTask(o.task, options))});
+      }
+    }
   }
   std::ofstream(result.run_dir + "/results.json") << result.ToJson().dump(2) << "\n";
   return result;

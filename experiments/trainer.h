@@ -19,19 +19,31 @@ struct TrainResult {
   std::string divergence;        // "step 12: non-finite gradient in layers.0.mixer.wq"
   double train_seconds = 0, tokens_per_second = 0;
   int64_t params = 0;
-  std::vector<EvalResult> test;  // final test split, one per eval length
-  int steps_to_99 = -1;          // first validation step with accuracy >= 0.99 at the training length
+  std::vector<EvalResult> test;        // final test split, one per eval length
+  std::vector<EvalResult> validation;  // last validation (model selection uses it, never the test split)
+  int steps_to_99 = -1;                // first validation step with accuracy >= 0.99 at the training length
+  int64_t tokens_to_99 = -1;           // training tokens seen by then
+  double mean_train_loss = 0;          // area under the training-loss curve per step (convergence speed)
+  int resumed_from = 0;                // step the run continued from (--resume), 0 for a fresh run
+  // --eval-sweep: per value ("passkey.depth=0.5") the test split at every eval length
+  std::vector<std::pair<std::string, std::vector<EvalResult>>> sweep;
   nlohmann::json ToJson() const;
 };
 
 struct TrainHooks {
   std::string progress_prefix;  // e.g. "[3/10] mqar softmax rope s0"
   bool quiet = false;           // no per-step lines (tests)
+  bool resume = false;          // continue from the run directory's checkpoint and optimizer state when present
   // Called after every optimizer step (tests use it to inject faults).
   std::function<void(LanguageModel&, int step)> after_step;
 };
 
+// Throws UsageError when resuming a run whose checkpoint was written by another config.
 TrainResult Train(RunSpec& spec, const TrainHooks& hooks = {});
+
+// The JSON of per-length evaluations as results.json stores it, and back.
+nlohmann::json EvalJson(const std::vector<EvalResult>& evals);
+std::vector<EvalResult> EvalsFromJson(const nlohmann::json& j);
 
 // Checks lengths and positions before any work: every eval length must be generable by the task and fit
 // a learned positional table. Throws UsageError.

@@ -58,24 +58,34 @@ Parsed ReadFile(const std::string& path) {
   return p;
 }
 
-}  // namespace
 
-void SaveCheckpoint(const std::string& path, const LanguageModel& model,
-                    const std::map<std::string, std::string>& metadata) {
-  const ParamStore& store = model.params();
+// One named F32 tensor to write.
+struct TensorOut {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float* data;
+};
+
+// Writes tensors contiguously (in order) with the metadata and the data checksum, to path.tmp then renamed.
+void WriteSafetensors(const std::string& path, const std::vector<TensorOut>& tensors, nlohmann::json meta) {
   nlohmann::json header;
   int64_t offset = 0;
-  for (const auto& p : store.params()) {
-    const int64_t bytes = p.spec.Numel() * int64_t(sizeof(float));
-    header[p.name] = {{"dtype", "F32"}, {"shape", p.spec.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+  for (const auto& t : tensors) {
+    int64_t numel = 1;
+    for (auto d : t.shape) numel *= d;
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * int64_t(sizeof(float))}}};
+    offset += numel * int64_t(sizeof(float));
   }
-  const char* data = reinterpret_cast<const char*>(store.values());
-  nlohmann::json meta = nlohmann::json::object();
-  for (const auto& [k, v] : metadata) meta[k] = v;
+  std::vector<char> data;
+  data.reserve(size_t(offset));
+  for (const auto& t : tensors) {
+    int64_t numel = 1;
+    for (auto d : t.shape) numel *= d;
+    const char* bytes = reinterpret_cast<const char*>(t.data);
+    data.insert(data.end(), bytes, bytes + numel * int64_t(sizeof(float)));
+  }
   meta["format"] = "mixlab";
-  meta["config"] = model.config().ToJson().dump();
-  meta["data_fnv1a64"] = std::to_string(Fnv1a64(data, size_t(offset)));
+  meta["data_fnv1a64"] = std::to_string(Fnv1a64(data.data(), data.size()));
   header["__metadata__"] = meta;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data section to 8 bytes
@@ -87,11 +97,52 @@ void SaveCheckpoint(const std::string& path, const LanguageModel& model,
     if (!out) throw UsageError("cannot write checkpoint '" + tmp + "'");
     out.write(reinterpret_cast<const char*>(&len), 8);
     out.write(text.data(), int64_t(text.size()));
-    out.write(data, offset);
+    out.write(data.data(), int64_t(data.size()));
     out.flush();
     if (!out) throw UsageError("error while writing checkpoint '" + tmp + "' (disk full?)");
   }
   std::filesystem::rename(tmp, path);
+}
+
+nlohmann::json MetadataJson(const std::map<std::string, std::string>& metadata) {
+  nlohmann::json meta = nlohmann::json::object();
+  for (const auto& [k, v] : metadata) meta[k] = v;
+  return meta;
+}
+
+}  // namespace
+
+void SaveCheckpoint(const std::string& path, const LanguageModel& model,
+                    const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorOut> tensors;
+  for (const auto& p : model.params().params()) tensors.push_back({p.name, p.spec.shape, model.params().values() + p.offset});
+  nlohmann::json meta = MetadataJson(metadata);
+  meta["config"] = model.config().ToJson().dump();
+  WriteSafetensors(path, tensors, meta);
+}
+
+void SaveOptimizerState(const std::string& path, const Buffer& m, const Buffer& v,
+                        const std::map<std::string, std::string>& metadata) {
+  WriteSafetensors(path, {{"m", {int64_t(m.size())}, m.data()}, {"v", {int64_t(v.size())}, v.data()}}, MetadataJson(metadata));
+}
+
+std::map<std::string, std::string> LoadOptimizerState(const std::string& path, Buffer& m, Buffer& v) {
+  Parsed p = ReadFile(path);
+  std::map<std::string, std::string> out;
+  for (const auto& [k, val] : p.header["__metadata__"].items())
+    if (val.is_string()) out[k] = val.get<std::string>();
+  for (auto [name, buf] : {std::pair<const char*, Buffer*>{"m", &m}, {"v", &v}}) {
+    if (!p.header.contains(name)) Refuse(path, std::string("optimizer state lacks tensor '") + name + "'");
+    try {
+      const auto off = p.header[name].at("data_offsets").get<std::vector<int64_t>>();
+      if (off.size() != 2 || off[0] < 0 || off[1] > int64_t(p.data.size()) || off[1] - off[0] != int64_t(buf->size() * sizeof(float)))
+        Refuse(path, std::string("optimizer tensor '") + name + "' does not match the model's " + std::to_string(buf->size()) + " parameters");
+      std::memcpy(buf->data(), p.data.data() + off[0], size_t(off[1] - off[0]));
+    } catch (const nlohmann::json::exception&) {
+      Refuse(path, std::string("malformed entry for optimizer tensor '") + name + "'");
+    }
+  }
+  return out;
 }
 
 std::map<std::string, std::string> ReadCheckpointMetadata(const std::string& path) {

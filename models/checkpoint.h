@@ -13,6 +13,12 @@ namespace mixlab {
 void SaveCheckpoint(const std::string& path, const LanguageModel& model,
                     const std::map<std::string, std::string>& metadata = {});
 
+// AdamW's moments (m, v over the flat parameter buffer) for resuming a run, in the same checksummed, atomically
+// written format with caller metadata (the step). Loading refuses a file whose sizes differ from m and v.
+void SaveOptimizerState(const std::string& path, const Buffer& m, const Buffer& v,
+                        const std::map<std::string, std::string>& metadata);
+std::map<std::string, std::string> LoadOptimizerState(const std::string& path, Buffer& m, Buffer& v);
+
 // Reads only the metadata (including "config") of a checkpoint; throws UsageError on a missing or corrupt file.
 std::map<std::string, std::string> ReadCheckpointMetadata(const std::string& path);
 

@@ -29,7 +29,7 @@ TrainResult TrainSoftmax(const std::string& task, int steps, int batch, float lr
   ParsedFlags flags;
   flags.prefixed[task] = task_options;
   RunSpec spec = BuildRunSpec(t, m, flags, true);
-  return Train(spec, {task, true, {}});
+  return Train(spec, {.progress_prefix = task, .quiet = true});
 }
 
 TEST(EndToEnd, SoftmaxLearnsInductionHeads) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -155,9 +156,9 @@ TEST(Model, MatmulPrimitivesAreCached) {
   EXPECT_FLOAT_EQ(c[0], 10.0f);
 }
 
-RunSpec TinyRun(const std::string& out, int steps = 30) {
+RunSpec TinyRun(const std::string& out, int steps = 30, const std::string& task = "mqar") {
   TrainOptions t;
-  t.task = "mqar";
+  t.task = task;
   t.train_len = 32;
   t.eval_lens = {32};
   t.steps = steps;
@@ -185,16 +186,58 @@ TEST(Training, SameSeedGivesIdenticalLosses) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_determinism";
   RunSpec a = TinyRun((dir / "a").string()), b = TinyRun((dir / "b").string());
   a.train.log_every = b.train.log_every = 1;
-  Train(a, {"", true, {}});
-  Train(b, {"", true, {}});
+  Train(a, {.quiet = true});
+  Train(b, {.quiet = true});
   const auto la = Losses((dir / "a" / "metrics.jsonl").string()), lb = Losses((dir / "b" / "metrics.jsonl").string());
   ASSERT_EQ(la.size(), 30u);
   EXPECT_EQ(la, lb);
   RunSpec c = TinyRun((dir / "c").string());
   c.train.seed = 1;
   c.train.log_every = 1;
-  Train(c, {"", true, {}});
+  Train(c, {.quiet = true});
   EXPECT_NE(la, Losses((dir / "c" / "metrics.jsonl").string()));
+}
+
+// A run killed after its step-20 checkpoint and resumed ends bit-identical to one that was never interrupted:
+// weights, AdamW moments, the step and the data stream all continue exactly.
+TEST(Training, ResumeIsBitExact) {
+  const auto dir = std::filesystem::temp_directory_path() / "mixlab_resume";
+  std::filesystem::remove_all(dir);
+  RunSpec whole = TinyRun((dir / "whole").string(), 40), cut = TinyRun((dir / "cut").string(), 40);
+  whole.train.log_every = cut.train.log_every = 1;
+  const TrainResult a = Train(whole, {.quiet = true});
+  TrainHooks kill{.quiet = true, .after_step = [](LanguageModel&, int step) {
+                    if (step == 25) throw std::runtime_error("killed");
+                  }};
+  EXPECT_THROW(Train(cut, kill), std::runtime_error);
+  const TrainResult b = Train(cut, {.quiet = true, .resume = true});
+  EXPECT_EQ(b.resumed_from, 20);
+  auto wa = LoadCheckpoint((dir / "whole" / "model.safetensors").string());
+  auto wb = LoadCheckpoint((dir / "cut" / "model.safetensors").string());
+  ASSERT_EQ(wa->params().size(), wb->params().size());
+  EXPECT_EQ(std::memcmp(wa->params().values(), wb->params().values(), sizeof(float) * wa->params().size()), 0);
+  EXPECT_EQ(a.test[0].loss, b.test[0].loss);
+  EXPECT_EQ(Losses((dir / "whole" / "metrics.jsonl").string()), Losses((dir / "cut" / "metrics.jsonl").string()))
+      << "the resumed run's metrics must continue, not repeat, the interrupted one's";
+
+  RunSpec changed = TinyRun((dir / "cut").string(), 40);
+  changed.train.log_every = 1;
+  changed.train.lr = 1e-3f;
+  EXPECT_THROW(Train(changed, {.quiet = true, .resume = true}), UsageError) << "resuming under another config";
+}
+
+TEST(Training, EvalSweepTestsEachTaskOptionValue) {
+  const auto dir = std::filesystem::temp_directory_path() / "mixlab_sweep";
+  RunSpec spec = TinyRun(dir.string(), 2, "passkey");
+  spec.train.eval_sweep = "passkey.depth=0,0.5,1";
+  const TrainResult r = Train(spec, {.quiet = true});
+  ASSERT_EQ(r.sweep.size(), 3u);
+  EXPECT_EQ(r.sweep[1].first, "depth=0.5");
+  EXPECT_EQ(r.sweep[1].second.size(), spec.train.eval_lens.size());
+  for (const std::string bad : {"passkey.no-such=1", "mqar.pairs=2", "passkey.depth=7"}) {
+    spec.train.eval_sweep = bad;
+    EXPECT_THROW(ValidateRun(spec, *MakeTask("passkey", spec.task_options)), UsageError) << bad;
+  }
 }
 
 TEST(Training, StopsOnNonFiniteLossNamingStepAndTensorAndKeepsLastGoodCheckpoint) {
@@ -202,7 +245,7 @@ TEST(Training, StopsOnNonFiniteLossNamingStepAndTensorAndKeepsLastGoodCheckpoint
   std::filesystem::remove_all(dir);
   RunSpec spec = TinyRun(dir.string(), 30);
   spec.train.eval_every = 5;
-  TrainHooks hooks{"", true, [](LanguageModel& m, int step) {
+  TrainHooks hooks{.quiet = true, .after_step = [](LanguageModel& m, int step) {
                      if (step == 11) {  // after the 12th update: poison one weight
                        const int i = m.params().Find("layers.1.mixer.wq");
                        m.params().values()[m.params().params()[i].offset + 3] = std::nanf("");
@@ -222,7 +265,7 @@ TEST(Training, StopsOnNonFiniteLossNamingStepAndTensorAndKeepsLastGoodCheckpoint
 TEST(Checkpoint, RoundTripReproducesLogits) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_ckpt";
   RunSpec spec = TinyRun(dir.string(), 10);
-  Train(spec, {"", true, {}});
+  Train(spec, {.quiet = true});
   const std::string path = (dir / "model.safetensors").string();
   auto model = LoadCheckpoint(path);
   LanguageModel fresh(spec.model);
@@ -249,7 +292,7 @@ std::string RefusalOf(const std::string& path) {
 TEST(Checkpoint, RefusesMissingCorruptTruncatedAndMismatched) {
   const auto dir = std::filesystem::temp_directory_path() / "mixlab_ckpt_bad";
   RunSpec spec = TinyRun(dir.string(), 5);
-  Train(spec, {"", true, {}});
+  Train(spec, {.quiet = true});
   const std::string good = (dir / "model.safetensors").string();
   EXPECT_NE(RefusalOf((dir / "missing.safetensors").string()).find("not found"), std::string::npos);
 
