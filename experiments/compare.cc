@@ -1,6 +1,8 @@
-// mixlab compare: the same tasks, data, budget and seeds for several mixers and positional encodings, then
-// one report (report.md, results.csv, runs.json and matplotlib plots). A repeated compare skips runs whose
-// directory already holds results for an identical config.
+// mixlab compare: the same tasks, data, budget and seeds for several model variants, positional encodings,
+// learning rates and one optional swept flag, then one report (report.md, results.csv, runs.json and matplotlib
+// plots). The learning rate of each variant is chosen on the validation split, never on test. A repeated compare
+// skips finished runs with an identical config; an experiment directory holding a different experiment is only
+// overwritten with --force.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,33 +12,52 @@
 #include <iostream>
 
 #include "experiments/commands.h"
+#include "experiments/presets.h"
 #include "experiments/run_builder.h"
 #include "experiments/trainer.h"
+#include "mixers/registry.h"
+#include "models/language_model.h"
 #include "mixers/tensor.h"
 
 namespace mixlab {
 namespace {
 
+// The default compare: every mixer family on recall and induction, train at 64, test up to 8x longer.
 struct CompareOptions : Options {
+  std::string preset;
   std::string tasks = "mqar,induction";
-  std::string mixers = "softmax";
-  std::string positions = "none,learned,sinusoidal,rope,alibi";
+  std::string mixers = "softmax,linear,performer,local,sparse,gla,mamba,softmax/moe";
+  std::string positions = "auto";
+  std::string lrs;
+  std::string sweep;
   int seeds = 1;
   bool plots = true;
+  bool resume = false;
+  bool force = false;
   void Visit(OptionVisitor& v) override {
+    v.String("preset", preset, "a published configuration (see `mixlab list`); other flags override its values");
     v.String("tasks", tasks, "comma-separated tasks");
-    v.String("mixers", mixers, "comma-separated model variants; each NAME[:opt=value...], '+' joins one mixer per layer (hybrids)");
-    v.String("positions", positions, "comma-separated positional encodings to cross with every mixer");
+    v.String("mixers", mixers,
+             "comma-separated model variants: SEQ[+SEQ...][/CHANNEL[+CHANNEL...]], each NAME[:opt=value...]; '+' gives one "
+             "mixer per layer (hybrids), '/' sets the channel mixer (e.g. softmax/moe)");
+    v.String("positions", positions, "comma-separated positional encodings crossed with every variant; auto = rope where every layer's mixer applies it, else none");
+    v.String("lrs", lrs, "comma-separated learning rates; each variant keeps the best on validation accuracy (default: --lr)");
+    v.String("sweep", sweep, "one more axis: FLAG=v1,v2,... over any training, model, task or mixer flag (e.g. d-model=64,128)");
     v.Int("seeds", seeds, "seeds per combination (0 .. seeds-1 added to --seed)", 1, 1000);
     v.Bool("plots", plots, "draw PNG plots with python3-matplotlib");
+    v.Bool("resume", resume, "continue unfinished runs from their last checkpoint");
+    v.Bool("force", force, "overwrite an experiment directory that holds a different experiment");
   }
 };
 
 struct Run {
-  std::string task, mixer, pos, variant;
-  int seed;
+  std::string task, variant, pos, sweep_value, label;  // label: the row of the report ("mamba none d-model=64")
+  float lr = 0;
+  int seed = 0;
   RunSpec spec;
   TrainResult result;
+  bool selected = false;      // its learning rate is the one chosen on validation for its label
+  int64_t state_floats = 0;   // decoding state of the whole model at the training length
 };
 
 // Loads a finished run whose config matches, so repeated compares skip it.
@@ -47,7 +68,7 @@ bool LoadFinished(Run& run) {
   try {
     if (nlohmann::json::parse(cfg) != run.spec.ToJson()) return false;
     const auto j = nlohmann::json::parse(res);
-    if (j.at("diverged").get<bool>()) return false;
+    if (j.at("diverged").get<bool>() || !j.contains("validation")) return false;
     TrainResult& r = run.result;
     r.run_dir = dir;
     r.steps_done = j.at("steps_done");
@@ -55,8 +76,11 @@ bool LoadFinished(Run& run) {
     r.tokens_per_second = j.at("tokens_per_second");
     r.params = j.at("params");
     r.steps_to_99 = j.at("steps_to_99");
-    for (const auto& [len, e] : j.at("test").items())
-      r.test.push_back({std::stoi(len), e.at("loss").get<double>(), e.at("accuracy").get<double>(), 0});
+    r.tokens_to_99 = j.at("tokens_to_99");
+    r.mean_train_loss = j.at("mean_train_loss");
+    r.test = EvalsFromJson(j.at("test"));
+    r.validation = EvalsFromJson(j.at("validation"));
+    for (const auto& [value, evals] : j.at("sweep").items()) r.sweep.push_back({value, EvalsFromJson(evals)});
     return true;
   } catch (const std::exception&) {
     return false;
@@ -64,6 +88,7 @@ bool LoadFinished(Run& run) {
 }
 
 std::string MeanSpread(const std::vector<double>& v, const char* fmt) {
+  if (v.empty()) return "-";
   double mean = 0, var = 0;
   for (double x : v) mean += x / v.size();
   for (double x : v) var += (x - mean) * (x - mean) / std::max<size_t>(1, v.size() - 1);
@@ -77,71 +102,213 @@ std::string MeanSpread(const std::vector<double>& v, const char* fmt) {
   return s;
 }
 
-// results.csv (one row per run x metric) and runs.json (where each run's metrics.jsonl is), read by the plots.
-void WriteTables(const std::string& dir, const std::vector<Run>& runs, const TrainOptions& t) {
+// Mixer names of a variant's sequence layers ("mamba+softmax:n-heads=2/moe" -> mamba, softmax).
+std::vector<std::string> SequenceMixers(const std::string& variant) {
+  std::vector<std::string> names;
+  for (const auto& layer : SplitList(variant.substr(0, variant.find('/')), '+')) names.push_back(layer.substr(0, layer.find(':')));
+  return names;
+}
+
+std::string ResolvePosition(const std::string& pos, const std::string& variant) {
+  if (pos != "auto") return pos;
+  for (const auto& name : SequenceMixers(variant)) {
+    const auto& supported = FindMixer(name, MixerKind::kSequence).supported_pos;
+    if (std::find(supported.begin(), supported.end(), "rope") == supported.end()) return "none";
+  }
+  return "rope";
+}
+
+// Applies "FLAG=value" of --sweep to the run's options: a prefixed flag (mqar.pairs) to the parsed flags, any
+// other to the model or training options.
+void ApplySweep(const std::string& flag, const std::string& value, TrainOptions& t, ModelOptions& m, ParsedFlags& flags) {
+  if (const auto dot = flag.find('.'); dot != std::string::npos) {
+    flags.prefixed[flag.substr(0, dot)][flag.substr(dot + 1)] = value;
+    return;
+  }
+  for (Options* o : {static_cast<Options*>(&m), static_cast<Options*>(&t)})
+    for (const auto& f : ListOptions(*o))
+      if (f.name == flag) return SetOptions(*o, {{flag, value}}, "--sweep ");
+  throw UsageError("--sweep: unknown flag '" + flag + "'; sweep a training, model, task (task.option) or mixer (mixer.option) flag");
+}
+
+// results.csv (one row per run x metric) and runs.json (each run's directory, for the plots).
+void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
   std::ofstream csv(dir + "/results.csv");
-  csv << "task,variant,mixer,pos,seed,metric,length,value\n";
+  csv << "task,label,variant,pos,sweep,lr,selected,seed,metric,length,value\n";
   nlohmann::json index = nlohmann::json::array();
   for (const auto& r : runs) {
     auto row = [&](const std::string& metric, int len, double v) {
-      csv << r.task << "," << r.variant << "," << r.mixer << "," << r.pos << "," << r.seed << "," << metric << ","
-          << len << "," << v << "\n";
+      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << r.lr << ","
+          << r.selected << "," << r.seed << "," << metric << "," << len << "," << v << "\n";
     };
+    const int T = r.spec.train.train_len;
     for (const auto& e : r.result.test) {
       row("test_accuracy", e.length, e.accuracy);
       row("test_loss", e.length, e.loss);
+      row("test_bits_per_token", e.length, e.loss / std::log(2.0));
     }
-    row("steps_to_99", t.train_len, r.result.steps_to_99);
-    row("tokens_per_s", t.train_len, r.result.tokens_per_second);
+    for (const auto& e : r.result.validation) row("validation_accuracy", e.length, e.accuracy);
+    for (const auto& [value, evals] : r.result.sweep)
+      for (const auto& e : evals) row("test_accuracy[" + value + "]", e.length, e.accuracy);
+    row("steps_to_99", T, r.result.steps_to_99);
+    row("tokens_to_99", T, double(r.result.tokens_to_99));
+    row("mean_train_loss", T, r.result.mean_train_loss);
+    row("tokens_per_s", T, r.result.tokens_per_second);
+    row("train_seconds", T, r.result.train_seconds);
     row("params", 0, double(r.result.params));
-    row("train_seconds", 0, r.result.train_seconds);
-    index.push_back({{"task", r.task}, {"variant", r.variant}, {"seed", r.seed}, {"run_dir", r.result.run_dir}});
+    row("state_floats", T, double(r.state_floats));
+    index.push_back({{"task", r.task}, {"label", r.label}, {"lr", r.lr}, {"selected", r.selected}, {"seed", r.seed},
+                     {"run_dir", r.result.run_dir}});
   }
   std::ofstream(dir + "/runs.json") << index.dump(2) << "\n";
 }
 
+// Chooses per (task, label) the learning rate with the best mean validation accuracy at the training length
+// (ties: lower validation loss) and marks its runs selected.
+void SelectLearningRates(std::vector<Run>& runs) {
+  std::map<std::pair<std::string, std::string>, std::map<float, std::pair<double, double>>> score;  // -> lr -> (acc, -loss)
+  for (const auto& r : runs)
+    for (const auto& e : r.result.validation)
+      if (e.length == r.spec.train.train_len) {
+        auto& s = score[{r.task, r.label}][r.lr];
+        s.first += e.accuracy;
+        s.second -= e.loss;
+      }
+  for (auto& r : runs) {
+    const auto& by_lr = score[{r.task, r.label}];
+    float best = r.lr;
+    if (!by_lr.empty())
+      best = std::max_element(by_lr.begin(), by_lr.end(), [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+    r.selected = r.lr == best;
+  }
+}
+
 void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
-                 const std::string& plot_note) {
+                 const std::string& plot_note, double wall_seconds) {
   std::ofstream md(dir + "/report.md");
   md << "# mixlab compare\n\n"
-     << "Tasks `" << o.tasks << "`, variants `" << o.mixers << "` x positions `" << o.positions << "`, " << o.seeds
-     << " seed(s). Training length " << t.train_len << ", " << t.steps << " steps of batch " << t.batch << ", lr " << t.lr
-     << ". Test accuracy is measured on the held-out test split at every evaluation length (mean ± std over seeds).\n\n";
+     << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
+     << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
+     << " seed(s); learning rates `" << (o.lrs.empty() ? std::to_string(t.lr) : o.lrs) << "` (the best per variant on validation accuracy). Training length "
+     << t.train_len << ", " << t.steps << " steps of batch " << t.batch << ". " << runs.size() << " runs, wall time "
+     << int(wall_seconds) << " s.\n\nTest accuracy is measured on the held-out test split at every evaluation length (mean ± std over seeds); "
+     << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
+     << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
+     << "at the training length (floats).\n\n";
   for (const auto& task : SplitList(o.tasks, ',')) {
-    md << "## " << task << "\n\n| variant |";
+    md << "## " << task << "\n\n| variant | lr |";
     for (int len : t.eval_lens) md << " acc @" << len << " |";
-    md << " steps to 99% | params | tokens/s |\n|---|";
-    for (size_t i = 0; i < t.eval_lens.size() + 3; ++i) md << "---|";
+    md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
+    for (size_t i = 0; i < t.eval_lens.size() + 8; ++i) md << "---|";
     md << "\n";
-    std::vector<std::string> variants;
+    std::vector<std::string> labels;
     for (const auto& r : runs)
-      if (r.task == task && std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
-    for (const auto& v : variants) {
+      if (r.task == task && std::find(labels.begin(), labels.end(), r.label) == labels.end()) labels.push_back(r.label);
+    std::vector<std::string> sweep_rows;
+    for (const auto& label : labels) {
       std::vector<const Run*> group;
       for (const auto& r : runs)
-        if (r.task == task && r.variant == v) group.push_back(&r);
-      md << "| " << v << " |";
+        if (r.task == task && r.label == label && r.selected) group.push_back(&r);
+      if (group.empty()) continue;
+      md << "| " << label << " | " << group[0]->lr << " |";
       for (size_t li = 0; li < t.eval_lens.size(); ++li) {
         std::vector<double> acc;
         for (auto* r : group)
           if (li < r->result.test.size()) acc.push_back(r->result.test[li].accuracy);
         md << " " << (acc.empty() ? "diverged" : MeanSpread(acc, "%.3f")) << " |";
       }
-      std::vector<double> steps, tok;
-      int reached = 0;
+      std::vector<double> steps, tokens, loss, bits, tok_s, secs;
       for (auto* r : group) {
-        if (r->result.steps_to_99 >= 0) steps.push_back(r->result.steps_to_99), ++reached;
-        tok.push_back(r->result.tokens_per_second);
+        if (r->result.steps_to_99 >= 0) steps.push_back(r->result.steps_to_99), tokens.push_back(double(r->result.tokens_to_99));
+        loss.push_back(r->result.mean_train_loss);
+        if (!r->result.test.empty()) bits.push_back(r->result.test[0].loss / std::log(2.0));
+        tok_s.push_back(r->result.tokens_per_second);
+        secs.push_back(r->result.train_seconds);
       }
-      md << " " << (steps.empty() ? "not reached" : MeanSpread(steps, "%.0f") + " (" + std::to_string(reached) + "/" + std::to_string(group.size()) + ")")
-         << " | " << group[0]->result.params << " | " << MeanSpread(tok, "%.0f") << " |\n";
+      const std::string reached = " (" + std::to_string(steps.size()) + "/" + std::to_string(group.size()) + ")";
+      md << " " << (steps.empty() ? "not reached" : MeanSpread(steps, "%.0f") + reached) << " | "
+         << (tokens.empty() ? "-" : MeanSpread(tokens, "%.3g")) << " | " << MeanSpread(loss, "%.4f") << " | "
+         << MeanSpread(bits, "%.3f") << " | " << group[0]->result.params << " | " << group[0]->state_floats << " | "
+         << MeanSpread(tok_s, "%.0f") << " | " << MeanSpread(secs, "%.0f") << " |\n";
+      for (size_t si = 0; si < group[0]->result.sweep.size(); ++si) {
+        std::string row = "| " + label + " | " + group[0]->result.sweep[si].first + " |";
+        for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+          std::vector<double> acc;
+          for (auto* r : group)
+            if (si < r->result.sweep.size() && li < r->result.sweep[si].second.size()) acc.push_back(r->result.sweep[si].second[li].accuracy);
+          row += " " + MeanSpread(acc, "%.3f") + " |";
+        }
+        sweep_rows.push_back(row);
+      }
+    }
+    if (!sweep_rows.empty()) {
+      md << "\nTest accuracy for each value of `" << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "`:\n\n| variant | value |";
+      for (int len : t.eval_lens) md << " acc @" << len << " |";
+      md << "\n|---|---|";
+      for (size_t i = 0; i < t.eval_lens.size(); ++i) md << "---|";
+      md << "\n";
+      for (const auto& row : sweep_rows) md << row << "\n";
+    }
+    if (!o.lrs.empty()) {
+      md << "\nValidation accuracy at the training length per learning rate (mean over seeds; the chosen one in bold):\n\n| variant |";
+      const auto lrs = SplitList(o.lrs, ',');
+      for (const auto& lr : lrs) md << " lr " << lr << " |";
+      md << "\n|---|";
+      for (size_t i = 0; i < lrs.size(); ++i) md << "---|";
+      md << "\n";
+      for (const auto& label : labels) {
+        md << "| " << label << " |";
+        for (const auto& lr_text : lrs) {
+          std::vector<double> acc;
+          bool chosen = false;
+          for (const auto& r : runs)
+            if (r.task == task && r.label == label && r.lr == std::stof(lr_text))
+              for (const auto& e : r.result.validation)
+                if (e.length == t.train_len) acc.push_back(e.accuracy), chosen = r.selected;
+          const std::string cell = MeanSpread(acc, "%.3f");
+          md << " " << (chosen ? "**" + cell + "**" : cell) << " |";
+        }
+        md << "\n";
+      }
     }
     md << "\n";
-    if (plot_note.empty())
-      md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n\n";
+    if (plot_note.empty()) {
+      md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n"
+         << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
+      if (t.eval_sweep.rfind(task + ".", 0) == 0) md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task << ".png)\n";
+      md << "\n";
+    }
   }
   if (!plot_note.empty()) md << "Plots: " << plot_note << "\n";
   md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see `runs.json`).\n";
+}
+
+// The preset named on the command line, found before parsing so its values can sit under every other flag.
+OptionMap PresetFlags(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--preset" && i + 1 < argc) return FindPreset(argv[i + 1]).flags;
+    if (a.rfind("--preset=", 0) == 0) return FindPreset(a.substr(9)).flags;
+  }
+  return {};
+}
+
+// experiment.json records every run's config; a directory holding another experiment is refused without --force.
+void ClaimDirectory(const std::string& out, const std::vector<Run>& runs, bool force) {
+  nlohmann::json experiment = nlohmann::json::array();
+  for (const auto& r : runs) experiment.push_back(Run(r).spec.ToJson());
+  const std::string path = out + "/experiment.json";
+  namespace fs = std::filesystem;
+  if (!force && fs::exists(out) && !fs::is_empty(out)) {
+    std::ifstream in(path);
+    const auto previous = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+    if (previous != experiment)
+      throw UsageError("experiment directory '" + out + "' holds " +
+                       (in ? "a different experiment" : std::string("files not written by this compare")) +
+                       "; pass --force to overwrite it or choose another --out");
+  }
+  fs::create_directories(out);
+  std::ofstream(path) << experiment.dump(1) << "\n";
 }
 
 }  // namespace
@@ -150,58 +317,100 @@ int CompareCommand(int argc, char** argv) {
   CompareOptions o;
   TrainOptions train;
   ModelOptions model;
-  train.steps = 1500;  // defaults that let softmax attention clear MQAR's and induction's plateaus
-  train.batch = 64;
-  train.warmup = 200;
+  train.steps = 1000;  // defaults sized so every mixer family finishes MQAR and induction in about 10 minutes
+  train.batch = 32;
+  train.warmup = 100;
   train.eval_lens = {64, 128, 256, 512};
   train.eval_every = 250;
   std::vector<FlagGroup> groups;
   groups.push_back({"experiment", &o, "", nullptr});
   for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
   ParsedFlags flags;
-  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x seed and write a report.", argc,
-                        argv, groups, flags))
+  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x learning rate x seed and write a report.",
+                        argc, argv, groups, flags, PresetFlags(argc, argv)))
     return 0;
   const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
+  std::vector<float> lrs;
+  for (const auto& lr : SplitList(o.lrs, ',')) {
+    try {
+      lrs.push_back(std::stof(lr));
+    } catch (const std::exception&) {
+      throw UsageError("--lrs: '" + lr + "' is not a number; give comma-separated learning rates, e.g. 1e-3,3e-3");
+    }
+    if (!(lrs.back() > 0 && lrs.back() <= 10)) throw UsageError("--lrs: " + lr + " is outside (0, 10]");
+  }
+  if (lrs.empty()) lrs.push_back(train.lr);
+  std::string sweep_flag;
+  std::vector<std::string> sweep_values{""};
+  if (!o.sweep.empty()) {
+    const auto eq = o.sweep.find('=');
+    if (eq == std::string::npos || eq + 1 >= o.sweep.size()) throw UsageError("--sweep '" + o.sweep + "': expected FLAG=v1,v2,...");
+    sweep_flag = o.sweep.substr(0, eq);
+    sweep_values = SplitList(o.sweep.substr(eq + 1), ',');
+  }
+  const auto tasks = SplitList(o.tasks, ',');
+  const std::string sweep_task = train.eval_sweep.substr(0, train.eval_sweep.find('.'));
+  if (!train.eval_sweep.empty() && std::find(tasks.begin(), tasks.end(), sweep_task) == tasks.end())
+    throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + sweep_task + "', which is not among --tasks " + o.tasks);
   // Build every spec first, so a bad combination fails before any training.
   std::vector<Run> runs;
-  for (const auto& task : SplitList(o.tasks, ','))
+  for (const auto& task : tasks)
     for (const auto& variant : SplitList(o.mixers, ','))
-      for (const auto& pos : SplitList(o.positions, ','))
-        for (int s = 0; s < o.seeds; ++s) {
-          Run r{task, variant, pos, variant + "/" + pos, train.seed + s, {}, {}};
-          TrainOptions t = train;
-          t.task = task;
-          t.seed = r.seed;
-          ModelOptions m = model;
-          OptionMap pos_value{{"pos", pos}};
-          SetOptions(m, pos_value, "--");
-          if (variant.find('+') == std::string::npos) {
-            m.mixer = variant;  // every layer (--n-layers of them)
-          } else {
-            m.layers = variant;  // a hybrid: one mixer per layer
-            std::replace(m.layers.begin(), m.layers.end(), '+', ',');
-          }
-          r.spec = BuildRunSpec(t, m, flags, false);
-          auto task_obj = MakeTask(task, r.spec.task_options);
-          ValidateRun(r.spec, *task_obj);
-          std::string name = task + "-" + variant + "-" + pos + "-s" + std::to_string(r.seed);
-          for (char& c : name)
-            if (c == ':' || c == '=' || c == '+') c = '_';
-          r.spec.train.out = out + "/" + name;
-          runs.push_back(std::move(r));
-        }
-  std::filesystem::create_directories(out);
+      for (const auto& pos_flag : SplitList(o.positions, ','))
+        for (const auto& sweep_value : sweep_values)
+          for (float lr : lrs)
+            for (int s = 0; s < o.seeds; ++s) {
+              const std::string pos = ResolvePosition(pos_flag, variant);
+              Run r;
+              r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = train.seed + s;
+              r.sweep_value = sweep_flag.empty() ? "" : sweep_flag + "=" + sweep_value;
+              r.label = variant + " " + pos + (r.sweep_value.empty() ? "" : " " + r.sweep_value);
+              TrainOptions t = train;
+              ModelOptions m = model;
+              ParsedFlags f = flags;
+              t.task = task, t.seed = r.seed, t.lr = lr;
+              if (sweep_task != task) t.eval_sweep.clear();  // the evaluation sweep belongs to one task
+              SetOptions(m, {{"pos", pos}}, "--");
+              const auto slash = variant.find('/');
+              std::string seq = variant.substr(0, slash);
+              if (seq.find('+') == std::string::npos) {
+                m.mixer = seq;  // every layer (--n-layers of them)
+              } else {
+                std::replace(seq.begin(), seq.end(), '+', ',');
+                m.layers = seq;  // a hybrid: one mixer per layer
+              }
+              if (slash != std::string::npos) {
+                std::string channel = variant.substr(slash + 1);
+                if (channel.find('+') == std::string::npos) m.channel = channel;
+                else std::replace(channel.begin(), channel.end(), '+', ','), m.channels = channel;
+              }
+              if (!sweep_flag.empty()) ApplySweep(sweep_flag, sweep_value, t, m, f);
+              r.spec = BuildRunSpec(t, m, f, false);
+              ValidateRun(r.spec, *MakeTask(task, r.spec.task_options));
+              std::string name = task + "-" + variant + "-" + pos + (r.sweep_value.empty() ? "" : "-" + r.sweep_value) +
+                                 (lrs.size() > 1 ? "-lr" + std::to_string(lr).substr(0, 7) : "") + "-s" + std::to_string(r.seed);
+              for (char& c : name)
+                if (c == ':' || c == '=' || c == '+' || c == '/' || c == ',') c = '_';
+              r.spec.train.out = out + "/" + name;
+              LanguageModel probe(r.spec.model);
+              for (int l = 0; l < probe.n_layers(); ++l) {
+                const auto d = probe.mixer(l).Describe(t.train_len);
+                r.state_floats += d.state_floats_fixed + d.state_floats_per_token * t.train_len;
+              }
+              runs.push_back(std::move(r));
+            }
+  ClaimDirectory(out, runs, o.force);
   const auto start = std::chrono::steady_clock::now();
   int trained = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& r = runs[i];
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " + r.variant + " s" + std::to_string(r.seed);
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " + r.label +
+                               (lrs.size() > 1 ? " lr " + std::to_string(r.lr).substr(0, 7) : "") + " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
     }
-    r.result = Train(r.spec, {.progress_prefix = prefix});
+    r.result = Train(r.spec, {.progress_prefix = prefix, .resume = o.resume});
     ++trained;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;
@@ -209,7 +418,9 @@ int CompareCommand(int argc, char** argv) {
     std::fprintf(stderr, "%s: done,%s%s; experiment ETA %.0fs\n", prefix.c_str(), r.result.diverged ? " diverged" : "",
                  accs.c_str(), elapsed / trained * double(runs.size() - i - 1));
   }
-  WriteTables(out, runs, train);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  SelectLearningRates(runs);
+  WriteTables(out, runs);
   std::string plot_note;
   if (o.plots) {
     const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_report.py '" + out + "'";
@@ -217,7 +428,7 @@ int CompareCommand(int argc, char** argv) {
   } else {
     plot_note = "disabled with --plots false";
   }
-  WriteReport(out, runs, o, train, plot_note);
+  WriteReport(out, runs, o, train, plot_note, wall);
   std::printf("report: %s/report.md\n", out.c_str());
   return 0;
 }

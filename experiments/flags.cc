@@ -55,7 +55,8 @@ std::vector<FlagGroup> TaskFlagGroups() {
   return groups;
 }
 
-ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups) {
+ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups,
+                       const OptionMap& base) {
   po::options_description desc;
   desc.add_options()("help,h", "")("config", po::value<std::string>(), "");
   std::map<std::string, std::pair<FlagGroup*, std::string>> owner;  // flag -> (group, field)
@@ -77,6 +78,10 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
   ParsedFlags parsed;
   parsed.help = vm.count("help") > 0;
   std::map<std::string, std::string> values;
+  for (const auto& [k, v] : base) {
+    if (!owner.count(k)) throw std::logic_error("preset sets unknown flag '" + k + "'");
+    values[k] = v;
+  }
   if (vm.count("config")) {
     const std::string path = vm["config"].as<std::string>();
     std::ifstream in(path);
@@ -109,8 +114,8 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
 }
 
 bool ParseFlagsOrHelp(const std::string& command, const std::string& summary, int argc, char** argv,
-                      std::vector<FlagGroup>& groups, ParsedFlags& parsed) {
-  parsed = ParseFlags(command, argc, argv, groups);
+                      std::vector<FlagGroup>& groups, ParsedFlags& parsed, const OptionMap& base) {
+  parsed = ParseFlags(command, argc, argv, groups, base);
   if (parsed.help) std::cout << FlagHelp(command, summary, groups);
   return !parsed.help;
 }

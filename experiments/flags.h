@@ -27,12 +27,14 @@ std::vector<FlagGroup> MixerFlagGroups();
 std::vector<FlagGroup> TaskFlagGroups();
 
 // Parses argv (without the program and subcommand names). Throws UsageError on an unknown flag, a bad value,
-// or a malformed --config file.
-ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups);
+// or a malformed --config file. Values come from `base` (flag -> value, e.g. a preset), then --config, then
+// the command line, each overriding the one before.
+ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::vector<FlagGroup>& groups,
+                       const OptionMap& base = {});
 
 // Parses like ParseFlags; when --help was given, prints the help and returns false (the command exits 0).
 bool ParseFlagsOrHelp(const std::string& command, const std::string& summary, int argc, char** argv,
-                      std::vector<FlagGroup>& groups, ParsedFlags& parsed);
+                      std::vector<FlagGroup>& groups, ParsedFlags& parsed, const OptionMap& base = {});
 
 std::string FlagHelp(const std::string& command, const std::string& summary, std::vector<FlagGroup>& groups);
 

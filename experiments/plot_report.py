@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Plots for a `mixlab compare` directory (python3-matplotlib).
 
-Reads DIR/results.csv and DIR/runs.json (each run's metrics.jsonl) and writes, per task:
-  loss_<task>.png                training loss against step, one line per variant (mean over seeds, band = min..max)
-  accuracy_vs_length_<task>.png  test accuracy against evaluation length (log x), mean with min..max band
+Reads DIR/results.csv and DIR/runs.json (each run's metrics.jsonl and results.json) and writes, per task, for the
+runs whose learning rate was selected on validation (one line per variant; bands span the seeds, min..max):
+  loss_<task>.png                 training loss against step (log y)
+  accuracy_vs_length_<task>.png   test accuracy against evaluation length (log x)
+  accuracy_vs_position_<task>.png test accuracy against the relative position of the scored token, at the longest
+                                  evaluation length
+  accuracy_vs_sweep_<task>.png    test accuracy against the --eval-sweep value (e.g. passkey depth), training length
 Usage: plot_report.py DIR
 """
 import csv
@@ -19,58 +23,115 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def band(ax, xs, series, label):
+    """Mean line with a min..max band over seeds; series[i] holds the seeds' values at xs[i]."""
+    keep = [(x, v) for x, v in zip(xs, series) if v]
+    if not keep:
+        return
+    xs, series = zip(*keep)
     mean = [sum(v) / len(v) for v in series]
-    ax.plot(xs, mean, marker="o" if len(xs) < 12 else None, label=label)
+    ax.plot(xs, mean, marker="o" if len(xs) < 20 else None, label=label)
     if any(len(v) > 1 for v in series):
         ax.fill_between(xs, [min(v) for v in series], [max(v) for v in series], alpha=0.2)
 
 
+def save(fig, ax, root, name, title):
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(root, name), dpi=110)
+    plt.close(fig)
+
+
+def sort_key(value):
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def results_json(run):
+    path = os.path.join(run["run_dir"], "results.json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
 def main(root):
-    runs = json.load(open(os.path.join(root, "runs.json")))
-    rows = list(csv.DictReader(open(os.path.join(root, "results.csv"))))
-    tasks = sorted({r["task"] for r in runs})
-    for task in tasks:
-        # loss curves
-        curves = defaultdict(dict)  # variant -> seed -> [(step, loss)]
-        for r in runs:
-            if r["task"] != task:
-                continue
-            path = os.path.join(r["run_dir"], "metrics.jsonl")
-            if not os.path.exists(path):
-                continue
-            pts = [json.loads(l) for l in open(path)]
-            curves[r["variant"]][r["seed"]] = [(p["step"], p["loss"]) for p in pts if "loss" in p]
+    runs = [r for r in json.load(open(os.path.join(root, "runs.json"))) if r["selected"]]
+    rows = [r for r in csv.DictReader(open(os.path.join(root, "results.csv"))) if r["selected"] == "1"]
+    for task in sorted({r["task"] for r in runs}):
+        task_runs = [r for r in runs if r["task"] == task]
+
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for variant, seeds in curves.items():
-            steps = sorted({s for pts in seeds.values() for s, _ in pts})
-            series = [[dict(pts)[s] for pts in seeds.values() if s in dict(pts)] for s in steps]
-            band(ax, steps, series, variant)
+        curves = defaultdict(dict)  # label -> seed -> {step: loss}
+        for r in task_runs:
+            path = os.path.join(r["run_dir"], "metrics.jsonl")
+            if os.path.exists(path):
+                pts = [json.loads(line) for line in open(path)]
+                curves[r["label"]][r["seed"]] = {p["step"]: p["loss"] for p in pts if "loss" in p}
+        for label, seeds in curves.items():
+            steps = sorted({s for pts in seeds.values() for s in pts})
+            band(ax, steps, [[pts[s] for pts in seeds.values() if s in pts] for s in steps], label)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.set_yscale("log")
-        ax.set_title(f"{task}: training loss")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(root, f"loss_{task}.png"), dpi=110)
-        plt.close(fig)
-        # accuracy vs evaluation length
-        acc = defaultdict(lambda: defaultdict(list))  # variant -> length -> [acc]
+        save(fig, ax, root, f"loss_{task}.png", f"{task}: training loss")
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        acc = defaultdict(lambda: defaultdict(list))  # label -> length -> [acc]
         for r in rows:
             if r["task"] == task and r["metric"] == "test_accuracy":
-                acc[r["variant"]][int(r["length"])].append(float(r["value"]))
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for variant, by_len in acc.items():
+                acc[r["label"]][int(r["length"])].append(float(r["value"]))
+        for label, by_len in acc.items():
             lens = sorted(by_len)
-            band(ax, lens, [by_len[l] for l in lens], variant)
+            band(ax, lens, [by_len[n] for n in lens], label)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("evaluation length (tokens)")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{task}: accuracy vs length")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(root, f"accuracy_vs_length_{task}.png"), dpi=110)
-        plt.close(fig)
+        save(fig, ax, root, f"accuracy_vs_length_{task}.png", f"{task}: accuracy vs length (train short, test long)")
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        by_pos = defaultdict(lambda: defaultdict(list))  # label -> bin -> [acc]
+        longest = None
+        for r in task_runs:
+            res = results_json(r)
+            if not res or not res["test"]:
+                continue
+            longest = max(res["test"], key=int)
+            for b, v in enumerate(res["test"][longest].get("accuracy_by_position", [])):
+                if v is not None:
+                    by_pos[r["label"]][b].append(v)
+        for label, bins in by_pos.items():
+            xs = sorted(bins)
+            n = 16
+            band(ax, [(b + 0.5) / n for b in xs], [bins[b] for b in xs], label)
+        ax.set_xlabel("relative position of the scored token in the sequence")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        save(fig, ax, root, f"accuracy_vs_position_{task}.png", f"{task}: accuracy vs position at T={longest}")
+
+        sweep = defaultdict(lambda: defaultdict(list))  # label -> value -> [acc at the training length]
+        name = None
+        for r in task_runs:
+            res = results_json(r)
+            if not res:
+                continue
+            for key, evals in res.get("sweep", {}).items():
+                name, value = key.split("=", 1)
+                first = min(evals, key=int)
+                sweep[r["label"]][value].append(evals[first]["accuracy"])
+        if sweep:
+            values = sorted({v for by_value in sweep.values() for v in by_value}, key=sort_key)
+            numeric = all(isinstance(sort_key(v), float) for v in values)
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            for label, by_value in sweep.items():
+                xs = [v for v in values if v in by_value]
+                band(ax, [float(x) if numeric else values.index(x) for x in xs], [by_value[x] for x in xs], label)
+            if not numeric:
+                ax.set_xticks(range(len(values)), values)
+            ax.set_xlabel(name)
+            ax.set_ylabel("test accuracy")
+            ax.set_ylim(-0.02, 1.02)
+            save(fig, ax, root, f"accuracy_vs_sweep_{task}.png", f"{task}: accuracy vs {name}")
 
 
 if __name__ == "__main__":

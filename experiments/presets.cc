@@ -1,0 +1,70 @@
+#include "experiments/presets.h"
+
+#include "mixers/tensor.h"
+
+namespace mixlab {
+
+namespace {
+const char* kAllFamilies = "softmax,linear,performer,local,sparse,gla,mamba,softmax/moe";
+}  // namespace
+
+const std::vector<Preset>& Presets() {
+  static const std::vector<Preset> presets = {
+      {"zoology-mqar",
+       "Zoology (Arora et al. 2023) figure 2: MQAR accuracy against model width for attention and gated/linear "
+       "recurrences; attention solves MQAR at every width, the recurrences need width growing with the sequence length "
+       "and the number of pairs",
+       "2 layers, d_model 64 and 128, T = 256 with 16 pairs (Zoology: T 64..512, pairs T/4 at most, vocab 8192); "
+       "vocab 64 instead of 8192 (a small model sits on the 1/pairs plateau for thousands of steps at 8192 on a CPU budget)",
+       {{"tasks", "mqar"}, {"mixers", "softmax,linear,performer,local,sparse,gla,mamba"}, {"sweep", "d-model=64,128"},
+        {"train-len", "256"}, {"eval-lens", "256"}, {"mqar.pairs", "16"}, {"mqar.vocab", "64"}, {"steps", "2000"},
+        {"batch", "32"}, {"lrs", "1e-3,3e-3"}}},
+      {"mamba-induction",
+       "Mamba (Gu and Dao 2023) table 2: induction heads trained at length 256 and tested up to 2^20; Mamba extrapolates "
+       "perfectly, attention with most positional encodings fails beyond about 2x the training length",
+       "2 layers d_model 64, vocab 16, tested up to 2^14 = 16384 (the paper: 2^20)",
+       {{"tasks", "induction"}, {"mixers", "softmax,linear,gla,mamba,local"}, {"train-len", "256"},
+        {"eval-lens", "256,512,1024,2048,4096,8192,16384"}, {"steps", "2000"}, {"batch", "16"}}},
+      {"mamba-selective-copy",
+       "Mamba (Gu and Dao 2023) table 1: selective copying (16 tokens among noise); S6 (Mamba) 99.8%, S4 and linear "
+       "time-invariant models 18-57%, attention solves it",
+       "T = 256 instead of 4096, 2 layers d_model 64",
+       {{"tasks", "selective-copy"}, {"mixers", "softmax,linear,gla,mamba"}, {"train-len", "256"}, {"eval-lens", "256,512"},
+        {"steps", "2000"}, {"batch", "32"}}},
+      {"mad",
+       "MAD (Poli et al. 2024): in-context recall, fuzzy recall, noisy recall, selective copying and memorization, each "
+       "task with MAD's default vocabulary and counts; hybrids of attention and recurrences score best overall",
+       "one training length for all tasks (T = 128; MAD: 128 for recall, 256 for selective copying, 32 for memorization); "
+       "MAD's compression task is not included (it needs a decoder that reconstructs a sequence from one embedding)",
+       {{"tasks", "in-context-recall,fuzzy-recall,noisy-recall,selective-copy,memorization"},
+        {"mixers", "softmax,linear,gla,mamba,mamba+softmax"}, {"train-len", "128"}, {"eval-lens", "128,256"},
+        {"steps", "1500"}, {"batch", "32"}}},
+      {"lra-listops",
+       "Long Range Arena (Tay et al. 2021) ListOps: transformers and efficient variants reach 15-38% (chance 10%)",
+       "T = 512 (LRA: up to 2000 tokens), 2 layers d_model 64",
+       {{"tasks", "listops"}, {"mixers", "softmax,linear,performer,local,gla,mamba"}, {"train-len", "512"},
+        {"eval-lens", "512,1024"}, {"steps", "2000"}, {"batch", "16"}}},
+      {"char-lm",
+       "character-level language modelling on real English text (Debian's fortunes): bits per byte by mixer",
+       "2 layers d_model 128, T = 256, 3000 steps; no published number for this corpus",
+       {{"tasks", "char-lm"}, {"mixers", kAllFamilies}, {"d-model", "128"}, {"train-len", "256"}, {"eval-lens", "256,1024"},
+        {"steps", "3000"}, {"batch", "16"}, {"lr", "1e-3"}}},
+      {"positional",
+       "positional encodings for softmax attention on recall and induction, train short / test long",
+       "2 layers d_model 64",
+       {{"tasks", "mqar,induction"}, {"mixers", "softmax"}, {"positions", "none,learned,sinusoidal,rope,alibi"},
+        {"steps", "1500"}, {"batch", "64"}}},
+  };
+  return presets;
+}
+
+const Preset& FindPreset(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& p : Presets()) {
+    if (p.name == name) return p;
+    names.push_back(p.name);
+  }
+  throw UsageError("unknown preset '" + name + "'; known: " + JoinList(names, ", "));
+}
+
+}  // namespace mixlab
