@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "experiments/evaluate.h"
+#include "experiments/presets.h"
 #include "experiments/run_builder.h"
 #include "experiments/task.h"
 #include "experiments/trainer.h"
@@ -138,6 +139,12 @@ int ListCommand(int argc, char** argv) {
     auto opts = info.make_options();
     for (const auto& f : ListOptions(*opts))
       std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(), f.help.c_str());
+  }
+  std::printf("compare presets (mixlab compare --preset NAME; other flags override):\n");
+  for (const auto& p : Presets()) {
+    std::printf("  %-20s %s\n                       scale: %s\n                      ", p.name.c_str(), p.reproduces.c_str(), p.scale.c_str());
+    for (const auto& [flag, value] : p.flags) std::printf(" --%s %s", flag.c_str(), value.c_str());
+    std::printf("\n");
   }
   return 0;
 }

@@ -58,6 +58,37 @@ TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
   ExpectUsageError("eval", "--checkpoint is required");
   ExpectUsageError("eval --checkpoint /nonexistent/model.safetensors", "not found");
   ExpectUsageError("compare --positions rope,spiral", "--pos");
+  ExpectUsageError("compare --preset nosuch", "unknown preset 'nosuch'");
+  ExpectUsageError("compare --mixers mamba --positions alibi", "does not support positional encoding 'alibi'");
+  ExpectUsageError("compare --sweep bogus=1,2", "unknown flag 'bogus'");
+  ExpectUsageError("compare --lrs 1e-3,abc", "--lrs");
+  ExpectUsageError("compare --tasks mqar --eval-sweep passkey.depth=0,1", "not among --tasks");
+  ExpectUsageError("train --task passkey --eval-sweep passkey.depth=3", "depth");
+  ExpectUsageError("train --task char-lm --char-lm.data /nonexistent/corpus.txt", "not found");
+  ExpectUsageError("train --task listops --train-len 4", "listops");
+}
+
+// A small compare end to end: two learning rates x two seeds, the report and tables, a repeated compare that skips
+// every finished run, and refusal of a different experiment in the same directory without --force.
+TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGuardsItsDirectory) {
+  const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_compare").string();
+  std::filesystem::remove_all(dir);
+  const std::string args = "compare --tasks mqar --mixers softmax,gla/moe --d-model 16 --steps 6 --batch 4 --train-len 16 "
+                           "--eval-lens 16,32 --eval-every 3 --eval-batches 1 --lrs 1e-3,3e-3 --seeds 2 --plots false --out " + dir;
+  Outcome c = RunMixlab(args);
+  ASSERT_EQ(c.code, 0) << c.err;
+  for (const char* f : {"report.md", "results.csv", "runs.json", "experiment.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
+  std::ifstream report(dir + "/report.md");
+  const std::string md(std::istreambuf_iterator<char>(report), {});
+  for (const char* s : {"| softmax rope |", "| gla/moe none |", "per learning rate", "**"}) EXPECT_NE(md.find(s), std::string::npos) << s;
+  Outcome again = RunMixlab(args);
+  ASSERT_EQ(again.code, 0) << again.err;
+  int skipped = 0;
+  for (size_t at = 0; (at = again.err.find("skipped", at)) != std::string::npos; ++at) ++skipped;
+  EXPECT_EQ(skipped, 8) << again.err;
+  ExpectUsageError(args + " --weight-decay 0.05", "holds a different experiment");
+  EXPECT_EQ(RunMixlab(args + " --weight-decay 0.05 --force").code, 0);
 }
 
 TEST(Cli, RefusesMalformedConfigAndCorruptCheckpoint) {
@@ -88,7 +119,8 @@ TEST(Cli, TrainThenEvalAtOtherLengths) {
 TEST(Cli, ListAndHelp) {
   Outcome l = RunMixlab("list");
   ASSERT_EQ(l.code, 0);
-  for (const char* s : {"softmax", "mlp", "swiglu", "mqar", "induction", "copy", "--softmax.n-heads", "params"})
+  for (const char* s : {"softmax", "mlp", "swiglu", "mamba", "moe", "mqar", "induction", "copy", "selective-copy", "listops",
+                        "passkey", "char-lm", "fuzzy-recall", "--softmax.n-heads", "params", "zoology-mqar", "mamba-induction"})
     EXPECT_NE(l.out.find(s), std::string::npos) << s;
   Outcome h = RunMixlab("train --help");
   ASSERT_EQ(h.code, 0);
