@@ -56,7 +56,7 @@ enum Param { kInProj, kConvW, kConvB, kXProj, kDtW, kDtB, kALog, kDSkip, kOutPro
 struct MambaContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, xz, xc, u, dbc, dt_low, dt_pre, dt, y, gated, h_chunks;
-  Buffer dgated, dxz, dy_scan, du, ddt, ddbc, ddt_low, dB_parts, dC_parts, dA_parts;
+  Buffer dgated, dxz, dy_scan, du, ddt, ddbc, ddt_low, dxc, dB_parts, dC_parts, dA_parts;
 };
 
 struct MambaState : MixerState {
@@ -65,16 +65,28 @@ struct MambaState : MixerState {
   Buffer h;     // (B, E, N)
 };
 
-inline float Sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-inline float Silu(float v) { return v * Sigmoid(v); }
-inline float SiluGrad(float v) {
-  const float s = Sigmoid(v);
-  return s * (1.0f + v * (1.0f - s));
-}
-inline float Softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
+inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
 
 using Array = Eigen::Map<Eigen::ArrayXf>;
 using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+
+// out = dout * silu'(x) = dout * s (1 + x (1 - s)), s = sigmoid(x); out may alias neither input. Vectorised, no temporaries.
+inline void SiluBackward(const ConstArray& x, const ConstArray& dout, Array out) {
+  out = 1.0f / (1.0f + (-x).exp());
+  out = dout * out * (1.0f + x * (1.0f - out));
+}
+
+// expm1 over n values with one vectorised exp: exp(a) - 1 where |a| >= 0.5 (no cancellation there), a degree-8
+// Taylor polynomial below (remainder < 1e-8 relative). Eigen's expm1 spends an exp, a log and a division.
+void Expm1(const float* a, float* out, int64_t n) {
+  Array(out, n) = ConstArray(a, n).exp() - 1.0f;
+  for (int64_t i = 0; i < n; ++i) {  // a blend the compiler vectorises
+    const float x = a[i];
+    const float poly = x * (1.0f + x * (1.0f / 2 + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720 +
+                       x * (1.0f / 5040 + x * (1.0f / 40320))))))));
+    out[i] = std::fabs(x) < 0.5f ? poly : out[i];
+  }
+}
 
 // Channels are scanned in blocks of this many, so work splits over (batch, block) pairs and the sums over
 // channels (dB, dC) reduce over a fixed number of partials whatever the thread count.
@@ -144,8 +156,7 @@ class Mamba : public Mixer {
         for (int64_t t = t0; t < t1; ++t) ScanStep(c, A, b * T + t, e0, ne, w, w.h.data(), c.y.data());
       }
     }
-    for (int64_t i = 0; i < M; ++i)
-      for (int e = 0; e < E_; ++e) c.gated[i * E_ + e] = c.y[i * E_ + e] * Silu(c.xz[i * 2 * E_ + E_ + e]);
+    Gate(c.y.data(), c.xz.data(), c.gated.data(), M);
     LinearForward(c.gated.data(), P(kOutProj), out, M, E_, D_);
   }
 
@@ -159,12 +170,13 @@ class Mamba : public Mixer {
     c.dxz.resize(M * 2 * E_);
     LinearBackward(c.gated.data(), P(kOutProj), dout, c.dgated.data(), G(kOutProj), M, E_, D_);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < M; ++i)
-      for (int e = 0; e < E_; ++e) {
-        const float z = c.xz[i * 2 * E_ + E_ + e], g = c.dgated[i * E_ + e];
-        c.dy_scan[i * E_ + e] = g * Silu(z);
-        c.dxz[i * 2 * E_ + E_ + e] = g * c.y[i * E_ + e] * SiluGrad(z);
-      }
+    for (int64_t i = 0; i < M; ++i) {  // out = y * silu(z)
+      ConstArray z(c.xz.data() + i * 2 * E_ + E_, E_), g(c.dgated.data() + i * E_, E_), y(c.y.data() + i * E_, E_);
+      Array(c.dy_scan.data() + i * E_, E_) = g * z / (1.0f + (-z).exp());
+      Array dz(c.dxz.data() + i * 2 * E_ + E_, E_);
+      dz = 1.0f / (1.0f + (-z).exp());  // sigmoid(z), then dz = g y silu'(z)
+      dz = g * y * dz * (1.0f + z * (1.0f - dz));
+    }
     ScanBackward(c);
     // D skip: y += D u
     for (int64_t i = 0; i < M; ++i)
@@ -173,7 +185,7 @@ class Mamba : public Mixer {
         c.du[i * E_ + e] += P(kDSkip)[e] * c.dy_scan[i * E_ + e];
       }
     // dt = softplus(dt_low W_dt + b_dt)
-    for (int64_t i = 0; i < M * E_; ++i) c.ddt[i] *= Sigmoid(c.dt_pre[i]);
+    Array(c.ddt.data(), M * E_) /= 1.0f + (-ConstArray(c.dt_pre.data(), M * E_)).exp();
     for (int64_t i = 0; i < M; ++i)
       for (int e = 0; e < E_; ++e) G(kDtB)[e] += c.ddt[i * E_ + e];
     c.ddt_low.resize(M * R_);
@@ -227,9 +239,7 @@ class Mamba : public Mixer {
         float* h = s.h.data() + (int64_t(b) * E_ + e0) * N_;
         ScanStep(c, A, b, e0, ne, w, h, c.y.data());
       }
-    for (int b = 0; b < B; ++b)
-      for (int e = 0; e < E_; ++e)
-        c.gated[int64_t(b) * E_ + e] = c.y[int64_t(b) * E_ + e] * Silu(c.xz[int64_t(b) * 2 * E_ + E_ + e]);
+    Gate(c.y.data(), c.xz.data(), c.gated.data(), B);
     LinearForward(c.gated.data(), P(kOutProj), out, B, E_, D_);
   }
 
@@ -289,14 +299,21 @@ class Mamba : public Mixer {
   const float* Bm(const MambaContext& c, int64_t row) const { return c.dbc.data() + row * W_ + R_; }
   const float* Cm(const MambaContext& c, int64_t row) const { return c.dbc.data() + row * W_ + R_ + N_; }
 
+  // A = -exp(A_log), and 1 / A for the discretisation (kept in inv_A_).
   Buffer NegativeA() const {
     Buffer A(int64_t(E_) * N_);
-    for (size_t i = 0; i < A.size(); ++i) A[i] = -std::exp(P(kALog)[i]);
+    inv_A_.resize(A.size());
+    for (size_t i = 0; i < A.size(); ++i) {
+      A[i] = -std::exp(P(kALog)[i]);
+      inv_A_[i] = 1.0f / A[i];
+    }
     return A;
   }
   // (A-bar, B-bar / B) for one channel and state index.
   std::pair<float, float> Discretized(float dt, float A) const {
-    const float em1 = std::expm1(dt * A);
+    float em1;
+    const float a = dt * A;
+    Expm1(&a, &em1, 1);
     return {em1 + 1.0f, zoh_ ? em1 / A : dt};
   }
 
@@ -305,11 +322,11 @@ class Mamba : public Mixer {
     const int64_t n = int64_t(ne) * N_;
     for (int e = 0; e < ne; ++e)
       for (int k = 0; k < N_; ++k) w.a[e * N_ + k] = c.dt[row * E_ + e0 + e] * A[(e0 + e) * N_ + k];
+    Expm1(w.a.data(), cb, n);
     Array em1(cb, n);
-    em1 = ConstArray(w.a.data(), n).expm1();
     Array(abar, n) = em1 + 1.0f;
     if (zoh_) {
-      em1 /= ConstArray(A.data() + int64_t(e0) * N_, n);
+      em1 *= ConstArray(inv_A_.data() + int64_t(e0) * N_, n);
     } else {
       for (int e = 0; e < ne; ++e) std::fill_n(cb + e * N_, N_, c.dt[row * E_ + e0 + e]);
     }
@@ -328,6 +345,7 @@ class Mamba : public Mixer {
       const float* ab = abar + e * N_;
       const float* cbe = cb + e * N_;
       float acc = 0;
+#pragma omp simd reduction(+ : acc)
       for (int k = 0; k < N_; ++k) {
         he[k] = ab[k] * he[k] + cbe[k] * Bt[k] * u;
         acc += Ct[k] * he[k];
@@ -375,28 +393,26 @@ class Mamba : public Mixer {
           for (int e = 0; e < ne; ++e) {
             const int64_t ie = row * E_ + e0 + e;
             const float dy = c.dy_scan[ie], u = c.u[ie], dt = c.dt[ie];
-            float du = 0, ddt = 0;
-            for (int k = 0; k < N_; ++k) {
-              const int64_t j = e * N_ + k;
-              const float gk = carry[j] + dy * Ct[k];
-              const float Ak = A[(e0 + e) * N_ + k];
-              dCt[k] += dy * h[j];
-              const float d_abar = gk * hprev[j];
-              const float d_cb = gk * Bt[k] * u;
-              dBt[k] += gk * cb[j] * u;
-              du += gk * cb[j] * Bt[k];
-              // A-bar = exp(dt A): d/d dt = A A-bar, d/dA = dt A-bar
-              ddt += d_abar * abar[j] * Ak;
-              float dAk = d_abar * abar[j] * dt;
-              if (zoh_) {  // B-bar / B = expm1(dt A) / A: d/d dt = A-bar, d/dA = (dt A-bar - cb) / A
-                ddt += d_cb * abar[j];
-                dAk += d_cb * (dt * abar[j] - cb[j]) / Ak;
-              } else {
-                ddt += d_cb;
-              }
-              dA[j] += dAk;
-              carry[j] = abar[j] * gk;
+            const int64_t off = int64_t(e) * N_, chan = int64_t(e0 + e) * N_;
+            ConstArray Ctm(Ct, N_), Btm(Bt, N_), h_t(h + off, N_), h_prev(hprev + off, N_), ab(abar + off, N_), cbm(cb + off, N_),
+                Am(A.data() + chan, N_), inv_Am(inv_A_.data() + chan, N_);
+            Array g(carry.data() + off, N_), dAe(dA + off, N_), dCm(dCt, N_), dBm(dBt, N_);
+            // g_t = dy C_t + A-bar_{t+1} g_{t+1}; with dA-bar = g h_{t-1} and dB-bar/B = g B u:
+            //   A-bar = exp(dt A):          d/d dt = A A-bar,  d/dA = dt A-bar
+            //   zoh: B-bar/B = expm1(dt A)/A: d/d dt = A-bar,  d/dA = (dt A-bar - cb) / A;  simplified: dt, d/d dt = 1
+            g += dy * Ctm;
+            dCm += dy * h_t;
+            dBm += u * g * cbm;
+            const float du = (g * cbm * Btm).sum();
+            float ddt;
+            if (zoh_) {
+              ddt = (g * ab * (h_prev * Am + u * Btm)).sum();
+              dAe += g * ab * h_prev * dt + u * g * Btm * (dt * ab - cbm) * inv_Am;
+            } else {
+              ddt = (g * (h_prev * ab * Am + u * Btm)).sum();
+              dAe += g * ab * h_prev * dt;
             }
+            g *= ab;  // carried to t - 1
             c.du[ie] = du;
             c.ddt[ie] = ddt;
           }
@@ -414,6 +430,15 @@ class Mamba : public Mixer {
       for (int64_t j = 0; j < int64_t(E_) * N_; ++j) G(kALog)[j] += c.dA_parts[b * E_ * N_ + j] * A[j];
   }
 
+  // gated (rows, E) = y * silu(z), z the second half of each row of xz (rows, 2E).
+  void Gate(const float* y, const float* xz, float* gated, int64_t rows) const {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      ConstArray z(xz + i * 2 * E_ + E_, E_);
+      Array(gated + i * E_, E_) = ConstArray(y + i * E_, E_) * z / (1.0f + (-z).exp());
+    }
+  }
+
   // The forward step without the output: advances w.h and keeps A-bar and B-bar / B of the token.
   void RecomputeStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     Discretize(c, A, row, e0, ne, w, abar, cb);
@@ -428,11 +453,11 @@ class Mamba : public Mixer {
   void StepSizes(const float* dbc, int64_t M, float* dt_low, float* dt_pre, float* dt) const {
     for (int64_t i = 0; i < M; ++i) std::copy_n(dbc + i * W_, R_, dt_low + i * R_);
     LinearForward(dt_low, P(kDtW), dt_pre, M, R_, E_);
-    for (int64_t i = 0; i < M; ++i)
-      for (int e = 0; e < E_; ++e) {
-        dt_pre[i * E_ + e] += P(kDtB)[e];
-        dt[i * E_ + e] = Softplus(dt_pre[i * E_ + e]);
-      }
+    for (int64_t i = 0; i < M; ++i) {  // softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable for any x
+      Array pre(dt_pre + i * E_, E_);
+      pre += ConstArray(P(kDtB), E_);
+      Array(dt + i * E_, E_) = pre.max(0.0f) + (-pre.abs()).exp().log1p();
+    }
   }
 
   // xc_t = conv_b + sum_k conv_w[:, k] xi_{t-K+1+k} (zero before the sequence start); u = silu(xc).
@@ -449,16 +474,18 @@ class Mamba : public Mixer {
           if (s >= 0) acc += w[k] * c.xz[(bt - t + s) * 2 * E_ + e];
         }
         c.xc[bt * E_ + e] = acc;
-        c.u[bt * E_ + e] = Silu(acc);
       }
+      ConstArray xc(c.xc.data() + bt * E_, E_);
+      Array(c.u.data() + bt * E_, E_) = xc / (1.0f + (-xc).exp());
     }
   }
 
   // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients.
   void ConvBackward(MambaContext& c) {
     const int64_t B = c.B, T = c.T, M = B * T;
-    Buffer dxc(M * E_);
-    for (int64_t i = 0; i < M * E_; ++i) dxc[i] = c.du[i] * SiluGrad(c.xc[i]);
+    Buffer& dxc = c.dxc;
+    dxc.resize(M * E_);
+    SiluBackward(ConstArray(c.xc.data(), M * E_), ConstArray(c.du.data(), M * E_), Array(dxc.data(), M * E_));
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < M; ++bt) {
       const int64_t t = bt % T;
@@ -486,6 +513,7 @@ class Mamba : public Mixer {
   }
 
   int D_, E_, N_, K_, R_ = 1, W_ = 0, n_blocks_ = 1;
+  mutable Buffer inv_A_;  // 1 / A, refreshed with A by NegativeA
   MambaOptions o_;
   MixerDims dims_;
   bool zoh_ = true;
