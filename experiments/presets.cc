@@ -14,17 +14,17 @@ const std::vector<Preset>& Presets() {
        "Zoology (Arora et al. 2023) figure 2: MQAR accuracy against model width for attention and gated/linear "
        "recurrences; attention solves MQAR at every width, the recurrences need width growing with the sequence length "
        "and the number of pairs",
-       "2 layers, d_model 64 and 128, T = 256 with 16 pairs (Zoology: T 64..512, pairs T/4 at most, vocab 8192); "
+       "2 layers, d_model 64 and 128, T = 128 with 8 pairs (Zoology: T 64..512 with up to 64 pairs, vocab 8192); "
        "vocab 64 instead of 8192 (a small model sits on the 1/pairs plateau for thousands of steps at 8192 on a CPU budget)",
        {{"tasks", "mqar"}, {"mixers", "softmax,linear,performer,local,sparse,gla,mamba"}, {"sweep", "d-model=64,128"},
-        {"train-len", "256"}, {"eval-lens", "256"}, {"mqar.pairs", "16"}, {"mqar.vocab", "64"}, {"steps", "2000"},
-        {"batch", "32"}, {"lrs", "1e-3,3e-3"}}},
+        {"train-len", "128"}, {"eval-lens", "128,256"}, {"mqar.pairs", "8"}, {"mqar.vocab", "64"}, {"steps", "1000"},
+        {"batch", "32"}}},
       {"mamba-induction",
        "Mamba (Gu and Dao 2023) table 2: induction heads trained at length 256 and tested up to 2^20; Mamba extrapolates "
        "perfectly, attention with most positional encodings fails beyond about 2x the training length",
        "2 layers d_model 64, vocab 16, tested up to 2^14 = 16384 (the paper: 2^20)",
        {{"tasks", "induction"}, {"mixers", "softmax,linear,gla,mamba,local"}, {"train-len", "256"},
-        {"eval-lens", "256,512,1024,2048,4096,8192,16384"}, {"steps", "2000"}, {"batch", "16"}}},
+        {"eval-lens", "256,512,1024,2048,4096,8192,16384"}, {"steps", "1500"}, {"batch", "16"}}},
       {"mamba-selective-copy",
        "Mamba (Gu and Dao 2023) table 1: selective copying (16 tokens among noise); S6 (Mamba) 99.8%, S4 and linear "
        "time-invariant models 18-57%, attention solves it",
