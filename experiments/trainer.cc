@@ -1,6 +1,7 @@
 #include "experiments/trainer.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,7 +101,7 @@ nlohmann::json TrainResult::ToJson() const {
   return {{"run_dir", run_dir},         {"steps_done", steps_done},       {"diverged", diverged},
           {"divergence", divergence},   {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
           {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
-          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"test", EvalJson(test)},
+          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb}, {"test", EvalJson(test)},
           {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
 }
 
@@ -284,6 +285,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
       }
     }
   }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  result.peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
   std::ofstream(result.run_dir + "/results.json") << result.ToJson().dump(2) << "\n";
   return result;
 }

@@ -1,0 +1,104 @@
+// Whole-model and GEMM benchmarks.
+//   train_step/<variant>  one training step (forward, loss, backward, AdamW) of the reference model of
+//                         ../shared/peers (2 layers, d_model 128, 4 heads, vocab 256, GELU MLP 4x, pre-LayerNorm,
+//                         learned positions, untied head, batch 8) for every sequence mixer and softmax + MoE,
+//                         at T = 256, 1024, 4096. Counters: tokens/s, model GFLOP/s (3x the forward estimate of
+//                         every mixer, channel mixer and the LM head), peak_MB.
+//   gemm                  mixlab's matmul (oneDNN) at the shapes those models use and at 2048^3: the machine's
+//                         GEMM rate, against which model GFLOP/s reads as model FLOP utilisation.
+//   build: scripts/build.sh -DMIXLAB_BENCH=ON;  run: build/model_bench --benchmark_out=model.json
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "bench/heap_tracker.h"
+#include "mixers/matmul.h"
+#include "mixers/registry.h"
+#include "mixers/rng.h"
+#include "models/adamw.h"
+#include "models/language_model.h"
+
+namespace mixlab::bench {
+namespace {
+
+constexpr int kVocab = 256, kBatch = 8, kDModel = 128;
+
+ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel, int T) {
+  ModelOptions o;
+  o.d_model = kDModel;
+  o.mixer = mixer;
+  o.channel = channel;
+  o.pos = "learned";
+  o.max_len = T;
+  o.tie_embeddings = false;
+  std::map<std::string, OptionMap> flags;
+  const auto opts = FindMixer(mixer, MixerKind::kSequence).make_options();
+  for (const auto& f : ListOptions(*opts))
+    if (f.name == "n-heads") flags[mixer]["n-heads"] = "4";
+  return ResolveModelConfig(o, flags, kVocab);
+}
+
+void TrainStep(benchmark::State& state, const std::string& mixer, const std::string& channel) {
+  const int T = int(state.range(0));
+  LanguageModel model(ReferenceModel(mixer, channel, T));
+  model.Initialize(1);
+  AdamW optimizer(model.params(), AdamWConfig{});
+  Rng rng(7);
+  std::vector<int32_t> tokens(size_t(kBatch) * T), targets(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.Int(0, kVocab)), targets[i] = int32_t(rng.Int(0, kVocab));
+  const std::vector<float> mask(tokens.size(), 1.0f);
+  double flops_per_token = 2.0 * kDModel * kVocab;  // LM head
+  for (int l = 0; l < model.n_layers(); ++l)
+    flops_per_token += model.mixer(l).Describe(T).flops_per_token + model.channel(l).Describe(T).flops_per_token;
+  ResetPeakHeap();
+  int step = 0;
+  for (auto _ : state) {
+    model.params().ZeroGrad();
+    model.Forward(tokens.data(), kBatch, T, ForwardMode{true, 1, step});
+    benchmark::DoNotOptimize(model.Loss(targets.data(), mask.data()));
+    model.Backward();
+    optimizer.Step(step++);
+  }
+  const double tokens_done = double(state.iterations()) * kBatch * T;
+  state.counters["tokens/s"] = benchmark::Counter(tokens_done, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(tokens_done * 3.0 * flops_per_token * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["peak_MB"] = double(PeakHeapBytes()) / (1 << 20);
+}
+
+void GemmCase(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  Buffer a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  for (auto _ : state) {
+    Gemm(false, false, M, N, K, a.data(), b.data(), c.data(), false);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(double(state.iterations()) * 2.0 * M * N * K * 1e-9, benchmark::Counter::kIsRate);
+}
+
+void RegisterAll() {
+  std::vector<std::pair<std::string, std::string>> variants;
+  for (const auto& name : ListMixers(MixerKind::kSequence)) variants.push_back({name, "mlp"});
+  variants.push_back({"softmax", "moe"});
+  for (const auto& [mixer, channel] : variants) {
+    const std::string label = "train_step/" + mixer + (channel == "mlp" ? "" : "/" + channel);
+    benchmark::RegisterBenchmark(label.c_str(), [mixer = mixer, channel = channel](benchmark::State& s) { TrainStep(s, mixer, channel); })
+        ->Arg(256)->Arg(1024)->Arg(4096)->ArgName("T")->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+  auto* g = benchmark::RegisterBenchmark("gemm", GemmCase);
+  const int64_t rows = int64_t(kBatch) * 1024;
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {512, 128}, {128, 512}, {256, 128}, {kVocab, 128}})
+    g->Args({rows, n, k});
+  g->Args({2048, 2048, 2048})->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+}  // namespace
+}  // namespace mixlab::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  mixlab::bench::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
