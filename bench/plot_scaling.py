@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Scaling plots from Google Benchmark JSON (mixers_bench, model_bench) with python3-matplotlib.
 
 Writes into OUT_DIR:
