@@ -116,13 +116,9 @@ void RegisterAll() {
   }
 }
 
+const bool registered = (RegisterAll(), true);  // before BENCHMARK_MAIN runs
+
 }  // namespace
 }  // namespace mixlab::bench
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  mixlab::bench::RegisterAll();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+BENCHMARK_MAIN();

@@ -92,13 +92,9 @@ void RegisterAll() {
   g->Args({2048, 2048, 2048})->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
+const bool registered = (RegisterAll(), true);  // before BENCHMARK_MAIN runs
+
 }  // namespace
 }  // namespace mixlab::bench
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  mixlab::bench::RegisterAll();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+BENCHMARK_MAIN();

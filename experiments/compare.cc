@@ -404,8 +404,10 @@ int CompareCommand(int argc, char** argv) {
   int trained = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& r = runs[i];
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " + r.label +
-                               (lrs.size() > 1 ? " lr " + std::to_string(r.lr).substr(0, 7) : "") + " s" + std::to_string(r.seed);
+    const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string eta = trained ? " (experiment ETA " + std::to_string(int(so_far / trained * double(runs.size() - i))) + "s)" : "";
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "]" + eta + " " + r.task + " " +
+                               r.label + (lrs.size() > 1 ? " lr " + std::to_string(r.lr).substr(0, 7) : "") + " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
