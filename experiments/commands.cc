@@ -82,22 +82,15 @@ int EvalCommand(int argc, char** argv) {
   groups.push_back({"evaluation", &o, "", nullptr});
   ParsedFlags flags;
   if (!ParseFlagsOrHelp("eval", "Evaluate a saved model on its task at other lengths.", argc, argv, groups, flags)) return 0;
-  if (o.checkpoint.empty()) throw UsageError("--checkpoint is required (a RUN/model.safetensors file)");
-  auto meta = ReadCheckpointMetadata(o.checkpoint);
-  if (!meta.count("run")) throw UsageError("checkpoint '" + o.checkpoint + "' has no run config (not written by mixlab train)");
-  RunSpec spec;
-  try {
-    spec = RunSpec::FromJson(nlohmann::json::parse(meta["run"]));
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError("checkpoint '" + o.checkpoint + "': run config is not valid JSON");
-  }
-  auto model = LoadCheckpoint(o.checkpoint);
+  LoadedRun run = LoadRun(o.checkpoint);
+  RunSpec& spec = run.spec;
+  auto& model = run.model;
   auto task = MakeTask(spec.train.task, spec.task_options);
   if (!o.eval_lens.empty()) spec.train.eval_lens = o.eval_lens;
   ValidateRun(spec, *task);
   omp_set_num_threads(o.threads);
   const int batch = o.batch ? o.batch : spec.train.batch;
-  std::printf("checkpoint %s (step %s): %s on %s\n", o.checkpoint.c_str(), meta["step"].c_str(),
+  std::printf("checkpoint %s (step %s): %s on %s\n", o.checkpoint.c_str(), run.step.c_str(),
               spec.model.Summary().c_str(), spec.train.task.c_str());
   std::vector<EvalResult> evals;
   for (int T : spec.train.eval_lens)

@@ -8,5 +8,6 @@ int TrainCommand(int argc, char** argv);
 int EvalCommand(int argc, char** argv);
 int CompareCommand(int argc, char** argv);
 int ListCommand(int argc, char** argv);
+int AnalyzeCommand(int argc, char** argv);
 
 }  // namespace mixlab

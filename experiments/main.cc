@@ -13,6 +13,7 @@ constexpr const char* kUsage =
     "  train     train one model on one task; writes a run directory (config, metrics, checkpoint, results)\n"
     "  eval      evaluate a checkpoint on its task at other lengths\n"
     "  compare   train several mixers / positional encodings / seeds on the same tasks and write a report\n"
+    "  analyze   head scores, ablations, pruning, redundancy, logit lens and figures for a checkpoint\n"
     "  list      every mixer and task with its options and defaults\n";
 }
 
@@ -26,8 +27,9 @@ int main(int argc, char** argv) {
     if (command == "train") return mixlab::TrainCommand(argc - 1, argv + 1);
     if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
     if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
+    if (command == "analyze") return mixlab::AnalyzeCommand(argc - 1, argv + 1);
     if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
-    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, list\n";
+    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, analyze, list\n";
     return 2;
   } catch (const mixlab::UsageError& e) {
     std::cerr << "mixlab " << command << ": " << e.what() << "\n";

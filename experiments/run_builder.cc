@@ -1,5 +1,7 @@
 #include "experiments/run_builder.h"
 
+#include "models/checkpoint.h"
+
 #include <algorithm>
 
 #include "experiments/task.h"
@@ -39,6 +41,21 @@ RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const Parsed
   auto task = MakeTask(train.task, spec.task_options);
   spec.model = ResolveModelConfig(model, mixer_flags, task->Vocab());
   return spec;
+}
+
+LoadedRun LoadRun(const std::string& checkpoint) {
+  if (checkpoint.empty()) throw UsageError("--checkpoint is required (a RUN/model.safetensors file)");
+  auto meta = ReadCheckpointMetadata(checkpoint);
+  if (!meta.count("run")) throw UsageError("checkpoint '" + checkpoint + "' has no run config (not written by mixlab train)");
+  LoadedRun run;
+  try {
+    run.spec = RunSpec::FromJson(nlohmann::json::parse(meta["run"]));
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError("checkpoint '" + checkpoint + "': run config is not valid JSON");
+  }
+  run.model = LoadCheckpoint(checkpoint);
+  run.step = meta["step"];
+  return run;
 }
 
 }  // namespace mixlab

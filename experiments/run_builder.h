@@ -1,8 +1,11 @@
 // Turns parsed flags into a RunSpec: resolves the task's options and the model config, refusing options
 // for tasks or mixers that the run does not use.
 #pragma once
+#include <memory>
+
 #include "experiments/flags.h"
 #include "experiments/run_spec.h"
+#include "models/language_model.h"
 
 namespace mixlab {
 
@@ -15,5 +18,14 @@ std::vector<FlagGroup> RunFlagGroups(TrainOptions& train, ModelOptions& model);
 // Builds the spec for one run. `strict_tasks` refuses options of tasks other than train.task (train);
 // compare passes false because it runs several tasks.
 RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const ParsedFlags& flags, bool strict_tasks);
+
+// A checkpoint written by `mixlab train` with the run it came from. Throws UsageError on a missing, corrupt or
+// foreign checkpoint.
+struct LoadedRun {
+  RunSpec spec;
+  std::unique_ptr<LanguageModel> model;
+  std::string step;
+};
+LoadedRun LoadRun(const std::string& checkpoint);
 
 }  // namespace mixlab

@@ -126,6 +126,25 @@ void LanguageModel::Head(const float* h, float* logits, int64_t n) {
   else Gemm(false, true, n, config_.vocab, config_.d_model, h, store_.Ref(embedding_).value, logits, false);
 }
 
+void LanguageModel::LogitLens(int l, float* logits) {
+  const int64_t N = int64_t(B_) * T_;
+  const float* h = resid_[l].data();
+  Buffer normed;
+  if (pre_norm_) {
+    Norm scratch = final_norm_;  // its own mean/rstd: final_norm_'s stay as Backward needs them
+    normed.resize(N * config_.d_model);
+    NormForward(scratch, h, normed.data(), N);
+    h = normed.data();
+  }
+  Head(h, logits, N);
+}
+
+void LanguageModel::AddOffset(const std::vector<float>& offset, float* y, int64_t rows) {
+  const int64_t D = int64_t(offset.size());
+  for (int64_t r = 0; r < rows && D; ++r)
+    for (int64_t d = 0; d < D; ++d) y[r * D + d] += offset[d];
+}
+
 void LanguageModel::Resize(int B, int T) {
   if (B == B_ && T == T_) return;
   B_ = B;
@@ -158,12 +177,14 @@ void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMo
     if (pre_norm_) {
       NormForward(L.norm1, x, L.norm1_out.data(), N);
       L.mixer->Forward(L.norm1_out.data(), positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
+      AddOffset(L.mix_offset, L.mix_out.data(), N);
       AddInto(L.mid.data(), x, L.mix_out.data(), ND);
       NormForward(L.norm2, L.mid.data(), L.norm2_out.data(), N);
       L.channel->Forward(L.norm2_out.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
       AddInto(out, L.mid.data(), L.ch_out.data(), ND);
     } else {
       L.mixer->Forward(x, positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
+      AddOffset(L.mix_offset, L.mix_out.data(), N);
       AddInto(L.sum1.data(), x, L.mix_out.data(), ND);
       NormForward(L.norm1, L.sum1.data(), L.mid.data(), N);
       L.channel->Forward(L.mid.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
@@ -254,12 +275,14 @@ void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B,
     if (pre_norm_) {
       norm(L.norm1, x.data(), a.data());
       L.mixer->Step(a.data(), positions, m.data(), *state.mixer[l]);
+      AddOffset(L.mix_offset, m.data(), B);
       AddInto(mid.data(), x.data(), m.data(), ND);
       norm(L.norm2, mid.data(), a.data());
       L.channel->Step(a.data(), positions, c.data(), *state.channel[l]);
       AddInto(x.data(), mid.data(), c.data(), ND);
     } else {
       L.mixer->Step(x.data(), positions, m.data(), *state.mixer[l]);
+      AddOffset(L.mix_offset, m.data(), B);
       AddInto(a.data(), x.data(), m.data(), ND);
       norm(L.norm1, a.data(), mid.data());
       L.channel->Step(mid.data(), positions, c.data(), *state.channel[l]);

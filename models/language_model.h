@@ -28,6 +28,16 @@ class LanguageModel {
   const float* probs() const { return probs_.data(); }    // (B, T, V) after Loss
   // Residual stream entering layer l (l = n_layers: the output of the last block), (B, T, D).
   const float* residual(int l) const { return resid_[l].data(); }
+  // After Forward: the (B, T, D) input layer l's sequence mixer saw (the normalised stream under pre-norm).
+  const float* mixer_input(int l) const { return pre_norm_ ? layers_[l].norm1_out.data() : resid_[l].data(); }
+  // After Forward: the logit lens, logits (B, T, V) read from the residual stream entering layer l (l = n_layers:
+  // the model's own output) through the final norm and the LM head. Leaves the saved activations untouched.
+  void LogitLens(int l, float* logits);
+  // After Forward: layer l's sequence-mixer output (B, T, D), before it joins the residual stream.
+  const float* mixer_output(int l) const { return layers_[l].mix_out.data(); }
+  // Analysis hook (mean ablation): a constant (D) vector added to layer l's sequence-mixer output in Forward and
+  // Step; empty removes it. Training never sets it.
+  void SetMixerOffset(int l, std::vector<float> offset) { layers_[l].mix_offset = std::move(offset); }
   float last_cross_entropy() const { return last_ce_; }
   float last_aux_loss() const { return last_aux_; }
 
@@ -60,6 +70,7 @@ class LanguageModel {
     Norm norm1, norm2;
     // (N, D) each: pre-norm uses norm1_out/norm2_out, post-norm uses sum1/sum2.
     Buffer norm1_out, mix_out, sum1, mid, norm2_out, ch_out, sum2;
+    std::vector<float> mix_offset;  // SetMixerOffset
   };
 
   Norm MakeNorm(const std::string& prefix);
@@ -69,6 +80,7 @@ class LanguageModel {
   void EmbedBackward(const float* dx);
   void Head(const float* h, float* logits, int64_t n);
   void Resize(int B, int T);
+  static void AddOffset(const std::vector<float>& offset, float* y, int64_t rows);
 
   ModelConfig config_;
   ParamStore store_;

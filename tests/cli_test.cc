@@ -116,6 +116,29 @@ TEST(Cli, TrainThenEvalAtOtherLengths) {
   EXPECT_NE(e.out.find("T=96"), std::string::npos) << e.out;
 }
 
+TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
+  const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_analyze").string();
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(RunMixlab("train --d-model 16 --steps 4 --batch 4 --train-len 32 --eval-lens 32 --layers softmax,mamba --pos none --out " + dir).code, 0);
+  const std::string ckpt = dir + "/model.safetensors";
+  Outcome a = RunMixlab("analyze " + ckpt + " --samples 2 --eval-batches 1 --plots false");
+  ASSERT_EQ(a.code, 0) << a.err;
+  for (const char* f : {"analysis.json", "induction.csv", "previous_token.csv", "sink_mass.csv"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/analysis/" + f)) << f;
+  std::ifstream csv(dir + "/analysis/induction.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "layer,head0,head1,head2,head3") << "softmax has 4 heads, mamba 4 channel groups";
+  std::ifstream json(dir + "/analysis/analysis.json");
+  const std::string text(std::istreambuf_iterator<char>(json), {});
+  for (const char* key : {"\"pruning\"", "\"logit_lens\"", "\"similarity\"", "\"accuracy_change\"", "\"mamba\""})
+    EXPECT_NE(text.find(key), std::string::npos) << key;
+  ExpectUsageError("analyze", "--checkpoint is required");
+  ExpectUsageError("analyze /nonexistent/model.safetensors", "not found");
+  ExpectUsageError("analyze " + ckpt + " --length 2", "needs sequence length >= 16");
+  ExpectUsageError("analyze " + ckpt + " --ablation random", "--ablation");
+}
+
 TEST(Cli, ListAndHelp) {
   Outcome l = RunMixlab("list");
   ASSERT_EQ(l.code, 0);

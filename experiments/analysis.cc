@@ -1,0 +1,165 @@
+#include "experiments/analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace mixlab {
+
+RowMatrix NormalizeRows(const RowMatrix& m) {
+  RowMatrix a = m.cwiseAbs();
+  for (int64_t t = 0; t < a.rows(); ++t) {
+    const float sum = a.row(t).sum();
+    if (sum > 0) a.row(t) /= sum;
+  }
+  return a;
+}
+
+void ScoreGeneral(const RowMatrix& a, HeadScores& s) {
+  const int64_t T = a.rows();
+  double prev = 0, entropy = 0, ratio = 0, distance = 0, sink = 0;
+  for (int64_t t = 1; t < T; ++t) {
+    prev += a(t, t - 1);
+    sink += a(t, 0);
+    double h = 0, d = 0;
+    for (int64_t j = 0; j <= t; ++j) {
+      if (a(t, j) > 0) h -= a(t, j) * std::log(double(a(t, j)));
+      d += a(t, j) * double(t - j);
+    }
+    entropy += h;
+    ratio += h / std::log(double(t + 1));
+    distance += d;
+  }
+  const double rows = double(std::max<int64_t>(1, T - 1));
+  s.previous_token = prev / rows;
+  s.entropy = entropy / rows;
+  s.entropy_ratio = ratio / rows;
+  s.mean_distance = distance / rows;
+  s.sink_mass = sink / rows;
+}
+
+void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s) {
+  double dup = 0, ind = 0;
+  int n = 0;
+  for (int64_t t = period; t < a.rows(); ++t, ++n) {
+    dup += a(t, t - period);
+    ind += a(t, t - period + 1);
+  }
+  s.duplicate_token = n ? dup / n : 0;
+  s.induction = n ? ind / n : 0;
+}
+
+namespace {
+
+// Normalised maps of every layer's mixer for one sequence (B = 1) already run through model.Forward.
+std::vector<std::vector<RowMatrix>> LayerMaps(LanguageModel& model, int T) {
+  std::vector<int32_t> positions(T);
+  std::iota(positions.begin(), positions.end(), 0);
+  std::vector<std::vector<RowMatrix>> maps;
+  for (int l = 0; l < model.n_layers(); ++l) {
+    auto raw = model.mixer(l).Mixing(model.mixer_input(l), positions.data(), T);
+    std::vector<RowMatrix> normed;
+    for (const auto& m : raw) normed.push_back(NormalizeRows(m));
+    maps.push_back(std::move(normed));
+  }
+  return maps;
+}
+
+}  // namespace
+
+std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<int32_t>& task_tokens,
+                                        const std::vector<int32_t>& repeated) {
+  const int T = int(task_tokens.size()), R = int(repeated.size());
+  model.Forward(task_tokens.data(), 1, T);
+  auto task_maps = LayerMaps(model, T);
+  model.Forward(repeated.data(), 1, R);
+  auto repeat_maps = LayerMaps(model, R);
+  std::vector<LayerAnalysis> out;
+  for (int l = 0; l < model.n_layers(); ++l) {
+    LayerAnalysis la;
+    la.layer = l;
+    la.mixer = model.mixer(l).Name();
+    for (size_t h = 0; h < task_maps[l].size(); ++h) {
+      HeadScores s;
+      ScoreGeneral(task_maps[l][h], s);
+      ScoreRepeated(repeat_maps[l][h], R / 2, s);
+      la.heads.push_back(s);
+    }
+    la.task_maps = std::move(task_maps[l]);
+    out.push_back(std::move(la));
+  }
+  return out;
+}
+
+std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask) {
+  const int T = int(tokens.size()), V = model.vocab();
+  model.Forward(tokens.data(), 1, T);
+  std::vector<float> final_logits(model.logits(), model.logits() + int64_t(T) * V), lens(final_logits.size());
+  auto log_softmax = [V](const float* z, std::vector<double>& out) {
+    const float m = *std::max_element(z, z + V);
+    double sum = 0;
+    for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
+    out.resize(V);
+    for (int v = 0; v < V; ++v) out[v] = double(z[v] - m) - std::log(sum);
+  };
+  std::vector<LensLayer> out;
+  std::vector<double> lp, fp;
+  for (int l = 0; l <= model.n_layers(); ++l) {
+    model.LogitLens(l, lens.data());
+    LensLayer r;
+    r.layer = l;
+    int n = 0, last = -1;
+    for (int t = 0; t < T; ++t) {
+      if (mask[t] == 0) continue;
+      log_softmax(lens.data() + int64_t(t) * V, lp);
+      log_softmax(final_logits.data() + int64_t(t) * V, fp);
+      const int final_top = int(std::max_element(fp.begin(), fp.end()) - fp.begin());
+      double h = 0, kl = 0;
+      int rank = 0;
+      for (int v = 0; v < V; ++v) {
+        h -= std::exp(lp[v]) * lp[v];
+        kl += std::exp(fp[v]) * (fp[v] - lp[v]);
+        rank += lp[v] > lp[final_top];
+      }
+      r.entropy += h, r.kl_to_final += kl, r.final_top1_rank += rank;
+      ++n, last = t;
+    }
+    if (n) r.entropy /= n, r.kl_to_final /= n, r.final_top1_rank /= n;
+    if (last >= 0) {
+      std::vector<int> order(V);
+      std::iota(order.begin(), order.end(), 0);
+      const float* z = lens.data() + int64_t(last) * V;
+      std::partial_sort(order.begin(), order.begin() + std::min(5, V), order.end(), [z](int a, int b) { return z[a] > z[b]; });
+      r.top_tokens.assign(order.begin(), order.begin() + std::min(5, V));
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace mixlab
+
+namespace mixlab {
+
+std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>& layers) {
+  std::vector<const RowMatrix*> maps;
+  for (const auto& l : layers)
+    for (const auto& m : l.task_maps) maps.push_back(&m);
+  const size_t n = maps.size();
+  std::vector<std::vector<double>> sim(n, std::vector<double>(n, 0.0));
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      const double dot = double((maps[i]->array() * maps[j]->array()).sum());
+      const double norms = double(maps[i]->norm()) * double(maps[j]->norm());
+      sim[i][j] = norms > 0 ? dot / norms : 0.0;
+    }
+  return sim;
+}
+
+std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng) {
+  std::vector<int32_t> seq(2 * size_t(half));
+  for (int i = 0; i < half; ++i) seq[i] = seq[i + half] = int32_t(rng.Int(0, vocab));
+  return seq;
+}
+
+}  // namespace mixlab

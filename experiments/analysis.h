@@ -1,0 +1,67 @@
+// Looking inside a trained model through every mixer's exported mixing matrix (Mixer::Mixing): exact attention
+// weights for softmax, local and sparse attention, the implied kernel for linear attention, Performer and gla, the
+// materialised selective-scan kernel for mamba. Rows are normalised to distributions (|M| / row sum; exact attention
+// is unchanged), so the same head-specialisation scores apply to every mixer:
+//   previous-token   mean A[t, t-1]                                    (rows t >= 1)
+//   duplicate-token  mean A[t, t-L] on a sequence repeating with period L   (rows in the repeat)
+//   induction        mean A[t, t-L+1]: the token after the earlier occurrence (Olsson et al. 2022)
+//   entropy          mean row entropy (nats), and its ratio to a uniform row over the visible positions
+//   mean distance    mean sum_s A[t, s] (t - s)
+//   sink mass        mean A[t, 0]
+// and the logit lens reads every layer's residual stream through the final norm and the LM head.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mixers/rng.h"
+#include "mixers/tensor.h"
+#include "models/language_model.h"
+
+namespace mixlab {
+
+struct HeadScores {
+  double previous_token = 0, duplicate_token = 0, induction = 0, entropy = 0, entropy_ratio = 0, mean_distance = 0,
+         sink_mass = 0;
+};
+
+// Rows of |M| scaled to sum to 1 (all-zero rows stay zero).
+RowMatrix NormalizeRows(const RowMatrix& m);
+// previous-token, entropy, entropy ratio, mean distance and sink mass of a normalised map.
+void ScoreGeneral(const RowMatrix& a, HeadScores& s);
+// duplicate-token and induction scores of a normalised map of a sequence whose positions L.. repeat 0..
+void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s);
+
+struct LayerAnalysis {
+  int layer = 0;
+  std::string mixer;
+  std::vector<RowMatrix> task_maps;  // normalised, per head or channel group, on the task sequence
+  std::vector<HeadScores> heads;
+};
+
+// Runs the model on one task sequence (general scores, maps) and on `repeated`, a sequence whose second half repeats
+// its first (duplicate-token and induction scores).
+std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<int32_t>& task_tokens,
+                                        const std::vector<int32_t>& repeated);
+
+struct LensLayer {
+  int layer = 0;                   // residual stream entering this layer (n_layers = the output)
+  double entropy = 0;              // mean entropy of the lens distribution (nats) over the scored positions
+  double kl_to_final = 0;          // mean KL(final || lens)
+  double final_top1_rank = 0;      // mean rank (0 = first) of the model's final prediction under the lens
+  std::vector<int> top_tokens;     // the lens's 5 most likely tokens at the last scored position
+};
+
+// The logit lens on one sequence, averaged over the positions where mask != 0.
+std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask);
+
+}  // namespace mixlab
+
+namespace mixlab {
+
+// Cosine similarity of every pair of heads' maps, heads numbered layer-major across all layers.
+std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>& layers);
+
+// A sequence of `half` uniformly random tokens followed by the same tokens again (the induction probe).
+std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng);
+
+}  // namespace mixlab

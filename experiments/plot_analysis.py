@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""Figures for `mixlab analyze`: reads DIR/analysis.json, writes into DIR
+  maps.png          layer x head grid of mixing maps (first task sample, normalised rows)
+  scores.png        one layer x head heatmap per head score, plus ablation accuracy change
+  pruning.png       greedy pruning curve (accuracy vs fraction of heads removed)
+  similarity.png    pairwise similarity of all heads' maps
+  logit_lens.png    KL to the final distribution and final-token rank per layer
+Usage: plot_analysis.py DIR"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+SCORES = ["previous_token", "duplicate_token", "induction", "entropy_ratio", "mean_distance", "sink_mass",
+          "accuracy_change"]
+
+
+def grid(heads, key):
+    layers = max(h["layer"] for h in heads) + 1
+    width = max(h["head"] for h in heads) + 1
+    g = np.full((layers, width), np.nan)
+    for h in heads:
+        g[h["layer"], h["head"]] = h[key]
+    return g
+
+
+def main(out):
+    a = json.load(open(f"{out}/analysis.json"))
+    heads, title = a["heads"], f"{a['model']} on {a['task']} (step {a['step']})"
+
+    maps = a["maps"]
+    rows, cols = len(maps), max(len(m) for m in maps)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    for l in range(rows):
+        for h in range(cols):
+            ax = axes[l][h]
+            ax.set_xticks([]), ax.set_yticks([])
+            if h < len(maps[l]):
+                ax.imshow(np.array(maps[l][h]), cmap="viridis", interpolation="nearest")
+                ax.set_title(f"L{l} H{h}", fontsize=8)
+            else:
+                ax.axis("off")
+    fig.suptitle("mixing maps: " + title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{out}/maps.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(SCORES), figsize=(2.6 * len(SCORES), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], SCORES):
+        g = grid(heads, key)
+        im = ax.imshow(g, cmap="coolwarm" if key == "accuracy_change" else "magma", aspect="auto")
+        for (l, h), v in np.ndenumerate(g):
+            if not np.isnan(v):
+                ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if key != "accuracy_change" else "k")
+        ax.set_title(key, fontsize=8)
+        ax.set_xticks(range(g.shape[1])), ax.set_yticks(range(g.shape[0]))
+        ax.set_xlabel("head"), ax.set_ylabel("layer")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{out}/scores.png", dpi=110)
+    plt.close(fig)
+
+    if "pruning" in a:
+        p = a["pruning"]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([x["fraction"] for x in p], [x["accuracy"] for x in p], marker="o")
+        for x in p[1:]:
+            ax.annotate(f"L{x['layer']}H{x['head']}", (x["fraction"], x["accuracy"]), fontsize=6)
+        ax.set_xlabel("fraction of heads removed (greedy)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"pruning ({a['ablation']} ablation)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(f"{out}/pruning.png", dpi=110)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    im = ax.imshow(np.array(a["similarity"]), cmap="magma", vmin=0, vmax=1)
+    labels = [f"L{h['layer']}H{h['head']}" for h in heads]
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    fig.colorbar(im, ax=ax)
+    ax.set_title("map similarity (cosine)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{out}/similarity.png", dpi=110)
+    plt.close(fig)
+
+    lens = a["logit_lens"]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([x["layer"] for x in lens], [x["kl_to_final"] for x in lens], marker="o", label="KL(final || lens)")
+    ax.plot([x["layer"] for x in lens], [x["final_top1_rank"] for x in lens], marker="s", label="rank of final top-1")
+    ax.set_xlabel("residual stream entering layer (last = output)")
+    ax.legend(fontsize=7)
+    ax.set_title("logit lens", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{out}/logit_lens.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
