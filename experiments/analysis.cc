@@ -1,5 +1,7 @@
 #include "experiments/analysis.h"
 
+#include "experiments/evaluate.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -154,6 +156,56 @@ std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>&
       sim[i][j] = norms > 0 ? dot / norms : 0.0;
     }
   return sim;
+}
+
+double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated) {
+  const int T = int(repeated.size()), V = model.vocab(), half = T / 2;
+  model.Forward(repeated.data(), 1, T);
+  double early = 0, late = 0;
+  for (int t = 0; t + 1 < T; ++t) {
+    const float* z = model.logits() + int64_t(t) * V;
+    const float m = *std::max_element(z, z + V);
+    double sum = 0;
+    for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
+    const double nll = std::log(sum) - double(z[repeated[t + 1]] - m);
+    (t + 1 < half ? early : late) += nll;  // targets in the first half cannot be copied from context
+  }
+  return late / std::max(1, T - half) - early / std::max(1, half - 1);
+}
+
+const std::vector<std::pair<const char*, double HeadScores::*>>& ScoreFields() {
+  static const std::vector<std::pair<const char*, double HeadScores::*>> fields = {
+      {"previous_token", &HeadScores::previous_token}, {"duplicate_token", &HeadScores::duplicate_token},
+      {"induction", &HeadScores::induction},           {"entropy", &HeadScores::entropy},
+      {"entropy_ratio", &HeadScores::entropy_ratio},   {"mean_distance", &HeadScores::mean_distance},
+      {"sink_mass", &HeadScores::sink_mass}};
+  return fields;
+}
+
+HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int samples, uint64_t seed) {
+  Rng rng = SplitRng(seed, Split::kTest, T);
+  HeadSurvey survey;
+  for (int i = 0; i < samples; ++i) {
+    Batch sample = task.Sample(1, T, rng, Split::kTest);
+    const auto repeated = RepeatedRandomSequence(T / 2, model.vocab(), rng);
+    auto layers = AnalyzeHeads(model, sample.tokens, repeated);
+    model.Forward(sample.tokens.data(), 1, T);
+    for (int l = 0; l < model.n_layers(); ++l)
+      for (const auto& [k, v] : model.channel(l).Stats()) survey.channel_stats["layers." + std::to_string(l) + "." + k] += v / samples;
+    survey.in_context += InContextScore(model, repeated) / samples;
+    const auto sim = MapSimilarity(layers);
+    if (i == 0) {
+      survey.similarity.assign(sim.size(), std::vector<double>(sim.size(), 0.0));
+      for (const auto& l : layers) survey.mean.emplace_back(l.heads.size());
+    }
+    for (size_t a = 0; a < sim.size(); ++a)
+      for (size_t b = 0; b < sim.size(); ++b) survey.similarity[a][b] += sim[a][b] / samples;
+    for (size_t l = 0; l < layers.size(); ++l)
+      for (size_t h = 0; h < layers[l].heads.size(); ++h)
+        for (const auto& [name, field] : ScoreFields()) survey.mean[l][h].*field += layers[l].heads[h].*field / samples;
+    if (i == 0) survey.first = std::move(layers);
+  }
+  return survey;
 }
 
 std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng) {

@@ -10,10 +10,13 @@
 //   sink mass        mean A[t, 0]
 // and the logit lens reads every layer's residual stream through the final norm and the LM head.
 #pragma once
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mixers/rng.h"
+#include "experiments/task.h"
 #include "mixers/tensor.h"
 #include "models/language_model.h"
 
@@ -63,5 +66,22 @@ std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>&
 
 // A sequence of `half` uniformly random tokens followed by the same tokens again (the induction probe).
 std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng);
+
+// In-context-learning score on a repeated sequence: mean next-token loss over the second half minus the first
+// (Olsson et al. 2022's late-minus-early loss); strongly negative once the model copies from context.
+double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated);
+
+// Head scores of `samples` task sequences of length T (test split) and as many repeated random sequences.
+struct HeadSurvey {
+  std::vector<LayerAnalysis> first;                 // maps and scores of the first sample
+  std::vector<std::vector<HeadScores>> mean;        // [layer][head], averaged over samples
+  std::vector<std::vector<double>> similarity;      // map similarity (MapSimilarity), averaged over samples
+  std::map<std::string, double> channel_stats;      // channel mixers' Stats() (MoE load, router entropy), averaged
+  double in_context = 0;                            // InContextScore, averaged
+};
+HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int samples, uint64_t seed);
+
+// Every score's name and field, in report order.
+const std::vector<std::pair<const char*, double HeadScores::*>>& ScoreFields();
 
 }  // namespace mixlab

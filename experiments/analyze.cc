@@ -18,13 +18,15 @@ namespace mixlab {
 namespace {
 
 struct AnalyzeOptions : Options {
-  std::string checkpoint, out;
+  std::string checkpoint, over_training, out;
   int length = 0, samples = 16, eval_batches = 4, batch = 0, threads = 2;
   std::string ablation = "zero";
   bool prune = true, plots = true;
+  bool quiet = false;  // no per-head lines (compare); not a flag
   void Visit(OptionVisitor& v) override {
     v.String("checkpoint", checkpoint, "RUN/model.safetensors (also accepted as the first argument)");
-    v.String("out", out, "output directory; empty = RUN/analysis");
+    v.String("over-training", over_training, "RUN directory trained with --snapshot-every: head scores, entropy and in-context score of every snapshot against the step");
+    v.String("out", out, "output directory; empty = RUN/analysis (RUN/analysis/over_training with --over-training)");
     v.Int("length", length, "sequence length of the probes; 0 = the run's training length", 0, 1 << 16);
     v.Int("samples", samples, "task sequences (and repeated random sequences) the head scores average over", 1, 1 << 16);
     v.Int("eval-batches", eval_batches, "test batches per ablation evaluation", 1, 1 << 16);
@@ -39,71 +41,42 @@ struct AnalyzeOptions : Options {
 // Heads whose maps are near-uniform or whose output is near zero.
 constexpr double kDeadEntropyRatio = 0.97, kDeadOutputShare = 0.02, kDuplicateSimilarity = 0.95;
 
-const std::vector<std::pair<const char*, double HeadScores::*>> kScores = {
-    {"previous_token", &HeadScores::previous_token}, {"duplicate_token", &HeadScores::duplicate_token},
-    {"induction", &HeadScores::induction},           {"entropy", &HeadScores::entropy},
-    {"entropy_ratio", &HeadScores::entropy_ratio},   {"mean_distance", &HeadScores::mean_distance},
-    {"sink_mass", &HeadScores::sink_mass}};
-
 nlohmann::json MatrixJson(const RowMatrix& m) {
   nlohmann::json rows = nlohmann::json::array();
   for (int64_t t = 0; t < m.rows(); ++t) rows.push_back(std::vector<float>(m.row(t).data(), m.row(t).data() + m.cols()));
   return rows;
 }
 
-}  // namespace
+// The probe length: --length, else the run's training length; the task must generate it.
+int ProbeLength(const AnalyzeOptions& o, const RunSpec& spec, const Task& task) {
+  const int T = o.length ? o.length : spec.train.train_len;
+  task.CheckLength(T);
+  if (T < 4) throw UsageError("--length " + std::to_string(T) + " is too short; the induction probe needs at least 4");
+  return T;
+}
 
-int AnalyzeCommand(int argc, char** argv) {
-  AnalyzeOptions o;
-  if (argc > 1 && argv[1][0] != '-') {  // mixlab analyze CHECKPOINT [flags]
-    o.checkpoint = argv[1];
-    argv[1] = argv[0];
-    --argc, ++argv;
-  }
-  std::vector<FlagGroup> groups;
-  groups.push_back({"analysis", &o, "", nullptr});
-  ParsedFlags flags;
-  if (!ParseFlagsOrHelp("analyze", "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint.", argc,
-                        argv, groups, flags))
-    return 0;
+void DrawFigures(const AnalyzeOptions& o, const std::string& out, const std::string& mode_flag) {
+  std::fflush(stdout);
+  if (!o.plots) return;
+  const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_analysis.py '" + out + "'" + mode_flag;
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", cmd.c_str());
+  else if (!o.quiet) std::printf("drew the figures into %s\n", out.c_str());
+}
+
+int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   LoadedRun run = LoadRun(o.checkpoint);
   LanguageModel& model = *run.model;
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
-  const int T = o.length ? o.length : run.spec.train.train_len;
-  task->CheckLength(T);
-  if (T < 4) throw UsageError("--length " + std::to_string(T) + " is too short; the induction probe needs at least 4");
-  omp_set_num_threads(o.threads);
+  const int T = ProbeLength(o, run.spec, *task);
   const std::string out = o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
   std::filesystem::create_directories(out);
-  std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(), run.spec.model.Summary().c_str(),
+  if (!o.quiet)
+    std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(), run.spec.model.Summary().c_str(),
               run.spec.train.task.c_str(), T);
 
-  // Head scores averaged over samples; maps and similarities from every sample.
-  Rng rng = SplitRng(uint64_t(run.spec.train.seed), Split::kTest, T);
-  std::vector<LayerAnalysis> first, mean;
-  std::vector<std::vector<double>> similarity;
-  std::map<std::string, double> channel_stats;
-  for (int i = 0; i < o.samples; ++i) {
-    Batch sample = task->Sample(1, T, rng, Split::kTest);
-    auto layers = AnalyzeHeads(model, sample.tokens, RepeatedRandomSequence(T / 2, model.vocab(), rng));
-    model.Forward(sample.tokens.data(), 1, T);
-    for (int l = 0; l < model.n_layers(); ++l)
-      for (const auto& [k, v] : model.channel(l).Stats()) channel_stats["layers." + std::to_string(l) + "." + k] += v / o.samples;
-    auto sim = MapSimilarity(layers);
-    if (i == 0) {
-      first = layers;
-      mean = layers;
-      similarity.assign(sim.size(), std::vector<double>(sim.size(), 0.0));
-      for (auto& l : mean)
-        for (auto& h : l.heads) h = HeadScores{};
-    }
-    for (size_t a = 0; a < sim.size(); ++a)
-      for (size_t b = 0; b < sim.size(); ++b) similarity[a][b] += sim[a][b] / o.samples;
-    for (size_t l = 0; l < layers.size(); ++l)
-      for (size_t h = 0; h < layers[l].heads.size(); ++h)
-        for (const auto& [name, field] : kScores) mean[l].heads[h].*field += layers[l].heads[h].*field / o.samples;
-  }
-
+  const HeadSurvey survey = SurveyHeads(model, *task, T, o.samples, uint64_t(run.spec.train.seed));
+  const auto& mean = survey.mean;
+  const auto& similarity = survey.similarity;
   AblationSetup setup;
   setup.task = task.get();
   setup.length = T;
@@ -111,7 +84,7 @@ int AnalyzeCommand(int argc, char** argv) {
   setup.batch = o.batch ? o.batch : run.spec.train.batch;
   setup.seed = uint64_t(run.spec.train.seed);
   setup.mode = o.ablation == "mean" ? AblationMode::kMean : AblationMode::kZero;
-  for (const auto& l : mean) setup.heads_per_layer.push_back(int(l.heads.size()));
+  for (const auto& l : mean) setup.heads_per_layer.push_back(int(l.size()));
   const EvalResult base = Evaluate(model, *task, T, setup.batches, setup.batch, setup.seed, Split::kTest);
   const auto shares = HeadOutputShares(model, setup);
 
@@ -124,15 +97,17 @@ int AnalyzeCommand(int argc, char** argv) {
   j["samples"] = o.samples;
   j["ablation"] = o.ablation;
   j["baseline"] = {{"accuracy", base.accuracy}, {"loss", base.loss}};
-  j["channel_stats"] = channel_stats;
+  j["channel_stats"] = survey.channel_stats;
+  j["in_context_score"] = survey.in_context;
   nlohmann::json heads = nlohmann::json::array(), maps = nlohmann::json::array();
   int flat = 0;
   for (size_t l = 0; l < mean.size(); ++l) {
     nlohmann::json layer_maps = nlohmann::json::array();
-    for (size_t h = 0; h < mean[l].heads.size(); ++h, ++flat) {
-      const HeadScores& s = mean[l].heads[h];
-      nlohmann::json row = {{"layer", l}, {"head", h}, {"mixer", mean[l].mixer}};
-      for (const auto& [name, field] : kScores) row[name] = s.*field;
+    for (size_t h = 0; h < mean[l].size(); ++h, ++flat) {
+      const HeadScores& s = mean[l][h];
+      const std::string& mixer = survey.first[l].mixer;
+      nlohmann::json row = {{"layer", l}, {"head", h}, {"mixer", mixer}};
+      for (const auto& [name, field] : ScoreFields()) row[name] = s.*field;
       const EvalResult ablated = EvaluateAblated(model, setup, {{int(l), int(h)}});
       row["ablated_accuracy"] = ablated.accuracy;
       row["accuracy_change"] = ablated.accuracy - base.accuracy;
@@ -145,12 +120,13 @@ int AnalyzeCommand(int argc, char** argv) {
         if (other != flat && similarity[flat][other] > kDuplicateSimilarity) duplicates.push_back(other);
       row["duplicates"] = duplicates;
       heads.push_back(row);
-      const RowMatrix& m = first[l].task_maps[h];
+      const RowMatrix& m = survey.first[l].task_maps[h];
       const int64_t shown = std::min<int64_t>(m.rows(), 128);
       layer_maps.push_back(MatrixJson(m.topLeftCorner(shown, shown)));
-      std::printf("  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f entropy %.2f (%.2f) dist %.1f sink %.3f | "
+      if (!o.quiet)
+        std::printf("  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f entropy %.2f (%.2f) dist %.1f sink %.3f | "
                   "ablated acc %.4f (%+.4f)%s\n",
-                  l, h, mean[l].mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.entropy, s.entropy_ratio,
+                  l, h, mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.entropy, s.entropy_ratio,
                   s.mean_distance, s.sink_mass, ablated.accuracy, ablated.accuracy - base.accuracy,
                   row["dead"].get<bool>() ? " dead" : "");
     }
@@ -159,7 +135,7 @@ int AnalyzeCommand(int argc, char** argv) {
   j["heads"] = heads;
   j["similarity"] = similarity;
   j["maps"] = maps;
-  std::printf("  baseline test accuracy %.4f loss %.4f at T=%d\n", base.accuracy, base.loss, T);
+  if (!o.quiet) std::printf("  baseline test accuracy %.4f loss %.4f at T=%d\n", base.accuracy, base.loss, T);
 
   if (o.prune) {
     nlohmann::json curve = nlohmann::json::array();
@@ -178,10 +154,10 @@ int AnalyzeCommand(int argc, char** argv) {
   j["logit_lens"] = lens;
 
   std::ofstream(out + "/analysis.json") << j.dump(1) << "\n";
-  for (const auto& [name, field] : kScores) {
+  for (const auto& [name, field] : ScoreFields()) {
     std::ofstream csv(out + "/" + name + ".csv");
     size_t width = 0;
-    for (const auto& l : mean) width = std::max(width, l.heads.size());
+    for (const auto& l : mean) width = std::max(width, l.size());
     csv << "layer";
     for (size_t h = 0; h < width; ++h) csv << ",head" << h;
     csv << "\n";
@@ -189,19 +165,122 @@ int AnalyzeCommand(int argc, char** argv) {
       csv << l;
       for (size_t h = 0; h < width; ++h) {
         csv << ",";
-        if (h < mean[l].heads.size()) csv << mean[l].heads[h].*field;
+        if (h < mean[l].size()) csv << mean[l][h].*field;
       }
       csv << "\n";
     }
   }
-  std::printf("wrote %s/analysis.json and one CSV per score\n", out.c_str());
-  std::fflush(stdout);
-  if (o.plots) {
-    const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_analysis.py '" + out + "'";
-    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", cmd.c_str());
-    else std::printf("drew maps.png, scores.png, pruning.png, similarity.png, logit_lens.png\n");
-  }
+  if (!o.quiet) std::printf("wrote %s/analysis.json and one CSV per score\n", out.c_str());
+  DrawFigures(o, out, "");
   return 0;
+}
+
+// Training dynamics: every snapshot of a run through the same probes, against the step.
+int AnalyzeOverTraining(const AnalyzeOptions& o) {
+  namespace fs = std::filesystem;
+  const fs::path snapshots = fs::path(o.over_training) / "snapshots";
+  if (!fs::is_directory(snapshots))
+    throw UsageError("--over-training '" + o.over_training + "' has no snapshots/ directory (train it with --snapshot-every N)");
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(snapshots))
+    if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());  // step_%08d: lexicographic is numeric
+  if (files.size() < 2)
+    throw UsageError("--over-training '" + o.over_training + "' needs at least 2 snapshots, found " + std::to_string(files.size()));
+  const std::string out = o.out.empty() ? (fs::path(o.over_training) / "analysis" / "over_training").string() : o.out;
+  fs::create_directories(out);
+
+  LoadedRun first = LoadRun(files.front());
+  auto task = MakeTask(first.spec.train.task, first.spec.task_options);
+  const int T = ProbeLength(o, first.spec, *task);
+  const uint64_t seed = uint64_t(first.spec.train.seed);
+  const int batch = o.batch ? o.batch : first.spec.train.batch;
+  const std::string config = first.spec.model.Summary();
+  std::printf("over training: %zu snapshots of %s on %s, T=%d\n", files.size(), config.c_str(), first.spec.train.task.c_str(), T);
+
+  nlohmann::json points = nlohmann::json::array();
+  std::ofstream csv(out + "/over_training.csv");
+  csv << "step,accuracy,loss,in_context_score,max_induction,mean_entropy_ratio\n";
+  for (const auto& file : files) {
+    LoadedRun run = LoadRun(file);
+    if (run.spec.model.Summary() != config || run.spec.train.task != first.spec.train.task)
+      throw UsageError("snapshot '" + file + "' comes from another config (" + run.spec.model.Summary() + ")");
+    const HeadSurvey survey = SurveyHeads(*run.model, *task, T, o.samples, seed);
+    const EvalResult val = Evaluate(*run.model, *task, T, o.eval_batches, batch, seed, Split::kValidation);
+    nlohmann::json heads = nlohmann::json::array();
+    double max_induction = 0, entropy_ratio = 0;
+    int n_heads = 0;
+    for (size_t l = 0; l < survey.mean.size(); ++l)
+      for (size_t h = 0; h < survey.mean[l].size(); ++h, ++n_heads) {
+        nlohmann::json row = {{"layer", l}, {"head", h}};
+        for (const auto& [name, field] : ScoreFields()) row[name] = survey.mean[l][h].*field;
+        heads.push_back(row);
+        max_induction = std::max(max_induction, survey.mean[l][h].induction);
+        entropy_ratio += survey.mean[l][h].entropy_ratio;
+      }
+    entropy_ratio /= std::max(n_heads, 1);
+    const int step = std::stoi(run.step);
+    points.push_back({{"step", step}, {"accuracy", val.accuracy}, {"loss", val.loss}, {"in_context_score", survey.in_context},
+                      {"max_induction", max_induction}, {"mean_entropy_ratio", entropy_ratio}, {"heads", heads}});
+    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << max_induction << ","
+        << entropy_ratio << "\n";
+    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f  max induction %.3f  entropy ratio %.3f\n", step,
+                val.accuracy, val.loss, survey.in_context, max_induction, entropy_ratio);
+  }
+  // The phase change: the snapshot interval over which the best induction score rose most.
+  size_t jump = 1;
+  for (size_t i = 1; i < points.size(); ++i)
+    if (points[i]["max_induction"].get<double>() - points[i - 1]["max_induction"].get<double>() >
+        points[jump]["max_induction"].get<double>() - points[jump - 1]["max_induction"].get<double>())
+      jump = i;
+  nlohmann::json train_loss = nlohmann::json::array();
+  std::ifstream metrics(fs::path(o.over_training) / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto m = nlohmann::json::parse(line, nullptr, false);
+    if (!m.is_discarded() && m.contains("loss")) train_loss.push_back({m["step"], m["loss"]});
+  }
+  nlohmann::json j = {{"run", o.over_training}, {"model", config}, {"task", first.spec.train.task}, {"length", T},
+                      {"snapshots", points}, {"train_loss", train_loss},
+                      {"induction_jump", {{"from_step", points[jump - 1]["step"]}, {"to_step", points[jump]["step"]},
+                                          {"rise", points[jump]["max_induction"].get<double>() - points[jump - 1]["max_induction"].get<double>()}}}};
+  std::ofstream(out + "/over_training.json") << j.dump(1) << "\n";
+  std::printf("largest rise of the best induction score: %+.3f between steps %d and %d\n", j["induction_jump"]["rise"].get<double>(),
+              points[jump - 1]["step"].get<int>(), points[jump]["step"].get<int>());
+  std::printf("wrote %s/over_training.json and over_training.csv\n", out.c_str());
+  DrawFigures(o, out, " --over-training");
+  return 0;
+}
+
+}  // namespace
+
+void AnalyzeRun(const std::string& checkpoint, bool plots, int threads) {
+  AnalyzeOptions o;
+  o.checkpoint = checkpoint;
+  o.plots = plots;
+  o.threads = threads;
+  o.quiet = true;
+  AnalyzeCheckpoint(o);
+}
+
+int AnalyzeCommand(int argc, char** argv) {
+  AnalyzeOptions o;
+  if (argc > 1 && argv[1][0] != '-') {  // mixlab analyze CHECKPOINT [flags]
+    o.checkpoint = argv[1];
+    argv[1] = argv[0];
+    --argc, ++argv;
+  }
+  std::vector<FlagGroup> groups;
+  groups.push_back({"analysis", &o, "", nullptr});
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("analyze", "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint; or a run's snapshots over training.",
+                        argc, argv, groups, flags))
+    return 0;
+  omp_set_num_threads(o.threads);
+  if (!o.over_training.empty()) {
+    if (!o.checkpoint.empty()) throw UsageError("give either a checkpoint or --over-training RUN, not both");
+    return AnalyzeOverTraining(o);
+  }
+  return AnalyzeCheckpoint(o);
 }
 
 }  // namespace mixlab

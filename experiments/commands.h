@@ -1,6 +1,7 @@
 // The subcommands of the mixlab CLI. Each returns the process exit code: 0 success, 2 usage error (also
 // thrown as UsageError and reported by main), 3 training stopped on NaN/Inf.
 #pragma once
+#include <string>
 
 namespace mixlab {
 
@@ -9,5 +10,7 @@ int EvalCommand(int argc, char** argv);
 int CompareCommand(int argc, char** argv);
 int ListCommand(int argc, char** argv);
 int AnalyzeCommand(int argc, char** argv);
+// `mixlab analyze CHECKPOINT` with its defaults and no per-head lines (compare runs it after every run).
+void AnalyzeRun(const std::string& checkpoint, bool plots, int threads);
 
 }  // namespace mixlab

@@ -32,6 +32,7 @@ struct CompareOptions : Options {
   std::string sweep;
   int seeds = 1;
   bool plots = true;
+  bool analyze = true;
   bool resume = false;
   bool force = false;
   void Visit(OptionVisitor& v) override {
@@ -45,6 +46,7 @@ struct CompareOptions : Options {
     v.String("sweep", sweep, "one more axis: FLAG=v1,v2,... over any training, model, task or mixer flag (e.g. d-model=64,128)");
     v.Int("seeds", seeds, "seeds per combination (0 .. seeds-1 added to --seed)", 1, 1000);
     v.Bool("plots", plots, "draw PNG plots with python3-matplotlib");
+    v.Bool("analyze", analyze, "run `mixlab analyze` on every trained run (RUN/analysis) and summarise the heads in the report");
     v.Bool("resume", resume, "continue unfinished runs from their last checkpoint");
     v.Bool("force", force, "overwrite an experiment directory that holds a different experiment");
   }
@@ -183,6 +185,40 @@ void SelectLearningRates(std::vector<Run>& runs) {
   }
 }
 
+// One row per selected run with an analysis/analysis.json: its most induction-like and previous-token-like heads,
+// what ablating the induction head costs, the in-context score and the dead heads.
+void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
+  std::string rows;
+  for (const auto& r : runs) {
+    std::ifstream in(r.result.run_dir + "/analysis/analysis.json");
+    if (r.task != task || !r.selected || !in) continue;
+    const auto a = nlohmann::json::parse(in, nullptr, false);
+    if (a.is_discarded() || a["heads"].empty()) continue;
+    auto best = [&](const char* key) {
+      const nlohmann::json* top = &a["heads"][0];
+      for (const auto& h : a["heads"])
+        if (h[key].get<double>() > (*top)[key].get<double>()) top = &h;
+      return top;
+    };
+    const auto* ind = best("induction");
+    const auto* prev = best("previous_token");
+    int dead = 0;
+    for (const auto& h : a["heads"]) dead += h["dead"].get<bool>();
+    char row[512];
+    std::snprintf(row, sizeof row, "| %s s%d | L%dH%d %.3f | %+.3f | L%dH%d %.3f | %+.3f | %d of %zu |\n", r.label.c_str(), r.seed,
+                  (*ind)["layer"].get<int>(), (*ind)["head"].get<int>(), (*ind)["induction"].get<double>(),
+                  (*ind)["accuracy_change"].get<double>(), (*prev)["layer"].get<int>(), (*prev)["head"].get<int>(),
+                  (*prev)["previous_token"].get<double>(), a["in_context_score"].get<double>(), dead, a["heads"].size());
+    rows += row;
+  }
+  if (rows.empty()) return;
+  md << "\nInside the models (`mixlab analyze`, each run's `analysis/`; induction and previous-token scores on repeated "
+        "random sequences, accuracy change when that head is zero-ablated, in-context score = late minus early loss):\n\n"
+        "| run | top induction head | its ablation | top previous-token head | in-context score | dead heads |\n"
+        "|---|---|---|---|---|---|\n"
+     << rows;
+}
+
 void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
                  const std::string& plot_note, double wall_seconds) {
   std::ofstream md(dir + "/report.md");
@@ -271,6 +307,7 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
         md << "\n";
       }
     }
+    WriteHeadSummary(md, runs, task);
     md << "\n";
     if (plot_note.empty()) {
       md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n"
@@ -413,6 +450,7 @@ int CompareCommand(int argc, char** argv) {
       continue;
     }
     r.result = Train(r.spec, {.progress_prefix = prefix, .resume = o.resume});
+    if (o.analyze && !r.result.diverged) AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
     ++trained;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;

@@ -5,7 +5,10 @@
   pruning.png       greedy pruning curve (accuracy vs fraction of heads removed)
   similarity.png    pairwise similarity of all heads' maps
   logit_lens.png    KL to the final distribution and final-token rank per layer
-Usage: plot_analysis.py DIR"""
+With --over-training, reads DIR/over_training.json and writes over_training.png: training loss, validation
+accuracy, every head's induction score, mean entropy ratio and the in-context score against the step, with the
+largest rise of the induction score marked.
+Usage: plot_analysis.py DIR [--over-training]"""
 import json
 import sys
 
@@ -101,7 +104,41 @@ def main(out):
     plt.close(fig)
 
 
+def over_training(out):
+    a = json.load(open(f"{out}/over_training.json"))
+    points = a["snapshots"]
+    steps = [p["step"] for p in points]
+    jump = a["induction_jump"]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    if a["train_loss"]:
+        axes[0].plot([x[0] for x in a["train_loss"]], [x[1] for x in a["train_loss"]], label="train loss")
+    axes[0].plot(steps, [p["loss"] for p in points], marker="o", label="validation loss")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(steps, [p["accuracy"] for p in points], marker="o")
+    axes[1].set_ylabel("validation accuracy")
+    n_heads = len(points[0]["heads"])
+    for i in range(n_heads):
+        h = points[0]["heads"][i]
+        axes[2].plot(steps, [p["heads"][i]["induction"] for p in points], label=f"L{h['layer']}H{h['head']}", lw=1)
+    axes[2].set_ylabel("induction score")
+    axes[2].legend(fontsize=6, ncol=2)
+    axes[3].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score (late - early loss)")
+    axes[3].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
+    axes[3].legend(fontsize=7)
+    for ax in axes:
+        ax.axvspan(jump["from_step"], jump["to_step"], color="orange", alpha=0.2)
+        ax.set_xlabel("step")
+    fig.suptitle(f"{a['model']} on {a['task']}: largest induction rise between steps {jump['from_step']} and {jump['to_step']}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{out}/over_training.png", dpi=110)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 3 and sys.argv[2] == "--over-training":
+        over_training(sys.argv[1])
+    elif len(sys.argv) == 2:
+        main(sys.argv[1])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1])

@@ -22,6 +22,7 @@ struct TrainOptions : Options {
   float beta2 = 0.95f;
   float min_lr_ratio = 0.1f;
   int eval_every = 250;
+  int snapshot_every = 0;
   int eval_batches = 8;
   int log_every = 50;
   int seed = 0;
@@ -41,6 +42,7 @@ struct TrainOptions : Options {
     v.Float("beta2", beta2, "AdamW beta2", 0.0f, 0.99999f);
     v.Float("min-lr-ratio", min_lr_ratio, "cosine decay floor as a fraction of --lr", 0.0f, 1.0f);
     v.Int("eval-every", eval_every, "validation interval in steps (and checkpoint); 0 = only at the end", 0, 100000000);
+    v.Int("snapshot-every", snapshot_every, "save RUN/snapshots/step_N.safetensors every N steps (and at step 0) for `mixlab analyze --over-training`; 0 = off", 0, 100000000);
     v.Int("eval-batches", eval_batches, "batches per evaluation length", 1, 1 << 20);
     v.Int("log-every", log_every, "steps between metric lines", 1, 100000000);
     v.Int("seed", seed, "seed of initialisation, data and dropout", 0, 1 << 30);

@@ -196,6 +196,14 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     return evals;
   };
 
+  auto snapshot = [&](int step) {  // light: weights only, for analysis over training
+    char name[64];
+    std::snprintf(name, sizeof name, "/snapshots/step_%08d.safetensors", step);
+    std::filesystem::create_directories(result.run_dir + "/snapshots");
+    SaveCheckpoint(result.run_dir + name, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
+  };
+  if (o.snapshot_every > 0 && first_step == 0) snapshot(0);
+
   for (int step = first_step; step < o.steps; ++step) {
     Batch batch = task->Sample(o.batch, o.train_len, data, Split::kTrain);
     const auto t0 = Clock::now();
@@ -250,6 +258,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
       window_loss = 0;
       window = 0;
     }
+    if (o.snapshot_every > 0 && (step + 1) % o.snapshot_every == 0) snapshot(step + 1);
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
       auto evals = validate(step + 1);
       bool finite = true;

@@ -139,6 +139,23 @@ TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
   ExpectUsageError("analyze " + ckpt + " --ablation random", "--ablation");
 }
 
+TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
+  const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_snapshots").string();
+  std::filesystem::remove_all(dir);
+  ExpectUsageError("analyze --over-training " + dir, "no snapshots/ directory");
+  ASSERT_EQ(RunMixlab("train --task induction --d-model 16 --steps 6 --batch 4 --train-len 32 --eval-lens 32 --snapshot-every 3 --out " + dir).code, 0);
+  for (const char* f : {"step_00000000", "step_00000003", "step_00000006"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/snapshots/" + f + ".safetensors")) << f;
+  Outcome a = RunMixlab("analyze --over-training " + dir + " --samples 2 --eval-batches 1 --plots false");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.out.find("largest rise of the best induction score"), std::string::npos) << a.out;
+  std::ifstream csv(dir + "/analysis/over_training/over_training.csv");
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  EXPECT_EQ(lines, 4) << "header + one row per snapshot";
+  ExpectUsageError("analyze " + dir + "/model.safetensors --over-training " + dir, "not both");
+}
+
 TEST(Cli, ListAndHelp) {
   Outcome l = RunMixlab("list");
   ASSERT_EQ(l.code, 0);
