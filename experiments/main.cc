@@ -14,6 +14,7 @@ constexpr const char* kUsage =
     "  eval      evaluate a checkpoint on its task at other lengths\n"
     "  compare   train several mixers / positional encodings / seeds on the same tasks and write a report\n"
     "  analyze   head scores, ablations, pruning, redundancy, logit lens and figures for a checkpoint\n"
+    "  generate  decode from a checkpoint: greedy, temperature, top-k, top-p, repetition penalty, n-gram blocking, beams\n"
     "  list      every mixer and task with its options and defaults\n";
 }
 
@@ -28,8 +29,9 @@ int main(int argc, char** argv) {
     if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
     if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
     if (command == "analyze") return mixlab::AnalyzeCommand(argc - 1, argv + 1);
+    if (command == "generate") return mixlab::GenerateCommand(argc - 1, argv + 1);
     if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
-    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, analyze, list\n";
+    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, analyze, generate, list\n";
     return 2;
   } catch (const mixlab::UsageError& e) {
     std::cerr << "mixlab " << command << ": " << e.what() << "\n";

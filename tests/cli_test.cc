@@ -137,6 +137,14 @@ TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
   ExpectUsageError("analyze /nonexistent/model.safetensors", "not found");
   ExpectUsageError("analyze " + ckpt + " --length 2", "needs sequence length >= 16");
   ExpectUsageError("analyze " + ckpt + " --ablation random", "--ablation");
+
+  Outcome g = RunMixlab("generate " + ckpt + " --prompt-tokens 1,2,3 --tokens 5 --beam-width 2");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find("nucleus"), std::string::npos) << g.out;
+  ExpectUsageError("generate " + ckpt, "the prompt is empty");
+  ExpectUsageError("generate " + ckpt + " --prompt-tokens 1,999", "outside the vocabulary");
+  ExpectUsageError("generate " + ckpt + " --prompt hello", "byte-level");
+  ExpectUsageError("generate " + ckpt + " --prompt-tokens 1 --top-p 2", "--top-p");
 }
 
 TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
