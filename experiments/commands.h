@@ -11,6 +11,7 @@ int CompareCommand(int argc, char** argv);
 int ListCommand(int argc, char** argv);
 int AnalyzeCommand(int argc, char** argv);
 int GenerateCommand(int argc, char** argv);
+int ProbeCommand(int argc, char** argv);
 // `mixlab analyze CHECKPOINT` with its defaults and no per-head lines (compare runs it after every run).
 void AnalyzeRun(const std::string& checkpoint, bool plots, int threads);
 

@@ -15,6 +15,7 @@ constexpr const char* kUsage =
     "  compare   train several mixers / positional encodings / seeds on the same tasks and write a report\n"
     "  analyze   head scores, ablations, pruning, redundancy, logit lens and figures for a checkpoint\n"
     "  generate  decode from a checkpoint: greedy, temperature, top-k, top-p, repetition penalty, n-gram blocking, beams\n"
+    "  probe     response map of a checkpoint to a fragment inserted, replaced or repeated in a context\n"
     "  list      every mixer and task with its options and defaults\n";
 }
 
@@ -30,8 +31,9 @@ int main(int argc, char** argv) {
     if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
     if (command == "analyze") return mixlab::AnalyzeCommand(argc - 1, argv + 1);
     if (command == "generate") return mixlab::GenerateCommand(argc - 1, argv + 1);
+    if (command == "probe") return mixlab::ProbeCommand(argc - 1, argv + 1);
     if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
-    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, analyze, generate, list\n";
+    std::cerr << "mixlab: unknown command '" << command << "'; allowed: train, eval, compare, analyze, generate, probe, list\n";
     return 2;
   } catch (const mixlab::UsageError& e) {
     std::cerr << "mixlab " << command << ": " << e.what() << "\n";

@@ -145,6 +145,14 @@ TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
   ExpectUsageError("generate " + ckpt + " --prompt-tokens 1,999", "outside the vocabulary");
   ExpectUsageError("generate " + ckpt + " --prompt hello", "byte-level");
   ExpectUsageError("generate " + ckpt + " --prompt-tokens 1 --top-p 2", "--top-p");
+
+  Outcome p = RunMixlab("probe " + ckpt + " --fragment-tokens 3,4 --edit repeat --train-steps 2");
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NE(p.out.find("relative weight change"), std::string::npos) << p.out;
+  ExpectUsageError("probe " + ckpt, "the fragment is empty");
+  ExpectUsageError("probe " + ckpt + " --context-tokens 1,2 --fragment-tokens 1,2,3", "longer than the context");
+  ExpectUsageError("probe " + ckpt + " --fragment-tokens 1 --at 99", "--at 99 is outside");
+  ExpectUsageError("probe " + ckpt + " --fragment-tokens 1 --edit swap", "--edit");
 }
 
 TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
