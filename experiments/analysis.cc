@@ -190,8 +190,16 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
     const auto repeated = RepeatedRandomSequence(T / 2, model.vocab(), rng);
     auto layers = AnalyzeHeads(model, sample.tokens, repeated);
     model.Forward(sample.tokens.data(), 1, T);
-    for (int l = 0; l < model.n_layers(); ++l)
+    for (int l = 0; l < model.n_layers(); ++l) {
       for (const auto& [k, v] : model.channel(l).Stats()) survey.channel_stats["layers." + std::to_string(l) + "." + k] += v / samples;
+      const auto routes = model.channel(l).Routes();
+      for (int t = 0; t < int(routes.size()); ++t)
+        for (int e : routes[t]) {
+          auto& row = survey.expert_roles[l][task.Role(sample, 0, t)];
+          if (int(row.size()) <= e) row.resize(e + 1, 0.0);
+          row[e] += 1;
+        }
+    }
     survey.in_context += InContextScore(model, repeated) / samples;
     const auto sim = MapSimilarity(layers);
     if (i == 0) {
@@ -204,6 +212,15 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
       for (size_t h = 0; h < layers[l].heads.size(); ++h)
         for (const auto& [name, field] : ScoreFields()) survey.mean[l][h].*field += layers[l].heads[h].*field / samples;
     if (i == 0) survey.first = std::move(layers);
+  }
+  for (auto& [layer, roles] : survey.expert_roles) {
+    size_t experts = 0;
+    for (const auto& [role, row] : roles) experts = std::max(experts, row.size());
+    for (auto& [role, row] : roles) {
+      row.resize(experts, 0.0);
+      const double total = std::accumulate(row.begin(), row.end(), 0.0);
+      for (auto& x : row) x /= total;
+    }
   }
   return survey;
 }

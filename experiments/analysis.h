@@ -78,6 +78,8 @@ struct HeadSurvey {
   std::vector<std::vector<double>> similarity;      // map similarity (MapSimilarity), averaged over samples
   std::map<std::string, double> channel_stats;      // channel mixers' Stats() (MoE load, router entropy), averaged
   double in_context = 0;                            // InContextScore, averaged
+  // MoE layers: layer -> token role (Task::Role) -> fraction of that role's routed tokens each expert took.
+  std::map<int, std::map<std::string, std::vector<double>>> expert_roles;
 };
 HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int samples, uint64_t seed);
 

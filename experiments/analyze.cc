@@ -99,6 +99,20 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   j["baseline"] = {{"accuracy", base.accuracy}, {"loss", base.loss}};
   j["channel_stats"] = survey.channel_stats;
   j["in_context_score"] = survey.in_context;
+  if (!survey.expert_roles.empty()) {
+    std::ofstream roles_csv(out + "/moe_roles.csv");
+    roles_csv << "layer,role,expert,fraction\n";
+    for (const auto& [layer, roles] : survey.expert_roles)
+      for (const auto& [role, row] : roles) {
+        j["expert_roles"][std::to_string(layer)][role] = row;
+        std::string shares;
+        for (size_t e = 0; e < row.size(); ++e) {
+          roles_csv << layer << "," << role << "," << e << "," << row[e] << "\n";
+          shares += " " + std::to_string(row[e]).substr(0, 5);
+        }
+        if (!o.quiet) std::printf("  moe layer %d: %-12s tokens per expert%s\n", layer, role.c_str(), shares.c_str());
+      }
+  }
   nlohmann::json heads = nlohmann::json::array(), maps = nlohmann::json::array();
   int flat = 0;
   for (size_t l = 0; l < mean.size(); ++l) {

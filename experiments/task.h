@@ -32,6 +32,11 @@ class Task {
   // Throws UsageError naming the task and the smallest length it can generate.
   virtual void CheckLength(int T) const = 0;
   virtual Batch Sample(int B, int T, Rng& rng, Split split) const = 0;
+  // The role of token t of sequence b in a batch this task sampled, for routing analyses (which tokens each MoE
+  // expert takes). Default: "scored" where the mask is set, else "context"; tasks with richer structure override.
+  virtual std::string Role(const Batch& batch, int b, int t) const {
+    return batch.mask[size_t(b) * batch.T + t] != 0 ? "scored" : "context";
+  }
 };
 
 // Writes sequence b from T + 1 tokens: inputs seq[0..T), next-token targets seq[1..T]. Training scores every next

@@ -59,6 +59,15 @@ class CharLmTask : public Task {
   }
   std::string Name() const override { return "char-lm"; }
   int Vocab() const override { return 256; }
+  std::string Role(const Batch& batch, int b, int t) const override {  // byte class
+    const int c = batch.tokens[size_t(b) * batch.T + t];
+    if (c >= 'a' && c <= 'z') return "lower";
+    if (c >= 'A' && c <= 'Z') return "upper";
+    if (c >= '0' && c <= '9') return "digit";
+    if (c == ' ' || c == '\n' || c == '\t') return "space";
+    if (c >= 33 && c < 127) return "punctuation";
+    return "other";
+  }
   void CheckLength(int T) const override {
     const int64_t smallest = std::min({valid_begin_, test_begin_ - valid_begin_, int64_t(text_.size()) - test_begin_});
     if (T < 1 || T + 1 > smallest)

@@ -23,6 +23,12 @@ class InductionTask : public Task {
   void CheckLength(int T) const override {
     if (T < 4) throw UsageError("task 'induction' needs sequence length >= 4, got " + std::to_string(T));
   }
+  std::string Role(const Batch& batch, int b, int t) const override {
+    const int32_t* tok = batch.tokens.data() + size_t(b) * batch.T;
+    if (batch.mask[size_t(b) * batch.T + t] != 0) return "query";
+    if (tok[t] == o_.vocab) return "trigger";
+    return t > 0 && tok[t - 1] == o_.vocab ? "answer" : "noise";
+  }
   Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
     Batch batch(B, T);

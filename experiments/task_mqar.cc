@@ -40,6 +40,13 @@ class MqarTask : public Task {
                        std::to_string(4 * o_.pairs) + ", got " + std::to_string(T));
   }
 
+  std::string Role(const Batch& batch, int b, int t) const override {
+    const size_t i = size_t(b) * batch.T + t;
+    if (batch.mask[i] != 0) return "query";
+    if (t < 2 * o_.pairs) return t % 2 ? "value" : "key";
+    return batch.tokens[i] == 0 ? "filler" : "context";
+  }
+
   Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
     Batch batch(B, T);

@@ -115,6 +115,8 @@ class Mixer {
   // Discrete decisions of the last Forward (MoE routing); gradient checks assert it does not change under
   // their perturbations, since the loss is not differentiable across a change.
   virtual std::string RoutingSignature() const { return ""; }
+  // Experts each token of the last Forward was routed to and kept (MoE), in (B, T) order; empty for other mixers.
+  virtual std::vector<std::vector<int>> Routes() const { return {}; }
 
  protected:
   const float* P(int i) const { return params_[i].value; }

@@ -184,6 +184,17 @@ class Moe : public ChannelMixer {
     return sig;
   }
 
+  std::vector<std::vector<int>> Routes() const override {
+    std::vector<std::vector<int>> routes;
+    if (!last_) return routes;
+    for (size_t t = 0; t < last_->topk.size(); ++t) {
+      routes.emplace_back();
+      for (size_t i = 0; i < last_->topk[t].size(); ++i)
+        if (last_->kept[t][i]) routes.back().push_back(last_->topk[t][i]);
+    }
+    return routes;
+  }
+
   MixerDescription Describe(int T) const override {
     return {CountParams(Params()), 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_};
   }

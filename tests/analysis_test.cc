@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <set>
 
 #include "experiments/ablation.h"
@@ -151,6 +152,35 @@ TEST(Pruning, RemovesEveryHeadOnceAndEndsWithNoHeads) {
   std::vector<HeadId> all(removed.begin(), removed.end());
   const EvalResult none = EvaluateAblated(*f.model, f.setup, all);
   EXPECT_DOUBLE_EQ(curve.back().loss, none.loss);
+}
+
+TEST(ExpertRoles, MqarRolesAndRoutingFractions) {
+  auto task = MakeTask("mqar", {{"pairs", "3"}});
+  Rng rng(4);
+  const Batch b = task->Sample(1, 32, rng, Split::kTest);
+  EXPECT_EQ(task->Role(b, 0, 0), "key");
+  EXPECT_EQ(task->Role(b, 0, 5), "value");
+  int queries = 0;
+  for (int t = 0; t < 32; ++t) queries += task->Role(b, 0, t) == "query";
+  EXPECT_EQ(queries, 3);
+
+  ModelOptions o;
+  o.d_model = 16;
+  o.n_layers = 1;
+  o.channel = "moe";
+  o.pos = "none";
+  LanguageModel model(ResolveModelConfig(o, {{"moe", {{"n-experts", "4"}, {"top-k", "2"}}}}, task->Vocab()));
+  model.Initialize(2);
+  const HeadSurvey survey = SurveyHeads(model, *task, 32, 3, 0);
+  ASSERT_EQ(survey.expert_roles.count(0), 1u);
+  for (const auto& [role, row] : survey.expert_roles.at(0)) {
+    ASSERT_EQ(row.size(), 4u) << role;
+    EXPECT_NEAR(std::accumulate(row.begin(), row.end(), 0.0), 1.0, 1e-9) << role;
+  }
+  model.Forward(b.tokens.data(), 1, 32);
+  const auto routes = model.channel(0).Routes();
+  ASSERT_EQ(routes.size(), 32u);
+  for (const auto& r : routes) EXPECT_LE(r.size(), 2u);
 }
 
 TEST(LogitLens, LastLayerIsTheModelsOwnOutput) {
