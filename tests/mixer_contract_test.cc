@@ -45,7 +45,9 @@ std::vector<MixerCase> ExtraCases() {
       {"gla_retnet_chunk5", "gla", MixerKind::kSequence, "none", {{"gate", "retnet"}, {"chunk", "5"}}},
       {"gla_none_chunk3", "gla", MixerKind::kSequence, "none", {{"gate", "none"}, {"chunk", "3"}}},
       {"mamba_chunk3_expand3", "mamba", MixerKind::kSequence, "none", {{"chunk", "3"}, {"expand", "3"}, {"d-state", "5"}, {"dt-rank", "3"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
-      {"mamba_simplified_conv2", "mamba", MixerKind::kSequence, "none", {{"discretization", "simplified"}, {"d-conv", "2"}, {"chunk", "5"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+      {"mamba_simplified_conv2", "mamba", MixerKind::kSequence, "none", {{"discretization", "simplified"}, {"d-conv", "2"}, {"chunk", "5"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}, false, 3e-2},
+      // ^ its dA_log gradients (~1e-4) carry ~2% float32 finite-difference noise on some CPUs; the exact gradient is
+      //   pinned by the PyTorch parity fixture mamba_simplified at 1e-5.
       {"mamba_conv1", "mamba", MixerKind::kSequence, "none", {{"d-conv", "1"}, {"chunk", "1"}, {"dt-rank", "4"}, {"dt-min", "0.1"}, {"dt-max", "1"}}, false, 2e-2, 3e-2f},
       {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
   };
@@ -156,7 +158,9 @@ TEST_P(MixerContract, BatchElementsAreIndependent) {
   auto y = h.Forward(x, pos, B, T, Mode());
   for (int i = T * D; i < 2 * T * D; ++i) x[i] += 0.5f;  // change sequence 1 only
   auto y2 = h.Forward(x, pos, B, T, Mode());
-  EXPECT_LE(MaxAbsDiff(y.data(), y2.data(), int64_t(T) * D), 1e-6f);
+  // Float rounding only: MoE experts see a different number of tokens, so their GEMMs block (and round) differently;
+  // a leak between sequences moves outputs by orders of magnitude more.
+  EXPECT_LE(MaxAbsDiff(y.data(), y2.data(), int64_t(T) * D), 1e-5f);
 }
 
 TEST_P(MixerContract, IsDeterministic) {
