@@ -51,6 +51,20 @@ void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s) {
   s.induction = n ? ind / n : 0;
 }
 
+void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask, HeadScores& s) {
+  double sum = 0;
+  int n = 0;
+  for (int64_t t = 1; t < a.rows(); ++t) {
+    if (mask[t] == 0) continue;
+    int64_t prev = t - 1;
+    while (prev >= 0 && tokens[prev] != tokens[t]) --prev;
+    if (prev < 0 || prev + 1 >= t) continue;  // no earlier occurrence, or its successor is t itself
+    sum += a(t, prev + 1);
+    ++n;
+  }
+  s.answer_induction = n ? sum / n : 0;
+}
+
 namespace {
 
 // Normalised maps of every layer's mixer for one sequence (B = 1) already run through model.Forward.
@@ -70,7 +84,7 @@ std::vector<std::vector<RowMatrix>> LayerMaps(LanguageModel& model, int T) {
 }  // namespace
 
 std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<int32_t>& task_tokens,
-                                        const std::vector<int32_t>& repeated) {
+                                        const std::vector<float>& task_mask, const std::vector<int32_t>& repeated) {
   const int T = int(task_tokens.size()), R = int(repeated.size());
   model.Forward(task_tokens.data(), 1, T);
   auto task_maps = LayerMaps(model, T);
@@ -84,6 +98,7 @@ std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<
     for (size_t h = 0; h < task_maps[l].size(); ++h) {
       HeadScores s;
       ScoreGeneral(task_maps[l][h], s);
+      ScoreAnswerInduction(task_maps[l][h], task_tokens, task_mask, s);
       ScoreRepeated(repeat_maps[l][h], R / 2, s);
       la.heads.push_back(s);
     }
@@ -176,7 +191,8 @@ double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated
 const std::vector<std::pair<const char*, double HeadScores::*>>& ScoreFields() {
   static const std::vector<std::pair<const char*, double HeadScores::*>> fields = {
       {"previous_token", &HeadScores::previous_token}, {"duplicate_token", &HeadScores::duplicate_token},
-      {"induction", &HeadScores::induction},           {"entropy", &HeadScores::entropy},
+      {"induction", &HeadScores::induction},           {"answer_induction", &HeadScores::answer_induction},
+      {"entropy", &HeadScores::entropy},
       {"entropy_ratio", &HeadScores::entropy_ratio},   {"mean_distance", &HeadScores::mean_distance},
       {"sink_mass", &HeadScores::sink_mass}};
   return fields;
@@ -188,7 +204,7 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
   for (int i = 0; i < samples; ++i) {
     Batch sample = task.Sample(1, T, rng, Split::kTest);
     const auto repeated = RepeatedRandomSequence(T / 2, model.vocab(), rng);
-    auto layers = AnalyzeHeads(model, sample.tokens, repeated);
+    auto layers = AnalyzeHeads(model, sample.tokens, sample.mask, repeated);
     model.Forward(sample.tokens.data(), 1, T);
     for (int l = 0; l < model.n_layers(); ++l) {
       for (const auto& [k, v] : model.channel(l).Stats()) survey.channel_stats["layers." + std::to_string(l) + "." + k] += v / samples;

@@ -5,6 +5,9 @@
 //   previous-token   mean A[t, t-1]                                    (rows t >= 1)
 //   duplicate-token  mean A[t, t-L] on a sequence repeating with period L   (rows in the repeat)
 //   induction        mean A[t, t-L+1]: the token after the earlier occurrence (Olsson et al. 2022)
+//   answer induction on task sequences, at the scored positions: mean A[t, s+1] where s is the latest earlier
+//                    occurrence of token t (the final trigger -> the answer in induction heads, a queried key ->
+//                    its value in MQAR); catches task-specific induction circuits the random-sequence probe misses
 //   entropy          mean row entropy (nats), and its ratio to a uniform row over the visible positions
 //   mean distance    mean sum_s A[t, s] (t - s)
 //   sink mass        mean A[t, 0]
@@ -23,7 +26,7 @@
 namespace mixlab {
 
 struct HeadScores {
-  double previous_token = 0, duplicate_token = 0, induction = 0, entropy = 0, entropy_ratio = 0, mean_distance = 0,
+  double previous_token = 0, duplicate_token = 0, induction = 0, answer_induction = 0, entropy = 0, entropy_ratio = 0, mean_distance = 0,
          sink_mass = 0;
 };
 
@@ -33,6 +36,8 @@ RowMatrix NormalizeRows(const RowMatrix& m);
 void ScoreGeneral(const RowMatrix& a, HeadScores& s);
 // duplicate-token and induction scores of a normalised map of a sequence whose positions L.. repeat 0..
 void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s);
+// answer induction of a normalised map of `tokens`, over positions where mask != 0 whose token occurred before.
+void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask, HeadScores& s);
 
 struct LayerAnalysis {
   int layer = 0;
@@ -41,10 +46,10 @@ struct LayerAnalysis {
   std::vector<HeadScores> heads;
 };
 
-// Runs the model on one task sequence (general scores, maps) and on `repeated`, a sequence whose second half repeats
-// its first (duplicate-token and induction scores).
+// Runs the model on one task sequence (general and answer-induction scores, maps) and on `repeated`, a sequence whose
+// second half repeats its first (duplicate-token and induction scores).
 std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<int32_t>& task_tokens,
-                                        const std::vector<int32_t>& repeated);
+                                        const std::vector<float>& task_mask, const std::vector<int32_t>& repeated);
 
 struct LensLayer {
   int layer = 0;                   // residual stream entering this layer (n_layers = the output)

@@ -138,9 +138,9 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
       const int64_t shown = std::min<int64_t>(m.rows(), 128);
       layer_maps.push_back(MatrixJson(m.topLeftCorner(shown, shown)));
       if (!o.quiet)
-        std::printf("  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f entropy %.2f (%.2f) dist %.1f sink %.3f | "
+        std::printf("  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f answer-ind %.3f entropy %.2f (%.2f) dist %.1f sink %.3f | "
                   "ablated acc %.4f (%+.4f)%s\n",
-                  l, h, mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.entropy, s.entropy_ratio,
+                  l, h, mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.answer_induction, s.entropy, s.entropy_ratio,
                   s.mean_distance, s.sink_mass, ablated.accuracy, ablated.accuracy - base.accuracy,
                   row["dead"].get<bool>() ? " dead" : "");
     }
@@ -214,7 +214,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
 
   nlohmann::json points = nlohmann::json::array();
   std::ofstream csv(out + "/over_training.csv");
-  csv << "step,accuracy,loss,in_context_score,max_induction,mean_entropy_ratio\n";
+  csv << "step,accuracy,loss,in_context_score,max_induction,max_answer_induction,mean_entropy_ratio\n";
   for (const auto& file : files) {
     LoadedRun run = LoadRun(file);
     if (run.spec.model.Summary() != config || run.spec.train.task != first.spec.train.task)
@@ -222,7 +222,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     const HeadSurvey survey = SurveyHeads(*run.model, *task, T, o.samples, seed);
     const EvalResult val = Evaluate(*run.model, *task, T, o.eval_batches, batch, seed, Split::kValidation);
     nlohmann::json heads = nlohmann::json::array();
-    double max_induction = 0, entropy_ratio = 0;
+    double max_induction = 0, max_answer = 0, entropy_ratio = 0;
     int n_heads = 0;
     for (size_t l = 0; l < survey.mean.size(); ++l)
       for (size_t h = 0; h < survey.mean[l].size(); ++h, ++n_heads) {
@@ -230,23 +230,29 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
         for (const auto& [name, field] : ScoreFields()) row[name] = survey.mean[l][h].*field;
         heads.push_back(row);
         max_induction = std::max(max_induction, survey.mean[l][h].induction);
+        max_answer = std::max(max_answer, survey.mean[l][h].answer_induction);
         entropy_ratio += survey.mean[l][h].entropy_ratio;
       }
     entropy_ratio /= std::max(n_heads, 1);
     const int step = std::stoi(run.step);
     points.push_back({{"step", step}, {"accuracy", val.accuracy}, {"loss", val.loss}, {"in_context_score", survey.in_context},
-                      {"max_induction", max_induction}, {"mean_entropy_ratio", entropy_ratio}, {"heads", heads}});
-    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << max_induction << ","
-        << entropy_ratio << "\n";
-    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f  max induction %.3f  entropy ratio %.3f\n", step,
-                val.accuracy, val.loss, survey.in_context, max_induction, entropy_ratio);
+                      {"max_induction", max_induction}, {"max_answer_induction", max_answer}, {"mean_entropy_ratio", entropy_ratio},
+                      {"heads", heads}});
+    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << max_induction << "," << max_answer
+        << "," << entropy_ratio << "\n";
+    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f  max induction %.3f  max answer-induction %.3f  entropy ratio %.3f\n",
+                step, val.accuracy, val.loss, survey.in_context, max_induction, max_answer, entropy_ratio);
   }
-  // The phase change: the snapshot interval over which the best induction score rose most.
-  size_t jump = 1;
-  for (size_t i = 1; i < points.size(); ++i)
-    if (points[i]["max_induction"].get<double>() - points[i - 1]["max_induction"].get<double>() >
-        points[jump]["max_induction"].get<double>() - points[jump - 1]["max_induction"].get<double>())
-      jump = i;
+  // The phase change: the snapshot interval over which the best score rose most.
+  auto largest_rise = [&](const char* key) {
+    size_t jump = 1;
+    for (size_t i = 1; i < points.size(); ++i)
+      if (points[i][key].get<double>() - points[i - 1][key].get<double>() >
+          points[jump][key].get<double>() - points[jump - 1][key].get<double>())
+        jump = i;
+    return nlohmann::json{{"from_step", points[jump - 1]["step"]}, {"to_step", points[jump]["step"]},
+                          {"rise", points[jump][key].get<double>() - points[jump - 1][key].get<double>()}};
+  };
   nlohmann::json train_loss = nlohmann::json::array();
   std::ifstream metrics(fs::path(o.over_training) / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
@@ -254,12 +260,13 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     if (!m.is_discarded() && m.contains("loss")) train_loss.push_back({m["step"], m["loss"]});
   }
   nlohmann::json j = {{"run", o.over_training}, {"model", config}, {"task", first.spec.train.task}, {"length", T},
-                      {"snapshots", points}, {"train_loss", train_loss},
-                      {"induction_jump", {{"from_step", points[jump - 1]["step"]}, {"to_step", points[jump]["step"]},
-                                          {"rise", points[jump]["max_induction"].get<double>() - points[jump - 1]["max_induction"].get<double>()}}}};
+                      {"snapshots", points}, {"train_loss", train_loss}, {"induction_jump", largest_rise("max_induction")},
+                      {"answer_induction_jump", largest_rise("max_answer_induction")}};
   std::ofstream(out + "/over_training.json") << j.dump(1) << "\n";
-  std::printf("largest rise of the best induction score: %+.3f between steps %d and %d\n", j["induction_jump"]["rise"].get<double>(),
-              points[jump - 1]["step"].get<int>(), points[jump]["step"].get<int>());
+  for (const auto& [key, what] : {std::pair<const char*, const char*>{"induction_jump", "induction score (random repeats)"},
+                                  {"answer_induction_jump", "answer-induction score (task sequences)"}})
+    std::printf("largest rise of the best %s: %+.3f between steps %d and %d\n", what, j[key]["rise"].get<double>(),
+                j[key]["from_step"].get<int>(), j[key]["to_step"].get<int>());
   std::printf("wrote %s/over_training.json and over_training.csv\n", out.c_str());
   DrawFigures(o, out, " --over-training");
   return 0;

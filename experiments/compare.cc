@@ -200,21 +200,22 @@ void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std
         if (h[key].get<double>() > (*top)[key].get<double>()) top = &h;
       return top;
     };
-    const auto* ind = best("induction");
+    const auto* ind = best("answer_induction");
     const auto* prev = best("previous_token");
     int dead = 0;
     for (const auto& h : a["heads"]) dead += h["dead"].get<bool>();
     char row[512];
     std::snprintf(row, sizeof row, "| %s s%d | L%dH%d %.3f | %+.3f | L%dH%d %.3f | %+.3f | %d of %zu |\n", r.label.c_str(), r.seed,
-                  (*ind)["layer"].get<int>(), (*ind)["head"].get<int>(), (*ind)["induction"].get<double>(),
+                  (*ind)["layer"].get<int>(), (*ind)["head"].get<int>(), (*ind)["answer_induction"].get<double>(),
                   (*ind)["accuracy_change"].get<double>(), (*prev)["layer"].get<int>(), (*prev)["head"].get<int>(),
                   (*prev)["previous_token"].get<double>(), a["in_context_score"].get<double>(), dead, a["heads"].size());
     rows += row;
   }
   if (rows.empty()) return;
-  md << "\nInside the models (`mixlab analyze`, each run's `analysis/`; induction and previous-token scores on repeated "
-        "random sequences, accuracy change when that head is zero-ablated, in-context score = late minus early loss):\n\n"
-        "| run | top induction head | its ablation | top previous-token head | in-context score | dead heads |\n"
+  md << "\nInside the models (`mixlab analyze`, each run's `analysis/`): the head with the highest answer-induction score "
+        "(mixing from a scored position to the token after its token's earlier occurrence) and the accuracy change when it is "
+        "zero-ablated; the top previous-token head; in-context score = late minus early loss on repeated random sequences:\n\n"
+        "| run | top answer-induction head | its ablation | top previous-token head | in-context score | dead heads |\n"
         "|---|---|---|---|---|---|\n"
      << rows;
 }

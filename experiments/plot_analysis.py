@@ -7,7 +7,7 @@
   logit_lens.png    KL to the final distribution and final-token rank per layer
 With --over-training, reads DIR/over_training.json and writes over_training.png: training loss, validation
 accuracy, every head's induction score, mean entropy ratio and the in-context score against the step, with the
-largest rise of the induction score marked.
+largest rise of the answer-induction score marked.
 Usage: plot_analysis.py DIR [--over-training]"""
 import json
 import sys
@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-SCORES = ["previous_token", "duplicate_token", "induction", "entropy_ratio", "mean_distance", "sink_mass",
+SCORES = ["previous_token", "duplicate_token", "induction", "answer_induction", "entropy_ratio", "mean_distance", "sink_mass",
           "accuracy_change"]
 
 
@@ -108,8 +108,8 @@ def over_training(out):
     a = json.load(open(f"{out}/over_training.json"))
     points = a["snapshots"]
     steps = [p["step"] for p in points]
-    jump = a["induction_jump"]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    jump = a["answer_induction_jump"]
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.4))
     if a["train_loss"]:
         axes[0].plot([x[0] for x in a["train_loss"]], [x[1] for x in a["train_loss"]], label="train loss")
     axes[0].plot(steps, [p["loss"] for p in points], marker="o", label="validation loss")
@@ -122,13 +122,17 @@ def over_training(out):
         axes[2].plot(steps, [p["heads"][i]["induction"] for p in points], label=f"L{h['layer']}H{h['head']}", lw=1)
     axes[2].set_ylabel("induction score")
     axes[2].legend(fontsize=6, ncol=2)
-    axes[3].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score (late - early loss)")
-    axes[3].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
-    axes[3].legend(fontsize=7)
+    for i in range(n_heads):
+        h = points[0]["heads"][i]
+        axes[3].plot(steps, [p["heads"][i]["answer_induction"] for p in points], label=f"L{h['layer']}H{h['head']}", lw=1)
+    axes[3].set_ylabel("answer-induction score")
+    axes[4].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score (late - early loss)")
+    axes[4].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
+    axes[4].legend(fontsize=7)
     for ax in axes:
         ax.axvspan(jump["from_step"], jump["to_step"], color="orange", alpha=0.2)
         ax.set_xlabel("step")
-    fig.suptitle(f"{a['model']} on {a['task']}: largest induction rise between steps {jump['from_step']} and {jump['to_step']}",
+    fig.suptitle(f"{a['model']} on {a['task']}: largest answer-induction rise between steps {jump['from_step']} and {jump['to_step']}",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(f"{out}/over_training.png", dpi=110)

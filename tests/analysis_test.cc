@@ -53,6 +53,17 @@ TEST(HeadScores, InductionAndDuplicateMapsOnARepeatedSequence) {
   EXPECT_DOUBLE_EQ(sd.induction, 0.0);
 }
 
+TEST(HeadScores, AnswerInductionLooksAfterTheLatestEarlierOccurrence) {
+  // tokens: 5 7 5 9 _ 5 ; scored at t = 5 (a 5): latest earlier 5 is at 2, its successor at 3.
+  const std::vector<int32_t> tokens = {5, 7, 5, 9, 1, 5};
+  const std::vector<float> mask = {0, 0, 0, 0, 0, 1};
+  RowMatrix a = RowMatrix::Zero(6, 6);
+  a(5, 3) = 0.75f, a(5, 1) = 0.25f;
+  HeadScores s;
+  ScoreAnswerInduction(a, tokens, mask, s);
+  EXPECT_FLOAT_EQ(s.answer_induction, 0.75);
+}
+
 TEST(HeadScores, NormalizeRowsUsesMagnitudesAndKeepsZeroRows) {
   RowMatrix m(3, 3);
   m << 0, 0, 0, -1, 3, 0, 2, -2, 4;
@@ -91,7 +102,7 @@ struct Fixture {
     setup.batch = 4;
     Rng rng(1);
     const Batch b = task->Sample(1, setup.length, rng, Split::kTest);
-    for (const auto& l : AnalyzeHeads(*model, b.tokens, RepeatedRandomSequence(16, task->Vocab(), rng)))
+    for (const auto& l : AnalyzeHeads(*model, b.tokens, b.mask, RepeatedRandomSequence(16, task->Vocab(), rng)))
       setup.heads_per_layer.push_back(int(l.heads.size()));
   }
 };

@@ -164,7 +164,7 @@ TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/snapshots/" + f + ".safetensors")) << f;
   Outcome a = RunMixlab("analyze --over-training " + dir + " --samples 2 --eval-batches 1 --plots false");
   ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_NE(a.out.find("largest rise of the best induction score"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("largest rise of the best answer-induction score"), std::string::npos) << a.out;
   std::ifstream csv(dir + "/analysis/over_training/over_training.csv");
   int lines = 0;
   for (std::string line; std::getline(csv, line);) ++lines;
