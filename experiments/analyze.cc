@@ -285,11 +285,7 @@ void AnalyzeRun(const std::string& checkpoint, bool plots, int threads) {
 
 int AnalyzeCommand(int argc, char** argv) {
   AnalyzeOptions o;
-  if (argc > 1 && argv[1][0] != '-') {  // mixlab analyze CHECKPOINT [flags]
-    o.checkpoint = argv[1];
-    argv[1] = argv[0];
-    --argc, ++argv;
-  }
+  TakePositionalCheckpoint(argc, argv, o.checkpoint);
   std::vector<FlagGroup> groups;
   groups.push_back({"analysis", &o, "", nullptr});
   ParsedFlags flags;

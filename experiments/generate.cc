@@ -39,11 +39,7 @@ struct GenerateOptions : Options {
 
 int GenerateCommand(int argc, char** argv) {
   GenerateOptions o;
-  if (argc > 1 && argv[1][0] != '-') {  // mixlab generate CHECKPOINT [flags]
-    o.checkpoint = argv[1];
-    argv[1] = argv[0];
-    --argc, ++argv;
-  }
+  TakePositionalCheckpoint(argc, argv, o.checkpoint);
   std::vector<FlagGroup> groups;
   groups.push_back({"decoding", &o, "", nullptr});
   ParsedFlags flags;

@@ -54,11 +54,7 @@ std::vector<int32_t> TokensFrom(const std::string& text, const std::vector<int>&
 
 int ProbeCommand(int argc, char** argv) {
   ProbeOptions o;
-  if (argc > 1 && argv[1][0] != '-') {  // mixlab probe CHECKPOINT [flags]
-    o.checkpoint = argv[1];
-    argv[1] = argv[0];
-    --argc, ++argv;
-  }
+  TakePositionalCheckpoint(argc, argv, o.checkpoint);
   std::vector<FlagGroup> groups;
   groups.push_back({"probe", &o, "", nullptr});
   ParsedFlags flags;

@@ -58,4 +58,12 @@ LoadedRun LoadRun(const std::string& checkpoint) {
   return run;
 }
 
+void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint) {
+  if (argc > 1 && argv[1][0] != '-') {
+    checkpoint = argv[1];
+    argv[1] = argv[0];
+    --argc, ++argv;
+  }
+}
+
 }  // namespace mixlab

@@ -28,4 +28,7 @@ struct LoadedRun {
 };
 LoadedRun LoadRun(const std::string& checkpoint);
 
+// `mixlab COMMAND CHECKPOINT [flags]`: takes a leading non-flag argument as the checkpoint and drops it from argv.
+void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint);
+
 }  // namespace mixlab
