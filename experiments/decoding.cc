@@ -56,28 +56,34 @@ int Choose(std::vector<float> z, const DecodeSettings& s, Rng& rng) {
   return keep.back();
 }
 
-// Beam search over full forwards of every beam's prefix. An `eos`-free search: all beams grow together, so length
-// normalisation only rescales scores; it matters when beams are compared across lengths.
-std::vector<int32_t> BeamSearch(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new, const DecodeSettings& s) {
+// Beam search through Step: every beam owns a decoding state; a kept candidate continues a clone of its parent's.
+// Without an end token all beams grow together, so length normalisation only rescales the scores.
+std::vector<DecodeStep> BeamSearch(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new, const DecodeSettings& s) {
   struct Beam {
     std::vector<int32_t> seq;
+    std::vector<DecodeStep> steps;
     double logp = 0;
+    std::unique_ptr<LanguageModel::DecodeState> state;
+    std::vector<float> logits;  // for the next token
   };
   const int V = model.vocab();
-  std::vector<Beam> beams{{prompt, 0.0}};
+  auto advance = [&](Beam& b, int32_t token) {
+    const int32_t position = int32_t(b.seq.size());
+    model.Step(&token, &position, 1, b.logits.data(), *b.state);
+    b.seq.push_back(token);
+  };
+  std::vector<Beam> beams(1);
+  beams[0].state = model.NewDecodeState(1);
+  beams[0].logits.resize(V);
+  for (int32_t t : prompt) advance(beams[0], t);
   for (int step = 0; step < n_new; ++step) {
-    const int B = int(beams.size()), L = int(beams[0].seq.size());
-    std::vector<int32_t> tokens;
-    for (const auto& b : beams) tokens.insert(tokens.end(), b.seq.begin(), b.seq.end());
-    model.Forward(tokens.data(), B, L);
     struct Candidate {
       int beam, token;
       double logp;
     };
     std::vector<Candidate> candidates;
-    for (int b = 0; b < B; ++b) {
-      const float* row = model.logits() + (int64_t(b) * L + L - 1) * V;
-      std::vector<float> z(row, row + V);
+    for (int b = 0; b < int(beams.size()); ++b) {
+      std::vector<float> z = beams[b].logits;
       PenaliseHistory(z, beams[b].seq, s);
       const auto p = Softmax(z.data(), V);
       for (int v = 0; v < V; ++v)
@@ -89,16 +95,23 @@ std::vector<int32_t> BeamSearch(LanguageModel& model, const std::vector<int32_t>
       if (a.logp / norm != b.logp / norm) return a.logp / norm > b.logp / norm;
       return a.beam != b.beam ? a.beam < b.beam : a.token < b.token;  // ties: lowest beam, then lowest token (= argmax)
     });
-    std::vector<Beam> next;
+    std::vector<Beam> next(keep);
     for (size_t i = 0; i < keep; ++i) {
-      Beam nb = beams[candidates[i].beam];
-      nb.seq.push_back(candidates[i].token);
-      nb.logp = candidates[i].logp;
-      next.push_back(std::move(nb));
+      const Beam& parent = beams[candidates[i].beam];
+      Beam& child = next[i];
+      child.seq = parent.seq;
+      child.steps = parent.steps;
+      child.logp = candidates[i].logp;
+      child.state = LanguageModel::CloneDecodeState(*parent.state);
+      child.logits.resize(V);
+      DecodeStep d = Describe(parent.logits.data(), V, s);
+      d.token = candidates[i].token;
+      child.steps.push_back(d);
+      advance(child, candidates[i].token);
     }
     beams = std::move(next);
   }
-  return beams[0].seq;
+  return beams[0].steps;
 }
 
 }  // namespace
@@ -134,16 +147,7 @@ void PenaliseHistory(std::vector<float>& logits, const std::vector<int32_t>& his
 std::vector<DecodeStep> Generate(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new, const DecodeSettings& s) {
   const int V = model.vocab();
   std::vector<DecodeStep> steps;
-  if (s.beam_width > 0) {
-    const auto seq = BeamSearch(model, prompt, n_new, s);
-    model.Forward(seq.data(), 1, int(seq.size()));  // the chosen path's distributions, for the per-step statistics
-    for (size_t t = prompt.size(); t < seq.size(); ++t) {
-      DecodeStep d = Describe(model.logits() + int64_t(t - 1) * V, V, s);
-      d.token = seq[t];
-      steps.push_back(d);
-    }
-    return steps;
-  }
+  if (s.beam_width > 0) return BeamSearch(model, prompt, n_new, s);
   Rng rng(s.seed, 0xdec0de);
   auto state = model.NewDecodeState(1);
   std::vector<float> logits(V);

@@ -1,7 +1,7 @@
 // Decoding strategies over a trained model: greedy, temperature sampling with top-k / top-p (nucleus) filtering,
 // repetition penalty (Keskar et al. 2019), n-gram blocking, and beam search with length normalisation (Wu et al.
-// 2016). Greedy and sampling decode incrementally through every mixer's Step, so a recurrent mixer's cost per token
-// is constant; beam search re-runs Forward on the beams' prefixes (mixer states cannot be reordered between beams).
+// 2016). Every strategy decodes incrementally through every mixer's Step, so a recurrent mixer's cost per token is
+// constant; beam search forks decoding states (MixerState::Clone).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -4,14 +4,18 @@
 namespace mixlab {
 
 namespace {
+// Channel mixers keep nothing between tokens: the state is scratch space, so a clone is a fresh state.
 struct ChannelStepState : MixerState {
+  const ChannelMixer* mixer = nullptr;
   int B = 0;
   std::unique_ptr<MixerContext> ctx;
+  std::unique_ptr<MixerState> Clone() const override { return mixer->NewState(B); }
 };
 }  // namespace
 
 std::unique_ptr<MixerState> ChannelMixer::NewState(int B) const {
   auto s = std::make_unique<ChannelStepState>();
+  s->mixer = this;
   s->B = B;
   s->ctx = NewContext();
   return s;

@@ -50,7 +50,7 @@ struct GlaContext : MixerContext {
   Buffer dq, dk, dv, da, dtmp;
 };
 
-struct GlaState : MixerState {
+struct GlaState : CopyableState<GlaState> {
   int B = 0;
   Buffer S;  // (B, H, dh, dh)
 };

@@ -98,7 +98,7 @@ struct LinearContext : MixerContext {
   RowMatrix W;  // performer's random features used by this forward
 };
 
-struct LinearState : MixerState {
+struct LinearState : CopyableState<LinearState> {
   int B = 0;
   Buffer S;  // (B, H, F, dh+1): sum phi(k) [v, 1]^T
 };

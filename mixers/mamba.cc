@@ -59,7 +59,7 @@ struct MambaContext : MixerContext {
   Buffer dgated, dxz, dy_scan, du, ddt, ddbc, ddt_low, dxc, dB_parts, dC_parts, dA_parts;
 };
 
-struct MambaState : MixerState {
+struct MambaState : CopyableState<MambaState> {
   int B = 0;
   Buffer conv;  // (B, K-1, E): the last K-1 conv inputs, oldest first
   Buffer h;     // (B, E, N)

@@ -79,6 +79,14 @@ struct MixerContext {
 // Decoding state for Step (KV cache, recurrent state), created for a batch size.
 struct MixerState {
   virtual ~MixerState() = default;
+  // An independent copy to continue from (beam search forks decoding states).
+  virtual std::unique_ptr<MixerState> Clone() const = 0;
+};
+
+// A state whose members are all copyable clones itself by copy construction.
+template <class Derived>
+struct CopyableState : MixerState {
+  std::unique_ptr<MixerState> Clone() const override { return std::make_unique<Derived>(static_cast<const Derived&>(*this)); }
 };
 
 class Mixer {

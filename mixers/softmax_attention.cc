@@ -100,7 +100,7 @@ struct AttentionContext : MixerContext {
   DropoutMask dropout;
 };
 
-struct KVCache : MixerState {
+struct KVCache : CopyableState<KVCache> {
   std::vector<Buffer> k, v;  // per sequence: (t, HD)
   std::vector<std::vector<int32_t>> pos;
 };

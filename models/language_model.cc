@@ -260,6 +260,13 @@ std::unique_ptr<LanguageModel::DecodeState> LanguageModel::NewDecodeState(int B)
   return s;
 }
 
+std::unique_ptr<LanguageModel::DecodeState> LanguageModel::CloneDecodeState(const DecodeState& state) {
+  auto s = std::make_unique<DecodeState>();
+  for (const auto& m : state.mixer) s->mixer.push_back(m->Clone());
+  for (const auto& c : state.channel) s->channel.push_back(c->Clone());
+  return s;
+}
+
 void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state) {
   const int64_t ND = int64_t(B) * config_.d_model;
   Buffer x(ND), a(ND), m(ND), mid(ND), c(ND);

@@ -46,6 +46,7 @@ class LanguageModel {
     std::vector<std::unique_ptr<MixerState>> mixer, channel;
   };
   std::unique_ptr<DecodeState> NewDecodeState(int B) const;
+  static std::unique_ptr<DecodeState> CloneDecodeState(const DecodeState& state);
   // tokens, positions (B); logits (B, V).
   void Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state);
 

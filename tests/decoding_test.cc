@@ -1,5 +1,5 @@
 // Decoding: temperature 0 and beam width 1 equal greedy; incremental (Step) greedy equals greedy over full
-// forwards; the top-p set is the smallest with mass >= p; n-gram blocking and the repetition penalty do what they say.
+// forwards; cloned decoding states (beam search) continue independently; the top-p set is the smallest with mass >= p; n-gram blocking and the repetition penalty do what they say.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -68,7 +68,31 @@ TEST_P(Decoding, SamplingIsSeededAndRespectsTopK) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Mixers, Decoding, ::testing::Values("softmax", "mamba", "gla"));
+TEST_P(Decoding, ClonedDecodingStatesContinueIndependently) {
+  auto model = SmallModel(GetParam());
+  const int V = model->vocab();
+  auto state = model->NewDecodeState(1);
+  std::vector<float> logits(V), a(V), b(V), reference(V);
+  for (int32_t t = 0; t < 5; ++t) {
+    const int32_t tok = (t * 7) % V;
+    model->Step(&tok, &t, 1, logits.data(), *state);
+  }
+  auto clone = LanguageModel::CloneDecodeState(*state);
+  const int32_t pos = 5, x = 3, y = 11;
+  model->Step(&y, &pos, 1, b.data(), *clone);  // the clone goes its own way first
+  model->Step(&x, &pos, 1, a.data(), *state);
+  // The original continues as if the clone did not exist: equal to a fresh decode of the same tokens.
+  auto fresh = model->NewDecodeState(1);
+  for (int32_t t = 0; t < 5; ++t) {
+    const int32_t tok = (t * 7) % V;
+    model->Step(&tok, &t, 1, reference.data(), *fresh);
+  }
+  model->Step(&x, &pos, 1, reference.data(), *fresh);
+  EXPECT_EQ(a, reference);
+  EXPECT_NE(a, b);
+}
+
+INSTANTIATE_TEST_SUITE_P(Mixers, Decoding, ::testing::Values("softmax", "mamba", "gla", "linear", "local"));
 
 TEST(DecodingRules, NucleusIsTheSmallestSetWithMassP) {
   const std::vector<double> p = {0.05, 0.4, 0.1, 0.3, 0.15};
