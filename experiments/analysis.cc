@@ -108,17 +108,19 @@ std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<
   return out;
 }
 
+std::vector<double> LogSoftmax(const float* z, int V) {
+  const float m = *std::max_element(z, z + V);
+  double sum = 0;
+  for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
+  std::vector<double> out(V);
+  for (int v = 0; v < V; ++v) out[v] = double(z[v] - m) - std::log(sum);
+  return out;
+}
+
 std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask) {
   const int T = int(tokens.size()), V = model.vocab();
   model.Forward(tokens.data(), 1, T);
   std::vector<float> final_logits(model.logits(), model.logits() + int64_t(T) * V), lens(final_logits.size());
-  auto log_softmax = [V](const float* z, std::vector<double>& out) {
-    const float m = *std::max_element(z, z + V);
-    double sum = 0;
-    for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
-    out.resize(V);
-    for (int v = 0; v < V; ++v) out[v] = double(z[v] - m) - std::log(sum);
-  };
   std::vector<LensLayer> out;
   std::vector<double> lp, fp;
   for (int l = 0; l <= model.n_layers(); ++l) {
@@ -128,8 +130,8 @@ std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t
     int n = 0, last = -1;
     for (int t = 0; t < T; ++t) {
       if (mask[t] == 0) continue;
-      log_softmax(lens.data() + int64_t(t) * V, lp);
-      log_softmax(final_logits.data() + int64_t(t) * V, fp);
+      lp = LogSoftmax(lens.data() + int64_t(t) * V, V);
+      fp = LogSoftmax(final_logits.data() + int64_t(t) * V, V);
       const int final_top = int(std::max_element(fp.begin(), fp.end()) - fp.begin());
       double h = 0, kl = 0;
       int rank = 0;

@@ -59,6 +59,9 @@ struct LensLayer {
   std::vector<int> top_tokens;     // the lens's 5 most likely tokens at the last scored position
 };
 
+// log softmax of V logits, in double.
+std::vector<double> LogSoftmax(const float* z, int V);
+
 // The logit lens on one sequence, averaged over the positions where mask != 0.
 std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask);
 

@@ -49,19 +49,9 @@ int GenerateCommand(int argc, char** argv) {
   LoadedRun run = LoadRun(o.checkpoint);
   LanguageModel& model = *run.model;
   const int V = model.vocab();
-  if (!o.prompt.empty() && !o.prompt_tokens.empty()) throw UsageError("give either --prompt or --prompt-tokens, not both");
-  std::vector<int32_t> prompt(o.prompt_tokens.begin(), o.prompt_tokens.end());
-  if (!o.prompt.empty()) {
-    if (V < 256) throw UsageError("--prompt needs a byte-level model (vocabulary >= 256); this one has " + std::to_string(V) + " tokens: use --prompt-tokens");
-    for (unsigned char c : o.prompt) prompt.push_back(c);
-  }
+  const std::vector<int32_t> prompt = TokensFromFlags(o.prompt, o.prompt_tokens, V, "prompt");
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --prompt-tokens ID,ID,...");
-  for (int32_t t : prompt)
-    if (t >= V) throw UsageError("--prompt-tokens: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
-  const auto& config = run.spec.model;
-  if (config.pos == "learned" && int(prompt.size()) + o.tokens > config.max_len)
-    throw UsageError("prompt + --tokens = " + std::to_string(prompt.size() + o.tokens) + " exceeds the learned positions' --max-len " +
-                     std::to_string(config.max_len));
+  CheckFitsLearnedPositions(run.spec.model, int(prompt.size()) + o.tokens, "prompt + --tokens");
   omp_set_num_threads(o.threads);
   DecodeSettings s{.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p, .repetition_penalty = o.repetition_penalty,
                    .no_repeat_ngram = o.no_repeat_ngram, .beam_width = o.beam_width, .length_alpha = o.length_alpha,

@@ -38,18 +38,6 @@ struct ProbeOptions : Options {
   }
 };
 
-std::vector<int32_t> TokensFrom(const std::string& text, const std::vector<int>& ids, int vocab, const char* what) {
-  if (!text.empty() && !ids.empty()) throw UsageError(std::string("give either --") + what + " or --" + what + "-tokens, not both");
-  std::vector<int32_t> out(ids.begin(), ids.end());
-  if (!text.empty()) {
-    if (vocab < 256) throw UsageError(std::string("--") + what + " text needs a byte-level model (vocabulary >= 256); use --" + what + "-tokens");
-    for (unsigned char c : text) out.push_back(c);
-  }
-  for (int32_t t : out)
-    if (t >= vocab) throw UsageError(std::string("--") + what + "-tokens: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  return out;
-}
-
 }  // namespace
 
 int ProbeCommand(int argc, char** argv) {
@@ -66,12 +54,12 @@ int ProbeCommand(int argc, char** argv) {
   omp_set_num_threads(o.threads);
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = run.spec.train.train_len;
-  std::vector<int32_t> context = TokensFrom(o.context, o.context_tokens, model.vocab(), "context");
+  std::vector<int32_t> context = TokensFromFlags(o.context, o.context_tokens, model.vocab(), "context");
   if (context.empty()) {
     Rng rng = SplitRng(uint64_t(run.spec.train.seed), Split::kTest, T);
     context = task->Sample(1, T, rng, Split::kTest).tokens;
   }
-  const auto fragment = TokensFrom(o.fragment, o.fragment_tokens, model.vocab(), "fragment");
+  const auto fragment = TokensFromFlags(o.fragment, o.fragment_tokens, model.vocab(), "fragment");
   if (fragment.empty()) throw UsageError("the fragment is empty: give --fragment TEXT or --fragment-tokens ID,ID,...");
   const Edit edit = ParseEdit(o.edit);
   const int at = o.at >= 0 ? o.at : int(context.size()) / 2;
@@ -79,8 +67,7 @@ int ProbeCommand(int argc, char** argv) {
   if (variant.fragment.back() + 1 >= int(variant.tokens.size()))
     throw UsageError("the edit leaves no context after the fragment to measure; choose a smaller --at");
   const auto& config = run.spec.model;
-  if (config.pos == "learned" && int(variant.tokens.size()) > config.max_len)
-    throw UsageError("the edited context (" + std::to_string(variant.tokens.size()) + " tokens) exceeds --max-len " + std::to_string(config.max_len));
+  CheckFitsLearnedPositions(config, int(variant.tokens.size()), "the edited context");
 
   const ResponseMap r = Respond(model, context, variant, o.threshold);
   std::printf("probe %s: %s the %zu-token fragment at %d of a %zu-token context (%s)\n", o.checkpoint.c_str(), o.edit.c_str(),

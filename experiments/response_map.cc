@@ -76,15 +76,6 @@ Trace Run(LanguageModel& model, const std::vector<int32_t>& tokens) {
   return tr;
 }
 
-std::vector<double> LogSoftmax(const float* z, int V) {
-  const float m = *std::max_element(z, z + V);
-  double sum = 0;
-  for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
-  std::vector<double> out(V);
-  for (int v = 0; v < V; ++v) out[v] = double(z[v] - m) - std::log(sum);
-  return out;
-}
-
 // Mean next-token loss of (B, T) tokens where mask (empty = everywhere) is set.
 double MeanLoss(LanguageModel& model, const std::vector<int32_t>& tokens, int B, const std::vector<float>& mask) {
   const int T = int(tokens.size()) / B;

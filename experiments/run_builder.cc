@@ -66,4 +66,26 @@ void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint) 
   }
 }
 
+std::vector<int32_t> TokensFromFlags(const std::string& text, const std::vector<int>& ids, int vocab, const char* name) {
+  const std::string flag = std::string("--") + name;
+  if (!text.empty() && !ids.empty()) throw UsageError("give either " + flag + " or " + flag + "-tokens, not both");
+  std::vector<int32_t> out(ids.begin(), ids.end());
+  if (!text.empty()) {
+    if (vocab < 256)
+      throw UsageError(flag + " text needs a byte-level model (vocabulary >= 256); this one has " + std::to_string(vocab) +
+                       " tokens: use " + flag + "-tokens");
+    for (unsigned char c : text) out.push_back(c);
+  }
+  for (int32_t t : out)
+    if (t >= vocab)
+      throw UsageError(flag + "-tokens: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  return out;
+}
+
+void CheckFitsLearnedPositions(const ModelConfig& config, int length, const std::string& what) {
+  if (config.pos == "learned" && length > config.max_len)
+    throw UsageError(what + " (" + std::to_string(length) + " tokens) exceeds the learned positions' --max-len " +
+                     std::to_string(config.max_len));
+}
+
 }  // namespace mixlab

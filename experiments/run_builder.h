@@ -31,4 +31,11 @@ LoadedRun LoadRun(const std::string& checkpoint);
 // `mixlab COMMAND CHECKPOINT [flags]`: takes a leading non-flag argument as the checkpoint and drops it from argv.
 void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint);
 
+// Tokens given as --NAME TEXT (one per byte; byte-level models only) or --NAME-tokens ID,...; empty when neither.
+// Throws UsageError for both at once, text on a small vocabulary, or an id outside the vocabulary.
+std::vector<int32_t> TokensFromFlags(const std::string& text, const std::vector<int>& ids, int vocab, const char* name);
+
+// Throws UsageError when `length` positions (`what`) exceed a learned positional table.
+void CheckFitsLearnedPositions(const ModelConfig& config, int length, const std::string& what);
+
 }  // namespace mixlab
