@@ -76,16 +76,16 @@ inline void SiluBackward(const ConstArray& x, const ConstArray& dout, Array out)
   out = dout * out * (1.0f + x * (1.0f - out));
 }
 
-// expm1 over n values with one vectorised exp: exp(a) - 1 where |a| >= 0.5 (no cancellation there), a degree-8
-// Taylor polynomial below (remainder < 1e-8 relative). Eigen's expm1 spends an exp, a log and a division.
+// expm1 over n values, vectorised: exp(a) - 1 where |a| >= 0.5 (no cancellation there), a degree-8 Taylor
+// polynomial below (remainder < 1e-8 relative), blended arithmetically with a weight that is 1 below
+// |a| = 0.5 - 1e-6 and 0 from 0.5 up (both forms are accurate in between). Eigen's expm1 spends an exp, a log and
+// a division; a select() or a branchy blend loop stays scalar and took 30% of a Mamba training step.
 void Expm1(const float* a, float* out, int64_t n) {
-  Array(out, n) = ConstArray(a, n).exp() - 1.0f;
-  for (int64_t i = 0; i < n; ++i) {  // a blend the compiler vectorises
-    const float x = a[i];
-    const float poly = x * (1.0f + x * (1.0f / 2 + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720 +
-                       x * (1.0f / 5040 + x * (1.0f / 40320))))))));
-    out[i] = std::fabs(x) < 0.5f ? poly : out[i];
-  }
+  const ConstArray x(a, n);
+  const auto poly = x * (1.0f + x * (1.0f / 2 + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720 +
+                    x * (1.0f / 5040 + x * (1.0f / 40320))))))));
+  const auto small = ((0.5f - x.abs()) * 1e6f).min(1.0f).max(0.0f);
+  Array(out, n) = small * poly + (1.0f - small) * (x.exp() - 1.0f);
 }
 
 // Channels are scanned in blocks of this many, so work splits over (batch, block) pairs and the sums over
@@ -321,7 +321,7 @@ class Mamba : public Mixer {
   void Discretize(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     const int64_t n = int64_t(ne) * N_;
     for (int e = 0; e < ne; ++e)
-      for (int k = 0; k < N_; ++k) w.a[e * N_ + k] = c.dt[row * E_ + e0 + e] * A[(e0 + e) * N_ + k];
+      Array(w.a.data() + int64_t(e) * N_, N_) = c.dt[row * E_ + e0 + e] * ConstArray(A.data() + int64_t(e0 + e) * N_, N_);
     Expm1(w.a.data(), cb, n);
     Array em1(cb, n);
     Array(abar, n) = em1 + 1.0f;
@@ -341,16 +341,10 @@ class Mamba : public Mixer {
     const float* Ct = Cm(c, row);
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
-      float* he = h + e * N_;
-      const float* ab = abar + e * N_;
-      const float* cbe = cb + e * N_;
-      float acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (int k = 0; k < N_; ++k) {
-        he[k] = ab[k] * he[k] + cbe[k] * Bt[k] * u;
-        acc += Ct[k] * he[k];
-      }
-      y[row * E_ + e0 + e] = acc + P(kDSkip)[e0 + e] * u;
+      const int64_t off = int64_t(e) * N_;
+      Array he(h + off, N_);
+      he = ConstArray(abar + off, N_) * he + ConstArray(cb + off, N_) * ConstArray(Bt, N_) * u;
+      y[row * E_ + e0 + e] = (ConstArray(Ct, N_) * he).sum() + P(kDSkip)[e0 + e] * u;
     }
   }
 
@@ -445,7 +439,9 @@ class Mamba : public Mixer {
     const float* Bt = Bm(c, row);
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
-      for (int k = 0; k < N_; ++k) w.h[e * N_ + k] = abar[e * N_ + k] * w.h[e * N_ + k] + cb[e * N_ + k] * Bt[k] * u;
+      const int64_t off = int64_t(e) * N_;
+      Array h(w.h.data() + off, N_);
+      h = ConstArray(abar + off, N_) * h + ConstArray(cb + off, N_) * ConstArray(Bt, N_) * u;
     }
   }
 
