@@ -55,7 +55,6 @@ struct GlaState : CopyableState<GlaState> {
   Buffer S;  // (B, H, dh, dh)
 };
 
-inline float LogSigmoid(float z) { return z >= 0 ? -std::log1p(std::exp(-z)) : z - std::log1p(std::exp(z)); }
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
 class GatedLinear : public Mixer {
@@ -216,9 +215,10 @@ class GatedLinear : public Mixer {
     Buffer hidden(N * o_.gate_rank), pre(N * HD_);
     LinearForward(x, P(4), hidden.data(), N, D_, o_.gate_rank);
     LinearForward(hidden.data(), P(5), pre.data(), N, o_.gate_rank, HD_);
-    for (int64_t i = 0; i < N * HD_; ++i) {
-      pre[i] += P(6)[i % HD_];
-      a[i] = LogSigmoid(pre[i]) / o_.gate_temperature;
+    for (int64_t n = 0; n < N; ++n) {  // log sigmoid(z) = min(z, 0) - log1p(exp(-|z|)), stable and vectorised
+      Eigen::Map<Eigen::ArrayXf> z(pre.data() + n * HD_, HD_);
+      z += Eigen::Map<const Eigen::ArrayXf>(P(6), HD_);
+      Eigen::Map<Eigen::ArrayXf>(a + n * HD_, HD_) = (z.min(0.0f) - (-z.abs()).exp().log1p()) / o_.gate_temperature;
     }
     if (ctx) {
       ctx->gate_hidden = std::move(hidden);
@@ -251,11 +251,8 @@ class GatedLinear : public Mixer {
                    int64_t ns) const {
     RowMatrix W = RowMatrix::Zero(nt, ns);
     for (int64_t i = 0; i < nt; ++i)
-      for (int64_t j = 0; j < ns && s0 + j <= t0 + i; ++j) {
-        float w = 0;
-        for (int d = 0; d < dh_; ++d) w += Q(t0 + i, d) * K(s0 + j, d) * std::exp(Bc(t0 + i, d) - Bc(s0 + j, d));
-        W(i, j) = w;
-      }
+      for (int64_t j = 0; j < ns && s0 + j <= t0 + i; ++j)  // one vectorised exp over the head's dh channels
+        W(i, j) = (Q.row(t0 + i).array() * K.row(s0 + j).array() * (Bc.row(t0 + i) - Bc.row(s0 + j)).array().exp()).sum();
     return W;
   }
 
