@@ -3,7 +3,10 @@
 //   forward/<mixer>           Forward over (1, T, 128)
 //   forward_backward/<mixer>  Forward + Backward
 //   decode/<mixer>            one-token Step after a context of T tokens (averaged over the next 64 positions)
-// plus width and batch cases at T = 1024 (d_model 64/128/256, batch 1/8). A length is skipped when one forward
+// plus width and batch cases at T = 1024 (d_model 64/128/256, batch 1/8), and
+//   forward_1M/<mixer>        one Forward over (1, 2^20, 128) for every mixer whose cost per token does not grow
+//                             with T; peak_MB (above the 1 GiB of input and output) shows whether it fits.
+// A length is skipped when one forward
 // would exceed kMaxFlops by the mixer's own estimate (softmax attention beyond 16k). Counters: tokens/s, GFLOP/s
 // (Describe's estimate; forward + backward counts 3x the forward), peak_MB (peak heap of the measured
 // iterations, heap_tracker.h). Complexity in T is fitted per family (SetComplexityN / oAuto).
@@ -24,6 +27,7 @@ namespace {
 
 constexpr double kMaxFlops = 2e11;
 constexpr int kDecodeSteps = 64;
+constexpr int64_t kMillion = int64_t(1) << 20;
 
 struct Harness {
   std::unique_ptr<Mixer> mixer;
@@ -60,8 +64,8 @@ void Report(benchmark::State& state, const Mixer& mixer, int T, int B, double fl
 void Forward(benchmark::State& state, const std::string& name, bool backward) {
   const int T = int(state.range(0)), B = int(state.range(1)), D = int(state.range(2));
   Harness h(name, D);
-  const Buffer x = Random(int64_t(B) * T * D, 1), dy = Random(int64_t(B) * T * D, 2);
-  Buffer y(x.size()), dx(x.size());
+  const Buffer x = Random(int64_t(B) * T * D, 1), dy = backward ? Random(x.size(), 2) : Buffer();
+  Buffer y(x.size()), dx(backward ? x.size() : 0);
   std::vector<int32_t> pos(size_t(B) * T);
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = int32_t(i % T);
   auto ctx = h.mixer->NewContext();
@@ -108,6 +112,11 @@ void RegisterAll() {
       for (int64_t D : {64, 128, 256})
         for (int64_t B : {1, 8}) w->Args({1024, B, D});
       w->ArgNames({"T", "B", "D"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+    const double per_token_short = probe->Describe(1024).flops_per_token;
+    if (probe->Describe(kMillion).flops_per_token <= 1.5 * per_token_short) {  // linear in T: one million-token pass
+      benchmark::RegisterBenchmark(("forward_1M/" + name).c_str(), [name](benchmark::State& s) { Forward(s, name, false); })
+          ->Args({kMillion, 1, 128})->ArgNames({"T", "B", "D"})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
     }
     auto* d = benchmark::RegisterBenchmark(("decode/" + name).c_str(), [name](benchmark::State& s) { Decode(s, name); });
     for (int64_t T : lengths)

@@ -5,6 +5,7 @@
 # copy task with 255 content tokens + separator (vocab 256); the peer on random tokens (same cost per step).
 # Prints one Markdown table: mixer x T, mixlab tokens/s, peak memory, PyTorch tokens/s and peak memory, ratio.
 # Usage: bench/train_throughput.sh [T ...]        (default: 256 2048; needs build/mixlab and python3-torch)
+#        ONLY='mamba|gla' bench/train_throughput.sh 256   (only the variants matching an extended regex)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lens=("${@:-256}"); [[ $# -eq 0 ]] && lens=(256 2048)
@@ -17,6 +18,7 @@ for T in "${lens[@]}"; do
   steps=$(( 600000 / (8 * T) )); (( steps < 8 )) && steps=8
   for v in "${variants[@]}"; do
     name=${v%%|*}; peer_name=${v##*|}
+    [[ -n ${ONLY:-} && ! $name =~ ^(${ONLY})$ ]] && continue
     seq=${name%%/*}
     heads=(); [[ $seq != mamba ]] && heads=(--"$seq".n-heads 4)   # mamba has no heads
     args=(--task copy --copy.vocab 255 --d-model 128 "${heads[@]}" --train-len "$T" --eval-lens "$T" --eval-batches 1
