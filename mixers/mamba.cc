@@ -332,6 +332,11 @@ class Mamba : public Mixer {
     }
   }
 
+  // h = A-bar h + (B-bar / B) B u for one channel's N state values (coefficient-wise, so h may be read and written).
+  void UpdateState(float* h, const float* abar, const float* cb, const float* Bt, float u) const {
+    Array(h, N_) = ConstArray(abar, N_) * ConstArray(h, N_) + ConstArray(cb, N_) * ConstArray(Bt, N_) * u;
+  }
+
   // One token of the scan for channels [e0, e0 + ne): h = A-bar h + B-bar u, y = C.h + D u. h is (ne, N).
   void ScanStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* h, float* y,
                 float* abar = nullptr, float* cb = nullptr) const {
@@ -342,9 +347,8 @@ class Mamba : public Mixer {
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
       const int64_t off = int64_t(e) * N_;
-      Array he(h + off, N_);
-      he = ConstArray(abar + off, N_) * he + ConstArray(cb + off, N_) * ConstArray(Bt, N_) * u;
-      y[row * E_ + e0 + e] = (ConstArray(Ct, N_) * he).sum() + P(kDSkip)[e0 + e] * u;
+      UpdateState(h + off, abar + off, cb + off, Bt, u);
+      y[row * E_ + e0 + e] = (ConstArray(Ct, N_) * ConstArray(h + off, N_)).sum() + P(kDSkip)[e0 + e] * u;
     }
   }
 
@@ -440,8 +444,7 @@ class Mamba : public Mixer {
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
       const int64_t off = int64_t(e) * N_;
-      Array h(w.h.data() + off, N_);
-      h = ConstArray(abar + off, N_) * h + ConstArray(cb + off, N_) * ConstArray(Bt, N_) * u;
+      UpdateState(w.h.data() + off, abar + off, cb + off, Bt, u);
     }
   }
 
