@@ -8,9 +8,11 @@ namespace {
 const char* kAllFamilies = "softmax,linear,performer,local,sparse,gla,mamba,softmax/moe";
 
 // Presets state their own scale rather than inherit the default compare's (which is tuned to finish in ten
-// minutes): d_model 64, lr 3e-3 with 100 warmup steps, validation every 250 steps, unless the preset says otherwise.
+// minutes): d_model 64, training length 64 tested at 64..512, lr 3e-3 with 100 warmup steps, validation every 250
+// steps, unless the preset says otherwise.
 OptionMap AtPresetScale(OptionMap flags) {
-  flags.insert({{"d-model", "64"}, {"lr", "3e-3"}, {"warmup", "100"}, {"eval-every", "250"}});
+  flags.insert({{"d-model", "64"}, {"train-len", "64"}, {"eval-lens", "64,128,256,512"}, {"lr", "3e-3"}, {"warmup", "100"},
+                {"eval-every", "250"}});
   return flags;
 }
 }  // namespace
