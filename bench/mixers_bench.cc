@@ -1,6 +1,6 @@
 // Scaling benchmarks over the mixer registry: every registered sequence mixer, no per-mixer code. For
 // T = 64 ... 65536 (doubling), batch 1, d_model 128, default options:
-//   forward/<mixer>           Forward over (1, T, 128)
+//   forward/<mixer>           an inference Forward over (1, T, 128) (ForwardMode::inference: nothing kept for backward)
 //   forward_backward/<mixer>  Forward + Backward
 //   decode/<mixer>            one-token Step after a context of T tokens (averaged over the next 64 positions)
 // plus width and batch cases at T = 1024 (d_model 64/128/256, batch 1/8), and
@@ -69,9 +69,11 @@ void Forward(benchmark::State& state, const std::string& name, bool backward) {
   std::vector<int32_t> pos(size_t(B) * T);
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = int32_t(i % T);
   auto ctx = h.mixer->NewContext();
+  ForwardMode mode;
+  mode.inference = !backward;  // a forward-only case measures inference: nothing kept for a backward pass
   ResetPeakHeap();
   for (auto _ : state) {
-    h.mixer->Forward(x.data(), pos.data(), B, T, y.data(), *ctx, {});
+    h.mixer->Forward(x.data(), pos.data(), B, T, y.data(), *ctx, mode);
     if (backward) h.mixer->Backward(*ctx, dy.data(), dx.data());
     benchmark::DoNotOptimize(y.data());
   }

@@ -21,7 +21,9 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int n_ba
   double loss_sum = 0;
   for (int i = 0; i < n_batches; ++i) {
     Batch b = task.Sample(batch, length, rng, split);
-    model.Forward(b.tokens.data(), b.B, b.T);
+    ForwardMode inference;
+    inference.inference = true;  // nothing kept for a backward pass: long evaluation lengths fit
+    model.Forward(b.tokens.data(), b.B, b.T, inference);
     const float loss = model.Loss(b.targets.data(), b.mask.data()) - model.last_aux_loss();
     const int V = model.vocab();
     for (int64_t j = 0; j < int64_t(b.B) * b.T; ++j) {

@@ -14,7 +14,8 @@
 // Cost O(T * E * N) time. The context saves per token x, [xi|z], xc, u, [dt_low|B|C], the dt pre-activation,
 // dt, y and the gated output, all O(T * E), plus the scan state only at chunk boundaries (T / chunk * E * N).
 // Backward recomputes the states of one chunk at a time from its boundary, so the full (T, E, N) state never
-// exists at once. Step keeps the last K-1 conv inputs and h: O(1) per token.
+// exists at once. Step keeps the last K-1 conv inputs and h: O(1) per token. An inference forward (no Backward to
+// follow) runs in windows that carry the same state, so it keeps O(window * E) whatever T is.
 #include <algorithm>
 #include <cmath>
 
@@ -36,6 +37,7 @@ struct MambaOptions : Options {
   std::string discretization = "zoh";
   int chunk = 64;
   int mixing_groups = 4;
+  int inference_window = 4096;
   void Visit(OptionVisitor& v) override {
     v.Int("d-state", d_state, "state size N per channel", 1, 1024);
     v.Int("expand", expand, "inner width E = expand * d_model", 1, 16);
@@ -48,6 +50,7 @@ struct MambaOptions : Options {
              {"zoh", "simplified"});
     v.Int("chunk", chunk, "tokens between saved scan states; backward recomputes one chunk at a time", 1, 1 << 20);
     v.Int("mixing-groups", mixing_groups, "channel groups in the exported mixing matrices (capped at E)", 1, 1 << 16);
+    v.Int("inference-window", inference_window, "tokens per window of a forward pass that keeps nothing for backward", 1, 1 << 24);
   }
 };
 
@@ -127,37 +130,11 @@ class Mamba : public Mixer {
   }
   std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<MambaContext>(); }
 
-  void Forward(const float* x, const int32_t*, int B, int T, float* out, MixerContext& base, const ForwardMode&) override {
+  void Forward(const float* x, const int32_t*, int B, int T, float* out, MixerContext& base, const ForwardMode& mode) override {
     auto& c = static_cast<MambaContext&>(base);
-    c.B = B;
-    c.T = T;
-    const int64_t M = int64_t(B) * T;
-    c.x.assign(x, x + M * D_);
-    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt, &c.y, &c.gated}) b->resize(M * E_);
-    c.xz.resize(M * 2 * E_);
-    c.dbc.resize(M * W_);
-    c.dt_low.resize(M * R_);
-    LinearForward(x, P(kInProj), c.xz.data(), M, D_, 2 * E_);
-    ConvForward(c);
-    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), M, E_, W_);
-    StepSizes(c.dbc.data(), M, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
-    const int64_t C = std::min(o_.chunk, T), n_chunks = (T + C - 1) / C;
-    c.h_chunks.resize(int64_t(B) * n_chunks * E_ * N_);
-    const Buffer A = NegativeA();
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t job = 0; job < int64_t(B) * n_blocks_; ++job) {
-      const int64_t b = job / n_blocks_;
-      const int e0 = int(job % n_blocks_) * kChannelBlock, ne = std::min(kChannelBlock, E_ - e0);
-      ScanWork w(ne, N_, 1);
-      for (int64_t ch = 0; ch < n_chunks; ++ch) {
-        float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
-        std::copy(w.h.data(), w.h.data() + ne * N_, start);
-        const int64_t t0 = ch * C, t1 = std::min<int64_t>(T, t0 + C);
-        for (int64_t t = t0; t < t1; ++t) ScanStep(c, A, b * T + t, e0, ne, w, w.h.data(), c.y.data());
-      }
-    }
-    Gate(c.y.data(), c.xz.data(), c.gated.data(), M);
-    LinearForward(c.gated.data(), P(kOutProj), out, M, E_, D_);
+    if (mode.inference) return ForwardInWindows(x, B, T, out, c);
+    c.x.assign(x, x + int64_t(B) * T * D_);
+    Run(x, B, T, out, c, nullptr);
   }
 
   void Backward(MixerContext& base, const float* dout, float* dx) override {
@@ -206,41 +183,8 @@ class Mamba : public Mixer {
 
   void Step(const float* x, const int32_t*, float* out, MixerState& base) override {
     auto& s = static_cast<MambaState&>(base);
-    const int B = s.B;
-    MambaContext c;  // one token per sequence, laid out as a forward over T = 1
-    c.B = B;
-    c.T = 1;
-    c.xz.resize(int64_t(B) * 2 * E_);
-    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt, &c.y, &c.gated}) b->resize(int64_t(B) * E_);
-    c.dbc.resize(int64_t(B) * W_);
-    c.dt_low.resize(int64_t(B) * R_);
-    LinearForward(x, P(kInProj), c.xz.data(), B, D_, 2 * E_);
-    for (int b = 0; b < B; ++b) {
-      float* hist = s.conv.data() + int64_t(b) * (K_ - 1) * E_;
-      for (int e = 0; e < E_; ++e) {
-        const float xi = c.xz[int64_t(b) * 2 * E_ + e];
-        const float* w = P(kConvW) + e * K_;
-        float acc = P(kConvB)[e];
-        for (int k = 0; k < K_ - 1; ++k) acc += w[k] * hist[k * E_ + e];
-        acc += w[K_ - 1] * xi;
-        for (int k = 0; k + 1 < K_ - 1; ++k) hist[k * E_ + e] = hist[(k + 1) * E_ + e];
-        if (K_ > 1) hist[(K_ - 2) * E_ + e] = xi;
-        c.xc[int64_t(b) * E_ + e] = acc;
-        c.u[int64_t(b) * E_ + e] = Silu(acc);
-      }
-    }
-    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), B, E_, W_);
-    StepSizes(c.dbc.data(), B, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
-    const Buffer A = NegativeA();
-    for (int b = 0; b < B; ++b)
-      for (int e0 = 0; e0 < E_; e0 += kChannelBlock) {
-        const int ne = std::min(kChannelBlock, E_ - e0);
-        ScanWork w(ne, N_, 1);
-        float* h = s.h.data() + (int64_t(b) * E_ + e0) * N_;
-        ScanStep(c, A, b, e0, ne, w, h, c.y.data());
-      }
-    Gate(c.y.data(), c.xz.data(), c.gated.data(), B);
-    LinearForward(c.gated.data(), P(kOutProj), out, B, E_, D_);
+    MambaContext c;  // one token per sequence: a window of T = 1 continuing the state
+    Run(x, s.B, 1, out, c, &s);
   }
 
   // The materialised selective-scan kernel: y_t[e] = sum_{s<=t} alpha_e[t, s] u_s[e] with
@@ -255,7 +199,7 @@ class Mamba : public Mixer {
     c.dbc.resize(int64_t(T) * W_);
     c.dt_low.resize(int64_t(T) * R_);
     LinearForward(x, P(kInProj), c.xz.data(), T, D_, 2 * E_);
-    ConvForward(c);
+    ConvForward(c, nullptr);
     LinearForward(c.u.data(), P(kXProj), c.dbc.data(), T, E_, W_);
     StepSizes(c.dbc.data(), T, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
     const Buffer A = NegativeA();
@@ -295,6 +239,55 @@ class Mamba : public Mixer {
     ScanWork(int ne, int n, int64_t len) : h(int64_t(ne) * n, 0.0f), a(h.size()), abar(len * h.size()), cb(len * h.size()) {}
     Buffer h, a, abar, cb;
   };
+
+  // The block over (B, T) tokens. Without `carry` (training) the scan starts from zero and saves its state at chunk
+  // boundaries for Backward; with it the window continues carry's conv history and scan state and leaves them
+  // advanced past its last token (decoding, and inference in windows).
+  void Run(const float* x, int B, int T, float* out, MambaContext& c, MambaState* carry) const {
+    c.B = B;
+    c.T = T;
+    const int64_t M = int64_t(B) * T;
+    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt, &c.y, &c.gated}) b->resize(M * E_);
+    c.xz.resize(M * 2 * E_);
+    c.dbc.resize(M * W_);
+    c.dt_low.resize(M * R_);
+    LinearForward(x, P(kInProj), c.xz.data(), M, D_, 2 * E_);
+    ConvForward(c, carry ? carry->conv.data() : nullptr);
+    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), M, E_, W_);
+    StepSizes(c.dbc.data(), M, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
+    const int64_t C = std::min(o_.chunk, T), n_chunks = (T + C - 1) / C;
+    if (!carry) c.h_chunks.resize(int64_t(B) * n_chunks * E_ * N_);
+    const Buffer A = NegativeA();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t job = 0; job < int64_t(B) * n_blocks_; ++job) {
+      const int64_t b = job / n_blocks_;
+      const int e0 = int(job % n_blocks_) * kChannelBlock, ne = std::min(kChannelBlock, E_ - e0);
+      ScanWork w(ne, N_, 1);
+      float* h = carry ? carry->h.data() + (b * E_ + e0) * N_ : w.h.data();
+      for (int64_t t = 0; t < T; ++t) {
+        if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
+        ScanStep(c, A, b * T + t, e0, ne, w, h, c.y.data());
+      }
+    }
+    if (carry) AdvanceConvHistory(c, carry->conv.data());
+    Gate(c.y.data(), c.xz.data(), c.gated.data(), M);
+    LinearForward(c.gated.data(), P(kOutProj), out, M, E_, D_);
+  }
+
+  // Inference keeps nothing for Backward: the sequence runs in windows of `inference-window` tokens that carry the
+  // conv history and scan state across, so memory beyond input and output is O(B * window * E) whatever T is.
+  void ForwardInWindows(const float* x, int B, int T, float* out, MambaContext& c) const {
+    auto state = NewState(B);
+    auto& carry = static_cast<MambaState&>(*state);
+    const int64_t W = std::min(o_.inference_window, T);
+    Buffer xw(B * W * D_), yw(B * W * D_);
+    for (int64_t t0 = 0; t0 < T; t0 += W) {
+      const int64_t len = std::min(W, T - t0);
+      for (int64_t b = 0; b < B; ++b) std::copy_n(x + (b * T + t0) * D_, len * D_, xw.data() + b * len * D_);
+      Run(xw.data(), B, int(len), yw.data(), c, &carry);
+      for (int64_t b = 0; b < B; ++b) std::copy_n(yw.data() + b * len * D_, len * D_, out + (b * T + t0) * D_);
+    }
+  }
 
   const float* Bm(const MambaContext& c, int64_t row) const { return c.dbc.data() + row * W_ + R_; }
   const float* Cm(const MambaContext& c, int64_t row) const { return c.dbc.data() + row * W_ + R_ + N_; }
@@ -459,24 +452,41 @@ class Mamba : public Mixer {
     }
   }
 
-  // xc_t = conv_b + sum_k conv_w[:, k] xi_{t-K+1+k} (zero before the sequence start); u = silu(xc).
-  void ConvForward(MambaContext& c) const {
+  // xc_t = conv_b + sum_k conv_w[:, k] xi_{t-K+1+k}; u = silu(xc). Inputs before the window come from `history`
+  // (B, K-1, E), oldest first, or are zero at the sequence start (history null).
+  void ConvForward(MambaContext& c, const float* history) const {
     const int64_t B = c.B, T = c.T;
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < B * T; ++bt) {
-      const int64_t t = bt % T;
+      const int64_t t = bt % T, b = bt / T;
       for (int e = 0; e < E_; ++e) {
         const float* w = P(kConvW) + e * K_;
         float acc = P(kConvB)[e];
         for (int k = 0; k < K_; ++k) {
           const int64_t s = t - (K_ - 1) + k;
-          if (s >= 0) acc += w[k] * c.xz[(bt - t + s) * 2 * E_ + e];
+          if (s >= 0)
+            acc += w[k] * c.xz[(bt - t + s) * 2 * E_ + e];
+          else if (history)
+            acc += w[k] * history[(b * (K_ - 1) + (K_ - 1) + s) * E_ + e];
         }
         c.xc[bt * E_ + e] = acc;
       }
       ConstArray xc(c.xc.data() + bt * E_, E_);
       Array(c.u.data() + bt * E_, E_) = xc / (1.0f + (-xc).exp());
     }
+  }
+
+  // history (B, K-1, E) becomes the last K-1 conv inputs of (history, the window's xi).
+  void AdvanceConvHistory(const MambaContext& c, float* history) const {
+    const int64_t B = c.B, T = c.T, H = K_ - 1;
+    Buffer next(B * H * E_);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t s = T - H + j;  // position in the window; negative: still in the old history
+        const float* src = s >= 0 ? c.xz.data() + (b * T + s) * 2 * E_ : history + (b * H + H + s) * E_;
+        std::copy_n(src, E_, next.data() + (b * H + j) * E_);
+      }
+    std::copy(next.begin(), next.end(), history);
   }
 
   // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients.

@@ -61,6 +61,7 @@ struct ForwardMode {
   bool training = false;     // enables dropout
   uint64_t dropout_seed = 0;  // changes every step; dropout masks are a pure function of (seed, indices)
   int64_t step = 0;           // training step (Performer redraws its random features from it)
+  bool inference = false;     // no Backward follows: a mixer may keep nothing for it (Mamba then runs in windows)
 };
 
 struct MixerDescription {

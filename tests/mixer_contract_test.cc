@@ -48,6 +48,7 @@ std::vector<MixerCase> ExtraCases() {
       {"mamba_simplified_conv2", "mamba", MixerKind::kSequence, "none", {{"discretization", "simplified"}, {"d-conv", "2"}, {"chunk", "5"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}, false, 3e-2},
       // ^ its dA_log gradients (~1e-4) carry ~2% float32 finite-difference noise on some CPUs; the exact gradient is
       //   pinned by the PyTorch parity fixture mamba_simplified at 1e-5.
+      {"mamba_window4", "mamba", MixerKind::kSequence, "none", {{"inference-window", "4"}}},  // windows cross the conv history
       {"mamba_conv1", "mamba", MixerKind::kSequence, "none", {{"d-conv", "1"}, {"chunk", "1"}, {"dt-rank", "4"}, {"dt-min", "0.1"}, {"dt-max", "1"}}, false, 2e-2, 3e-2f},
       {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
   };
@@ -192,6 +193,19 @@ TEST_P(MixerContract, StepEqualsForward) {
     for (int b = 0; b < B; ++b)
       EXPECT_LE(MaxAbsDiff(yt.data() + b * D, y.data() + (size_t(b) * T + t) * D, D), 2e-5f) << "t=" << t << " b=" << b;
   }
+}
+
+// A forward that keeps nothing for Backward (evaluation, long-context inference) gives the training forward's output.
+TEST_P(MixerContract, InferenceForwardEqualsForward) {
+  if (GetParam().training) GTEST_SKIP() << "inference runs without dropout";
+  auto h = Make();
+  auto x = RandomVector(B * T * D, 71);
+  auto pos = Positions(B, T);
+  auto y = h.Forward(x, pos, B, T);
+  ForwardMode inference;
+  inference.inference = true;
+  auto y_inference = h.Forward(x, pos, B, T, inference);
+  EXPECT_LE(MaxAbsDiff(y.data(), y_inference.data(), int64_t(B) * T * D), 1e-5f);
 }
 
 TEST_P(MixerContract, DescribeCountsDeclaredParameters) {
