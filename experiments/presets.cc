@@ -47,11 +47,12 @@ const std::vector<Preset>& Presets() {
        {{"tasks", "selective-copy"}, {"mixers", "softmax,linear,gla,mamba"}, {"train-len", "256"}, {"eval-lens", "256,512"},
         {"steps", "2000"}, {"batch", "32"}}},
       {"mad",
-       "MAD (Poli et al. 2024): in-context recall, fuzzy recall, noisy recall, selective copying and memorization, each "
-       "task with MAD's default vocabulary and counts; hybrids of attention and recurrences score best overall",
-       "one training length for all tasks (T = 128; MAD: 128 for recall, 256 for selective copying, 32 for memorization); "
-       "MAD's compression task is not included (it needs a decoder that reconstructs a sequence from one embedding)",
-       {{"tasks", "in-context-recall,fuzzy-recall,noisy-recall,selective-copy,memorization"},
+       "MAD (Poli et al. 2024): in-context recall, fuzzy recall, noisy recall, selective copying, compression and "
+       "memorization, each task with MAD's default vocabulary and counts; hybrids of attention and recurrences score best "
+       "overall",
+       "one training length for all tasks (T = 128; MAD: 128 for recall, 256 for selective copying, 32 for compression and "
+       "memorization)",
+       {{"tasks", "in-context-recall,fuzzy-recall,noisy-recall,selective-copy,compression,memorization"},
         {"mixers", "softmax,linear,gla,mamba,mamba+softmax"}, {"train-len", "128"}, {"eval-lens", "128,256"},
         {"steps", "1500"}, {"batch", "32"}}},
       {"lra-listops",

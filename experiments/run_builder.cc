@@ -40,6 +40,7 @@ RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const Parsed
   spec.task_options = ResolveTaskOptions(train.task, task_flags);
   auto task = MakeTask(train.task, spec.task_options);
   spec.model = ResolveModelConfig(model, mixer_flags, task->Vocab());
+  spec.model.head = task->Head();
   return spec;
 }
 

@@ -32,6 +32,8 @@ class Task {
   // Throws UsageError naming the task and the smallest length it can generate.
   virtual void CheckLength(int T) const = 0;
   virtual Batch Sample(int B, int T, Rng& rng, Split split) const = 0;
+  // The model readout the task needs (ModelConfig::head): "lm", or "compression" (reconstruct from the last position).
+  virtual std::string Head() const { return "lm"; }
   // The role of token t of sequence b in a batch this task sampled, for routing analyses (which tokens each MoE
   // expert takes). Default: "scored" where the mask is set, else "context"; tasks with richer structure override.
   virtual std::string Role(const Batch& batch, int b, int t) const {

@@ -12,6 +12,7 @@ TaskInfo InContextRecallTaskInfo();
 TaskInfo NoisyRecallTaskInfo();
 TaskInfo FuzzyRecallTaskInfo();
 TaskInfo MemorizationTaskInfo();
+TaskInfo CompressionTaskInfo();
 TaskInfo ListOpsTaskInfo();
 TaskInfo PasskeyTaskInfo();
 TaskInfo CharLmTaskInfo();
@@ -20,7 +21,7 @@ namespace {
 const std::vector<TaskInfo>& Registry() {
   static const std::vector<TaskInfo> tasks = {MqarTaskInfo(),          InductionTaskInfo(),   CopyTaskInfo(),
                                               SelectiveCopyTaskInfo(), InContextRecallTaskInfo(), NoisyRecallTaskInfo(),
-                                              FuzzyRecallTaskInfo(),   MemorizationTaskInfo(),    ListOpsTaskInfo(),
+                                              FuzzyRecallTaskInfo(),   CompressionTaskInfo(),     MemorizationTaskInfo(),    ListOpsTaskInfo(),
                                               PasskeyTaskInfo(),       CharLmTaskInfo()};
   return tasks;
 }

@@ -30,4 +30,12 @@ Buffer AlibiSlopes(int n_heads) {
   return slopes;
 }
 
+void AddSinusoid(float* x, int32_t pos, int d) {
+  for (int i = 0; i < d / 2; ++i) {
+    const double angle = pos / std::pow(10000.0, 2.0 * i / d);
+    x[2 * i] += float(std::sin(angle));
+    x[2 * i + 1] += float(std::cos(angle));
+  }
+}
+
 }  // namespace mixlab

@@ -16,4 +16,7 @@ void ApplyRope(float* v, const int32_t* positions, int64_t n, int n_heads, int d
 
 Buffer AlibiSlopes(int n_heads);
 
+// Sinusoidal encoding (Vaswani et al. 2017) of one position into d floats, added to x.
+void AddSinusoid(float* x, int32_t pos, int d);
+
 }  // namespace mixlab

@@ -4,6 +4,7 @@
 
 #include "mixers/matmul.h"
 #include "mixers/ops.h"
+#include "mixers/positional.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -12,15 +13,6 @@ namespace {
 void AddInto(float* out, const float* a, const float* b, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
-}
-
-// Sinusoidal encoding (Vaswani et al. 2017) of one position into d floats, added to x.
-void AddSinusoid(float* x, int32_t pos, int d) {
-  for (int i = 0; i < d / 2; ++i) {
-    const double angle = pos / std::pow(10000.0, 2.0 * i / d);
-    x[2 * i] += float(std::sin(angle));
-    x[2 * i + 1] += float(std::cos(angle));
-  }
 }
 
 }  // namespace
@@ -49,7 +41,9 @@ LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_n
     layer.channel_ctx = layer.channel->NewContext();
   }
   if (pre_norm_) final_norm_ = MakeNorm("final_norm");
-  if (!config_.tie_embeddings)
+  if (config_.head == "compression")
+    decoder_ = std::make_unique<CompressionDecoder>(store_, D, config_.vocab, config_.norm, config_.init);
+  else if (!config_.tie_embeddings)
     head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, config_.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(D))});
   store_.Allocate();
   for (auto& layer : layers_) {
@@ -70,28 +64,15 @@ void LanguageModel::Initialize(uint64_t seed) {
 }
 
 LanguageModel::Norm LanguageModel::MakeNorm(const std::string& prefix) {
-  Norm n;
-  const int D = config_.d_model;
-  n.weight = store_.Add(prefix + ".weight", {"weight", {D}, Init::kOnes, 0, false});
-  if (config_.norm == "layernorm") n.bias = store_.Add(prefix + ".bias", {"bias", {D}, Init::kZeros, 0, false});
-  return n;
+  return NormLayer::Declare(store_, prefix, config_.d_model, config_.norm);
 }
 
 void LanguageModel::NormForward(Norm& n, const float* x, float* y, int64_t rows) {
-  const int D = config_.d_model;
-  n.mean.resize(rows);
-  n.rstd.resize(rows);
-  const float* w = store_.Ref(n.weight).value;
-  if (n.bias >= 0) LayerNormForward(x, w, store_.Ref(n.bias).value, y, n.mean.data(), n.rstd.data(), rows, D);
-  else RMSNormForward(x, w, y, n.rstd.data(), rows, D);
+  n.Forward(store_, x, y, rows, config_.d_model);
 }
 
 void LanguageModel::NormBackward(Norm& n, const float* x, const float* dy, float* dx, int64_t rows) {
-  const int D = config_.d_model;
-  auto w = store_.Ref(n.weight);
-  if (n.bias >= 0)
-    LayerNormBackward(x, w.value, n.mean.data(), n.rstd.data(), dy, dx, w.grad, store_.Ref(n.bias).grad, rows, D);
-  else RMSNormBackward(x, w.value, n.rstd.data(), dy, dx, w.grad, rows, D);
+  n.Backward(store_, x, dy, dx, rows, config_.d_model);
 }
 
 void LanguageModel::Embed(const int32_t* tokens, const int32_t* positions, int64_t n, float* x) {
@@ -126,6 +107,13 @@ void LanguageModel::Head(const float* h, float* logits, int64_t n) {
   else Gemm(false, true, n, config_.vocab, config_.d_model, h, store_.Ref(embedding_).value, logits, false);
 }
 
+void LanguageModel::Readout(const float* h, float* logits, CompressionDecoder& decoder) {
+  const int D = config_.d_model;
+  z_.resize(int64_t(B_) * D);
+  for (int64_t b = 0; b < B_; ++b) std::copy_n(h + (b * T_ + T_ - 1) * D, D, z_.data() + b * D);
+  decoder.Forward(store_, z_.data(), B_, T_, logits);
+}
+
 void LanguageModel::LogitLens(int l, float* logits) {
   const int64_t N = int64_t(B_) * T_;
   const float* h = resid_[l].data();
@@ -136,7 +124,12 @@ void LanguageModel::LogitLens(int l, float* logits) {
     NormForward(scratch, h, normed.data(), N);
     h = normed.data();
   }
-  Head(h, logits, N);
+  if (decoder_) {
+    CompressionDecoder scratch = *decoder_;
+    Readout(h, logits, scratch);
+  } else {
+    Head(h, logits, N);
+  }
 }
 
 void LanguageModel::AddOffset(const std::vector<float>& offset, float* y, int64_t rows) {
@@ -197,7 +190,8 @@ void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMo
     NormForward(final_norm_, h, final_out_.data(), N);
     h = final_out_.data();
   }
-  Head(h, logits_.data(), N);
+  if (decoder_) Readout(h, logits_.data(), *decoder_);
+  else Head(h, logits_.data(), N);
 }
 
 float LanguageModel::Loss(const int32_t* targets, const float* mask) {
@@ -216,7 +210,12 @@ void LanguageModel::Backward() {
   CrossEntropyBackward(probs_.data(), targets_.data(), mask_.data(), dlogits_.data(), N, V);
   const float* h = pre_norm_ ? final_out_.data() : resid_.back().data();
   // dh (N, D): gradient w.r.t. the head input
-  if (head_ >= 0) {
+  if (decoder_) {
+    dz_.resize(int64_t(B_) * D);
+    decoder_->Backward(store_, dlogits_.data(), dz_.data());
+    std::fill(dh_.begin(), dh_.end(), 0.0f);
+    for (int64_t b = 0; b < B_; ++b) std::copy_n(dz_.data() + b * D, D, dh_.data() + (b * T_ + T_ - 1) * D);
+  } else if (head_ >= 0) {
     auto w = store_.Ref(head_);
     LinearBackward(h, w.value, dlogits_.data(), dh_.data(), w.grad, N, D, V);
   } else {
@@ -268,6 +267,9 @@ std::unique_ptr<LanguageModel::DecodeState> LanguageModel::CloneDecodeState(cons
 }
 
 void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state) {
+  if (decoder_)
+    throw UsageError("step-wise decoding needs the language-model head; this model has MAD's compression decoder, "
+                     "which reconstructs a whole sequence from its last position");
   const int64_t ND = int64_t(B) * config_.d_model;
   Buffer x(ND), a(ND), m(ND), mid(ND), c(ND);
   Norm scratch;

@@ -1,13 +1,15 @@
 // The model skeleton: token embedding (+ learned or sinusoidal positions), blocks with a sequence-mixer slot
 // and a channel-mixer slot (pre-norm x + f(norm(x)) or post-norm norm(x + f(x))), a final norm, and an LM head
-// tied to the embedding by default. Forward keeps every activation for the hand-written Backward; buffers are
+// tied to the embedding by default (or, for MAD's compression task, a decoder reading only the last position). Forward keeps every activation for the hand-written Backward; buffers are
 // allocated once per (B, T) and reused.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "mixers/mixer.h"
+#include "models/compression_decoder.h"
 #include "models/model_config.h"
+#include "models/norm_layer.h"
 #include "models/param_store.h"
 
 namespace mixlab {
@@ -60,10 +62,7 @@ class LanguageModel {
   int d_model() const { return config_.d_model; }
 
  private:
-  struct Norm {
-    int weight = -1, bias = -1;  // parameter indices; bias -1 for RMSNorm
-    Buffer mean, rstd;
-  };
+  using Norm = NormLayer;
   struct Layer {
     std::unique_ptr<Mixer> mixer, channel;
     std::unique_ptr<MixerContext> mixer_ctx, channel_ctx;
@@ -80,6 +79,9 @@ class LanguageModel {
   void Embed(const int32_t* tokens, const int32_t* positions, int64_t n, float* x);
   void EmbedBackward(const float* dx);
   void Head(const float* h, float* logits, int64_t n);
+  // logits (B, T, V) from the final stream h (B, T, D): the LM head at every position, or the compression decoder
+  // from the last position (`decoder` is decoder_ or a scratch copy that keeps decoder_'s saved activations intact).
+  void Readout(const float* h, float* logits, CompressionDecoder& decoder);
   void Resize(int B, int T);
   static void AddOffset(const std::vector<float>& offset, float* y, int64_t rows);
 
@@ -87,6 +89,8 @@ class LanguageModel {
   ParamStore store_;
   std::vector<Layer> layers_;
   int embedding_ = -1, pos_embedding_ = -1, head_ = -1;
+  std::unique_ptr<CompressionDecoder> decoder_;  // config.head == "compression"
+  Buffer z_, dz_;                                // (B, D) the decoder's input and its gradient
   Norm final_norm_;
   bool pre_norm_ = true;
 

@@ -105,7 +105,7 @@ nlohmann::json ModelConfig::ToJson() const {
     layers_json.push_back({{"mixer", l.mixer}, {"mixer_options", l.mixer_options},
                            {"channel", l.channel}, {"channel_options", l.channel_options}});
   return {{"vocab", vocab}, {"d_model", d_model}, {"max_len", max_len}, {"pos", pos}, {"norm", norm},
-          {"norm_position", norm_position}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"layers", layers_json}};
+          {"norm_position", norm_position}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"head", head}, {"layers", layers_json}};
 }
 
 ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
@@ -119,6 +119,9 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
     c.norm_position = j.at("norm_position").get<std::string>();
     c.tie_embeddings = j.at("tie_embeddings").get<bool>();
     c.init = j.at("init").get<std::string>();
+    c.head = j.value("head", std::string("lm"));  // absent in checkpoints from before the compression task
+    if (c.head != "lm" && c.head != "compression")
+      throw UsageError("model config: unknown head '" + c.head + "'; allowed: lm, compression");
     for (const auto& l : j.at("layers")) {
       LayerSpec s;
       s.mixer = l.at("mixer").get<std::string>();
@@ -137,7 +140,7 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
 std::string ModelConfig::Summary() const {
   std::string s;
   for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + layers[i].mixer;
-  return s + " +" + layers[0].channel + " d" + std::to_string(d_model) + " " + pos;
+  return s + " +" + layers[0].channel + " d" + std::to_string(d_model) + " " + pos + (head == "lm" ? "" : " " + head);
 }
 
 }  // namespace mixlab

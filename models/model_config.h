@@ -45,6 +45,9 @@ struct ModelConfig {
   std::string norm_position = "pre";
   bool tie_embeddings = true;
   std::string init = "fan-in";  // fan-in | gpt2 (see InputStd in mixers/mixer.h)
+  // lm: next-token logits at every position; compression: MAD's decoder reconstructs the sequence from the last
+  // position (set by the task, not a flag).
+  std::string head = "lm";
   std::vector<LayerSpec> layers;
 
   nlohmann::json ToJson() const;

@@ -1,5 +1,5 @@
 // The skeleton: whole-model gradients (every positional encoding, pre/post norm, LayerNorm/RMSNorm, tied and
-// untied heads), incremental decoding == forward, overfitting one batch, determinism and checkpoints.
+// untied heads, MAD's compression decoder), incremental decoding == forward, overfitting one batch, determinism and checkpoints.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -20,7 +20,8 @@ namespace mixlab::testing {
 namespace {
 
 ModelConfig SmallConfig(const std::string& pos = "rope", const std::string& norm = "layernorm",
-                        const std::string& norm_position = "pre", bool tie = true, const std::string& channel = "mlp") {
+                        const std::string& norm_position = "pre", bool tie = true, const std::string& channel = "mlp",
+                        const std::string& head = "lm") {
   ModelOptions o;
   o.d_model = 16;
   o.n_layers = 2;
@@ -30,7 +31,9 @@ ModelConfig SmallConfig(const std::string& pos = "rope", const std::string& norm
   o.tie_embeddings = tie;
   o.channel = channel;
   o.max_len = 64;
-  return ResolveModelConfig(o, {{"softmax", {{"n-heads", "2"}}}}, 11);
+  ModelConfig config = ResolveModelConfig(o, {{"softmax", {{"n-heads", "2"}}}}, 11);
+  config.head = head;
+  return config;
 }
 
 struct ModelCase {
@@ -84,6 +87,11 @@ TEST_P(WholeModel, StepDecodingEqualsForward) {
   std::vector<float> full(model.logits(), model.logits() + B * T * V);
   auto state = model.NewDecodeState(B);
   std::vector<float> logits(B * V);
+  if (GetParam().config.head == "compression") {  // decodes a whole sequence at once: step-wise decoding is refused
+    int32_t tok[B] = {tokens[0], tokens[T]}, pos[B] = {0, 0};
+    EXPECT_THROW(model.Step(tok, pos, B, logits.data(), *state), UsageError);
+    return;
+  }
   for (int t = 0; t < T; ++t) {
     int32_t tok[B] = {tokens[t], tokens[T + t]}, pos[B] = {t, t};
     model.Step(tok, pos, B, logits.data(), *state);
@@ -99,7 +107,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelCase{"rope_pre_swiglu", SmallConfig("rope", "layernorm", "pre", true, "swiglu")},
                       ModelCase{"learned_post", SmallConfig("learned", "layernorm", "post")},
                       ModelCase{"sinusoidal_untied_swiglu", SmallConfig("sinusoidal", "layernorm", "pre", false, "swiglu")},
-                      ModelCase{"none_post_rmsnorm", SmallConfig("none", "rmsnorm", "post")}),
+                      ModelCase{"none_post_rmsnorm", SmallConfig("none", "rmsnorm", "post")},
+                      ModelCase{"compression_decoder", SmallConfig("rope", "layernorm", "pre", true, "mlp", "compression")},
+                      ModelCase{"compression_decoder_post_rmsnorm",
+                                SmallConfig("none", "rmsnorm", "post", true, "mlp", "compression")}),
     [](const auto& i) { return i.param.label; });
 
 TEST(Model, OverfitsOneBatch) {

@@ -114,6 +114,27 @@ TEST(Tasks, MemorizationMapIsFixedAcrossSeedsAndSplits) {
   EXPECT_GT(value_of.size(), 50u);
 }
 
+TEST(Tasks, CompressionTargetsAreTheInputsAndNoiseIsUnscored) {
+  auto task = MakeTask("compression", {{"noise-vocab", "3"}, {"frac-noise", "0.3"}});
+  EXPECT_EQ(task->Head(), "compression");
+  const Batch b = Draw(*task, 8, 32, Split::kTrain, 4);
+  int noise = 0;
+  for (int r = 0; r < 8; ++r) {
+    const size_t last = size_t(r) * 32 + 31;
+    EXPECT_EQ(b.tokens[last], 15) << "the sequence ends with the compression token";
+    EXPECT_EQ(b.mask[last], 0.0f);
+    for (size_t i = last - 31; i < last; ++i) {
+      EXPECT_EQ(b.targets[i], b.tokens[i]);
+      const bool is_noise = b.tokens[i] >= 12;  // content [0, 12), noise [12, 15)
+      EXPECT_EQ(b.mask[i], is_noise ? 0.0f : 1.0f);
+      noise += is_noise;
+    }
+  }
+  EXPECT_GT(noise, 30);  // ~0.3 of 248
+  EXPECT_THROW(MakeTask("compression", {{"noise-vocab", "15"}}), UsageError);
+  EXPECT_THROW(MakeTask("compression", {{"frac-noise", "0.2"}}), UsageError);
+}
+
 // Evaluates a ListOps token sequence with an explicit stack.
 int EvaluateListOps(const int32_t* tok, int n) {
   std::vector<std::pair<int, std::vector<int>>> stack;
