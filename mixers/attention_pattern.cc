@@ -22,6 +22,26 @@ void AttentionPattern::Prepare(int64_t T) {
   }
 }
 
+void AttentionPattern::AllowedKeys(int64_t i, std::vector<int64_t>& keys) const {
+  keys.clear();
+  auto add_range = [&](int64_t from, int64_t to) {  // [from, to)
+    for (int64_t j = from; j < to; ++j) keys.push_back(j);
+  };
+  switch (kind) {
+    case Kind::kCausal: add_range(0, i + 1); break;
+    case Kind::kLocal: {
+      const int64_t lo = std::max<int64_t>(0, i - window + 1);
+      add_range(0, std::min<int64_t>(n_global, lo));
+      add_range(lo, i + 1);
+      break;
+    }
+    case Kind::kBlockSparse:
+      for (int64_t bj = 0; bj <= i / block; ++bj)
+        if (BlockAllows(i / block, bj)) add_range(bj * block, std::min<int64_t>((bj + 1) * block, i + 1));
+      break;
+  }
+}
+
 bool AttentionPattern::BlockAllows(int64_t bi, int64_t bj) const {
   if (bj > bi) return false;
   if (bi - bj <= window_blocks || bj < global_blocks) return true;

@@ -31,6 +31,8 @@ struct AttentionPattern {
     }
     return false;
   }
+  // The keys query i may attend to, ascending, into `keys` (decoding scores only these). After Prepare(i + 1).
+  void AllowedKeys(int64_t i, std::vector<int64_t>& keys) const;
   // Whether any (i, j) with i in [i0, i0+ni), j in [j0, j0+nj) is allowed.
   bool TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
   // Upper bound on the keys one query attends to (for FLOP estimates), at sequence length T.

@@ -187,25 +187,30 @@ class SoftmaxAttention : public Mixer {
     Buffer q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size());
     Project(x, positions, B, q.data(), k.data(), v.data());
     const float scale = 1.0f / std::sqrt(float(dh_));
+    std::vector<int64_t> keys;
     for (int b = 0; b < B; ++b) {
       s.k[b].insert(s.k[b].end(), k.begin() + b * HD_, k.begin() + (b + 1) * HD_);
       s.v[b].insert(s.v[b].end(), v.begin() + b * HD_, v.begin() + (b + 1) * HD_);
       s.pos[b].push_back(positions[b]);
       const int64_t len = int64_t(s.pos[b].size());
       pattern_.Prepare(len);
+      pattern_.AllowedKeys(len - 1, keys);  // local and sparse attention score only their window / blocks
+      const int64_t n = int64_t(keys.size());
       for (int h = 0; h < H_; ++h) {
-        auto K = AsStrided(s.k[b].data() + h * dh_, len, dh_, HD_);
-        auto V = AsStrided(s.v[b].data() + h * dh_, len, dh_, HD_);
         Eigen::Map<const Eigen::RowVectorXf> qh(q.data() + b * HD_ + h * dh_, dh_);
-        Eigen::RowVectorXf scores = (qh * K.transpose()) * scale;
-        if (alibi_)
-          for (int64_t j = 0; j < len; ++j) scores[j] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
-        for (int64_t j = 0; j < len; ++j)
-          if (!pattern_.Allows(len - 1, j)) scores[j] = kNegInf;
+        Eigen::RowVectorXf scores(n);
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t j = keys[i];
+          scores[i] = qh.dot(Eigen::Map<const Eigen::RowVectorXf>(s.k[b].data() + j * HD_ + h * dh_, dh_)) * scale;
+          if (alibi_) scores[i] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
+        }
         const float m = scores.maxCoeff();
         Eigen::RowVectorXf p = (scores.array() - m).exp();
         p /= p.sum();
-        Eigen::Map<Eigen::RowVectorXf>(o.data() + b * HD_ + h * dh_, dh_) = p * V;
+        Eigen::Map<Eigen::RowVectorXf> oh(o.data() + b * HD_ + h * dh_, dh_);
+        oh.setZero();
+        for (int64_t i = 0; i < n; ++i)
+          oh += p[i] * Eigen::Map<const Eigen::RowVectorXf>(s.v[b].data() + keys[i] * HD_ + h * dh_, dh_);
       }
     }
     LinearForward(o.data(), P(3), y, B, HD_, D_);
