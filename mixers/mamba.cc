@@ -68,8 +68,6 @@ struct MambaState : CopyableState<MambaState> {
   Buffer h;     // (B, E, N)
 };
 
-inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
-
 using Array = Eigen::Map<Eigen::ArrayXf>;
 using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
 
@@ -192,16 +190,7 @@ class Mamba : public Mixer {
   // channels of each of `mixing-groups` contiguous groups. With one channel per group it reproduces the scan.
   std::vector<RowMatrix> Mixing(const float* x, const int32_t*, int T) override {
     MambaContext c;
-    c.B = 1;
-    c.T = T;
-    c.xz.resize(int64_t(T) * 2 * E_);
-    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt}) b->resize(int64_t(T) * E_);
-    c.dbc.resize(int64_t(T) * W_);
-    c.dt_low.resize(int64_t(T) * R_);
-    LinearForward(x, P(kInProj), c.xz.data(), T, D_, 2 * E_);
-    ConvForward(c, nullptr);
-    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), T, E_, W_);
-    StepSizes(c.dbc.data(), T, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
+    Inputs(x, 1, T, c, nullptr);
     const Buffer A = NegativeA();
     const int groups = std::min(o_.mixing_groups, E_);
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
@@ -244,17 +233,9 @@ class Mamba : public Mixer {
   // boundaries for Backward; with it the window continues carry's conv history and scan state and leaves them
   // advanced past its last token (decoding, and inference in windows).
   void Run(const float* x, int B, int T, float* out, MambaContext& c, MambaState* carry) const {
-    c.B = B;
-    c.T = T;
+    Inputs(x, B, T, c, carry ? carry->conv.data() : nullptr);
     const int64_t M = int64_t(B) * T;
-    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt, &c.y, &c.gated}) b->resize(M * E_);
-    c.xz.resize(M * 2 * E_);
-    c.dbc.resize(M * W_);
-    c.dt_low.resize(M * R_);
-    LinearForward(x, P(kInProj), c.xz.data(), M, D_, 2 * E_);
-    ConvForward(c, carry ? carry->conv.data() : nullptr);
-    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), M, E_, W_);
-    StepSizes(c.dbc.data(), M, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
+    for (auto* b : {&c.y, &c.gated}) b->resize(M * E_);
     const int64_t C = std::min(o_.chunk, T), n_chunks = (T + C - 1) / C;
     if (!carry) c.h_chunks.resize(int64_t(B) * n_chunks * E_ * N_);
     const Buffer A = NegativeA();
@@ -272,6 +253,22 @@ class Mamba : public Mixer {
     if (carry) AdvanceConvHistory(c, carry->conv.data());
     Gate(c.y.data(), c.xz.data(), c.gated.data(), M);
     LinearForward(c.gated.data(), P(kOutProj), out, M, E_, D_);
+  }
+
+  // Everything the scan reads, per token: [xi|z] = x W_in, the conv and u, [dt_low|B|C] and dt. conv_history as in
+  // ConvForward.
+  void Inputs(const float* x, int B, int T, MambaContext& c, const float* conv_history) const {
+    c.B = B;
+    c.T = T;
+    const int64_t M = int64_t(B) * T;
+    for (auto* b : {&c.xc, &c.u, &c.dt_pre, &c.dt}) b->resize(M * E_);
+    c.xz.resize(M * 2 * E_);
+    c.dbc.resize(M * W_);
+    c.dt_low.resize(M * R_);
+    LinearForward(x, P(kInProj), c.xz.data(), M, D_, 2 * E_);
+    ConvForward(c, conv_history);
+    LinearForward(c.u.data(), P(kXProj), c.dbc.data(), M, E_, W_);
+    StepSizes(c.dbc.data(), M, c.dt_low.data(), c.dt_pre.data(), c.dt.data());
   }
 
   // Inference keeps nothing for Backward: the sequence runs in windows of `inference-window` tokens that carry the
