@@ -2,7 +2,7 @@
 //   train_step/<variant>  one training step (forward, loss, backward, AdamW) of the reference model of
 //                         ../shared/peers (2 layers, d_model 128, 4 heads, vocab 256, GELU MLP 4x, pre-LayerNorm,
 //                         learned positions, untied head, batch 8) for every sequence mixer and softmax + MoE,
-//                         at T = 256, 1024, 4096. Counters: tokens/s, model GFLOP/s (3x the forward estimate of
+//                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case). Counters: tokens/s, model GFLOP/s (3x the forward estimate of
 //                         every mixer, channel mixer and the LM head), peak_MB.
 //   gemm                  mixlab's matmul (oneDNN) at the shapes those models use and at 2048^3: the machine's
 //                         GEMM rate, against which model GFLOP/s reads as model FLOP utilisation.
@@ -22,11 +22,11 @@
 namespace mixlab::bench {
 namespace {
 
-constexpr int kVocab = 256, kBatch = 8, kDModel = 128;
+constexpr int kVocab = 256, kBatch = 8;
 
-ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel, int T) {
+ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel, int T, int d_model) {
   ModelOptions o;
-  o.d_model = kDModel;
+  o.d_model = d_model;
   o.mixer = mixer;
   o.channel = channel;
   o.pos = "learned";
@@ -40,15 +40,15 @@ ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel,
 }
 
 void TrainStep(benchmark::State& state, const std::string& mixer, const std::string& channel) {
-  const int T = int(state.range(0));
-  LanguageModel model(ReferenceModel(mixer, channel, T));
+  const int T = int(state.range(0)), D = int(state.range(1));
+  LanguageModel model(ReferenceModel(mixer, channel, T, D));
   model.Initialize(1);
   AdamW optimizer(model.params(), AdamWConfig{});
   Rng rng(7);
   std::vector<int32_t> tokens(size_t(kBatch) * T), targets(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.Int(0, kVocab)), targets[i] = int32_t(rng.Int(0, kVocab));
   const std::vector<float> mask(tokens.size(), 1.0f);
-  double flops_per_token = 2.0 * kDModel * kVocab;  // LM head
+  double flops_per_token = 2.0 * D * kVocab;  // LM head
   for (int l = 0; l < model.n_layers(); ++l)
     flops_per_token += model.mixer(l).Describe(T).flops_per_token + model.channel(l).Describe(T).flops_per_token;
   ResetPeakHeap();
@@ -83,10 +83,11 @@ void RegisterAll() {
   for (const auto& [mixer, channel] : variants) {
     const std::string label = "train_step/" + mixer + (channel == "mlp" ? "" : "/" + channel);
     benchmark::RegisterBenchmark(label.c_str(), [mixer = mixer, channel = channel](benchmark::State& s) { TrainStep(s, mixer, channel); })
-        ->Arg(256)->Arg(1024)->Arg(4096)->ArgName("T")->Unit(benchmark::kMillisecond)->UseRealTime();
+        ->Args({256, 128})->Args({1024, 128})->Args({4096, 128})->Args({1024, 256})->ArgNames({"T", "D"})
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   auto* g = benchmark::RegisterBenchmark("gemm", GemmCase);
-  const int64_t rows = int64_t(kBatch) * 1024;
+  const int64_t rows = int64_t(kBatch) * 1024, kDModel = 128;
   for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {512, 128}, {128, 512}, {256, 128}, {kVocab, 128}})
     g->Args({rows, n, k});
   g->Args({2048, 2048, 2048})->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();

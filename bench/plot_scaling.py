@@ -75,7 +75,7 @@ def main(out, files):
                 times[mode][mixer].append((args["T"], b["real_time"] * UNIT[b["time_unit"]]))
                 if mode == "forward_backward" and b.get("peak_MB", 0) > 0:
                     memory[mixer].append((args["T"], b["peak_MB"]))
-            elif mode == "train_step":
+            elif mode == "train_step" and args.get("D", 128) == 128:
                 train[args["T"]][mixer] = b["tokens/s"]
     table = {}
     for mode, series in times.items():
