@@ -19,10 +19,10 @@ TaskInfo CharLmTaskInfo();
 
 namespace {
 const std::vector<TaskInfo>& Registry() {
-  static const std::vector<TaskInfo> tasks = {MqarTaskInfo(),          InductionTaskInfo(),   CopyTaskInfo(),
-                                              SelectiveCopyTaskInfo(), InContextRecallTaskInfo(), NoisyRecallTaskInfo(),
-                                              FuzzyRecallTaskInfo(),   CompressionTaskInfo(),     MemorizationTaskInfo(),    ListOpsTaskInfo(),
-                                              PasskeyTaskInfo(),       CharLmTaskInfo()};
+  static const std::vector<TaskInfo> tasks = {
+      MqarTaskInfo(),          InductionTaskInfo(),   CopyTaskInfo(),          SelectiveCopyTaskInfo(),
+      InContextRecallTaskInfo(), NoisyRecallTaskInfo(), FuzzyRecallTaskInfo(), CompressionTaskInfo(),
+      MemorizationTaskInfo(),  ListOpsTaskInfo(),     PasskeyTaskInfo(),       CharLmTaskInfo()};
   return tasks;
 }
 }  // namespace

@@ -1,7 +1,7 @@
 // The model skeleton: token embedding (+ learned or sinusoidal positions), blocks with a sequence-mixer slot
 // and a channel-mixer slot (pre-norm x + f(norm(x)) or post-norm norm(x + f(x))), a final norm, and an LM head
-// tied to the embedding by default (or, for MAD's compression task, a decoder reading only the last position). Forward keeps every activation for the hand-written Backward; buffers are
-// allocated once per (B, T) and reused.
+// tied to the embedding by default (or, for MAD's compression task, a decoder reading only the last position).
+// Forward keeps every activation for the hand-written Backward; buffers are allocated once per (B, T) and reused.
 #pragma once
 #include <memory>
 #include <vector>
@@ -79,8 +79,8 @@ class LanguageModel {
   void Embed(const int32_t* tokens, const int32_t* positions, int64_t n, float* x);
   void EmbedBackward(const float* dx);
   void Head(const float* h, float* logits, int64_t n);
-  // logits (B, T, V) from the final stream h (B, T, D): the LM head at every position, or the compression decoder
-  // from the last position (`decoder` is decoder_ or a scratch copy that keeps decoder_'s saved activations intact).
+  // logits (B, T, V) of the compression decoder from the last position of the final stream h (B, T, D); `decoder` is
+  // decoder_ or a scratch copy that leaves decoder_'s saved activations intact.
   void Readout(const float* h, float* logits, CompressionDecoder& decoder);
   void Resize(int B, int T);
   static void AddOffset(const std::vector<float>& offset, float* y, int64_t rows);
