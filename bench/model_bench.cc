@@ -91,7 +91,7 @@ void RegisterAll() {
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   auto* g = benchmark::RegisterBenchmark("gemm", GemmCase);
-  const int64_t rows = int64_t(kBatch) * 1024, kDModel = 128;
+  const int64_t rows = int64_t(kBatch) * 1024;
   for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {512, 128}, {128, 512}, {256, 128}, {kVocab, 128}})
     g->Args({rows, n, k});
   g->Args({2048, 2048, 2048})->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
