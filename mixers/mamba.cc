@@ -277,9 +277,16 @@ class Mamba : public Mixer {
     auto state = NewState(B);
     auto& carry = static_cast<MambaState&>(*state);
     const int64_t W = std::min(o_.inference_window, T);
-    Buffer xw(B * W * D_), yw(B * W * D_);
+    // One window, or one sequence: every window is a contiguous slice of x and out, so it runs in place (evaluation
+    // at lengths within the window copies nothing).
+    const bool in_place = W == T || B == 1;
+    Buffer xw(in_place ? 0 : B * W * D_), yw(xw.size());
     for (int64_t t0 = 0; t0 < T; t0 += W) {
       const int64_t len = std::min(W, T - t0);
+      if (in_place) {
+        Run(x + t0 * D_, B, int(len), out + t0 * D_, c, &carry);
+        continue;
+      }
       for (int64_t b = 0; b < B; ++b) std::copy_n(x + (b * T + t0) * D_, len * D_, xw.data() + b * len * D_);
       Run(xw.data(), B, int(len), yw.data(), c, &carry);
       for (int64_t b = 0; b < B; ++b) std::copy_n(yw.data() + b * len * D_, len * D_, out + (b * T + t0) * D_);

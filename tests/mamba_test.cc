@@ -1,6 +1,6 @@
 // Mamba beyond the generic contract: the chunk-checkpointed scan (which recomputes states in backward) equals
-// the scan that keeps every state (chunk >= T) at many chunk sizes and lengths, and the exported selective-scan
-// kernel reproduces Forward through the value path u.
+// the scan that keeps every state (chunk >= T) at many chunk sizes and lengths, inference in windows equals the
+// training forward, and the exported selective-scan kernel reproduces Forward through the value path u.
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
@@ -25,6 +25,22 @@ TEST(Mamba, CheckpointedScanEqualsFullStateScan) {
         EXPECT_LT(RelativeDiff(r.dx, ref.dx), 1e-5f) << at;
         EXPECT_LT(RelativeDiff(r.grads, ref.grads), 1e-5f) << at;
       }
+    }
+}
+
+// An inference forward runs in windows (in place for one sequence or one window, gathered otherwise) and carries the
+// conv history and scan state across them: the output is the training forward's.
+TEST(Mamba, InferenceWindowsEqualForward) {
+  const int T = 23;
+  for (int window : {1, 3, 8, 23, 100})
+    for (int B : {1, 3}) {
+      MixerHarness h("mamba", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"inference-window", std::to_string(window)}}, 6);
+      auto x = RandomVector(int64_t(B) * T * D, 9);
+      auto pos = Positions(B, T);
+      ForwardMode inference;
+      inference.inference = true;
+      EXPECT_LT(RelativeDiff(h.Forward(x, pos, B, T, inference), h.Forward(x, pos, B, T)), 1e-6f)
+          << "window=" << window << " B=" << B;
     }
 }
 
