@@ -217,8 +217,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     }
     if (bad.empty()) {
       model.Backward();
-      const std::string tensor = FirstNonFinite(model.params(), model.params().grads());
-      if (!tensor.empty()) bad = "non-finite gradient in " + tensor;
+      // The norm is finite exactly when every gradient is; only then is the per-tensor scan skipped.
+      if (!std::isfinite(GradientNorm(model.params().grads(), model.params().size())))
+        bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
     }
     if (!bad.empty()) {
       result.diverged = true;

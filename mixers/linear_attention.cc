@@ -11,10 +11,11 @@
 // Computed chunkwise: quadratic inside a chunk of C tokens, a running dh x dh state (plus the dh key sum)
 // across chunks, so cost is O(T * C * dh + T * dh^2) and memory O(T * H * dh) - no T x T buffer. The
 // normaliser is handled as one extra value column of ones ("augmented values"), so one kernel serves both
-// modes. The context saves phi(q), phi(k), the augmented v and the pre-activation q, k; backward rescans
-// the chunk states instead of storing them. Step keeps the running state (O(1) per token).
+// modes. The context saves phi(q), phi(k), the augmented v, the pre-activation q, k and the normalisers; backward
+// rescans the chunk states instead of storing them. Step keeps the running state (O(1) per token).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "mixers/head_projections.h"
 #include "mixers/matmul.h"
@@ -93,6 +94,7 @@ LinearConfig ConfigOf(const PerformerOptions& o) {
 struct LinearContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, q_raw, k_raw, fq, fk, va, o;  // va: (B, H, T, dh+1) augmented values; fq, fk, q_raw, k_raw (B, T, HD)
+  Buffer den;                             // (B, H, T) normaliser of each output, as divided by
   Buffer dfq, dfk, dva, dq, dk, dv, dvbuf, doutput;
   std::vector<int32_t> positions;
   RowMatrix W;  // performer's random features used by this forward
@@ -132,6 +134,7 @@ class LinearAttention : public Mixer {
     for (auto* b : {&c.q_raw, &c.k_raw, &c.o, &c.dvbuf}) b->resize(N * HD_);
     for (auto* b : {&c.fq, &c.fk}) b->resize(N * HF_);
     c.va.resize(int64_t(B) * H_ * T * A);
+    c.den.resize(int64_t(B) * H_ * T);
     if (favor_ && o_.redraw > 0 && mode.training) {
       const int64_t draw = mode.step / o_.redraw;
       if (draw != draw_) W_ = DrawFeatures(draw_ = draw);
@@ -152,7 +155,11 @@ class LinearAttention : public Mixer {
       if (o_.impl == "naive") NaiveCausal(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, out);
       else ChunkedCausal(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, out);
       auto O = AsStrided(c.o.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      for (int64_t t = 0; t < T; ++t) O.row(t) = out.row(t).head(dh_) / Denominator(out(t, dh_));
+      float* den = c.den.data() + bh * T;
+      for (int64_t t = 0; t < T; ++t) {
+        den[t] = Denominator(out(t, dh_));
+        O.row(t) = out.row(t).head(dh_) / den[t];
+      }
     }
     LinearForward(c.o.data(), P(3), y, N, HD_, D_);
   }
@@ -170,11 +177,11 @@ class LinearAttention : public Mixer {
       auto Va = AsMatrix(c.va.data() + bh * T * A, T, A);
       auto dO = AsStrided(c.doutput.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
       auto O = AsStrided(c.o.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      // Recompute the denominators, then G = d[num, den]: dnum = do / d ; dden = -(do . o) / d.
-      RowMatrix out(T, A), Gm(T, A);
-      if (o_.normalize) ChunkedCausal(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, out);
+      // G = d[num, den]: dnum = do / d ; dden = -(do . o) / d, with the denominators d saved by the forward.
+      const float* den = c.den.data() + bh * T;
+      RowMatrix Gm(T, A);
       for (int64_t t = 0; t < T; ++t) {
-        const float d = o_.normalize ? Denominator(out(t, dh_)) : 1.0f;
+        const float d = den[t];
         Gm.row(t).head(dh_) = dO.row(t) / d;
         Gm(t, dh_) = o_.normalize ? -dO.row(t).dot(O.row(t)) / d : 0.0f;
       }
@@ -280,8 +287,15 @@ class LinearAttention : public Mixer {
   // phi of raw (N, HD) into out (N, H*F).
   void Features(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W, float* out) const {
     if (!favor_) {
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < N * HD_; ++i) out[i] = elu_ ? (raw[i] > 0 ? raw[i] + 1.0f : std::exp(raw[i])) : std::max(raw[i], 0.0f);
+      constexpr int64_t kBlock = 4096;
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < N * HD_; i += kBlock) {
+        const int64_t n = std::min(kBlock, N * HD_ - i);
+        const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n);
+        auto o = Eigen::Map<Eigen::ArrayXf>(out + i, n);
+        if (elu_) o = (r > 0).select(r + 1.0f, r.exp());
+        else o = r.max(0.0f);
+      }
       return;
     }
     Buffer xs(raw, raw + N * HD_);
@@ -302,9 +316,9 @@ class LinearAttention : public Mixer {
   // draw (N, HD) = d raw from d phi (N, H*F), given phi itself.
   void FeaturesBackward(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W,
                         const Buffer& phi, const Buffer& dphi, float* draw) const {
-    if (!favor_) {
+    if (!favor_) {  // elu+1: phi' = 1 above 0, exp(x) = phi below; relu: 1 or 0
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < N * HD_; ++i) draw[i] = dphi[i] * (raw[i] > 0 ? 1.0f : (elu_ ? std::exp(raw[i]) : 0.0f));
+      for (int64_t i = 0; i < N * HD_; ++i) draw[i] = raw[i] > 0 ? dphi[i] : (elu_ ? dphi[i] * phi[i] : 0.0f);
       return;
     }
     Buffer xs(raw, raw + N * HD_);
@@ -351,22 +365,21 @@ class LinearAttention : public Mixer {
   }
   void ChunkedCausalBackward(ConstStridedMap Q, ConstStridedMap K, MatrixMap Va, const RowMatrix& Gm, RowMatrix& dQ,
                              RowMatrix& dK, RowMatrix& dVa) const {
-    const int64_t T = Q.rows(), A = Va.cols(), C = o_.chunk;
-    RowMatrix S = RowMatrix::Zero(Q.cols(), A), Pm, Am;
-    for (int64_t t0 = 0; t0 < T; t0 += C) {  // forward scan: dQ
-      const int64_t n = std::min(C, T - t0);
-      Pm = (Gm.middleRows(t0, n) * Va.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
-      dQ.middleRows(t0, n).noalias() = Pm * K.middleRows(t0, n);
+    const int64_t T = Q.rows(), A = Va.cols(), C = o_.chunk, chunks = (T + C - 1) / C;
+    RowMatrix S = RowMatrix::Zero(Q.cols(), A), Am;
+    std::vector<RowMatrix> Pm(chunks);  // per chunk: (G_t . Va_s) for s <= t, used by both scans
+    for (int64_t i = 0; i < chunks; ++i) {  // forward scan: dQ
+      const int64_t t0 = i * C, n = std::min(C, T - t0);
+      Pm[i] = (Gm.middleRows(t0, n) * Va.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
+      dQ.middleRows(t0, n).noalias() = Pm[i] * K.middleRows(t0, n);
       dQ.middleRows(t0, n).noalias() += Gm.middleRows(t0, n) * S.transpose();
       S.noalias() += K.middleRows(t0, n).transpose() * Va.middleRows(t0, n);
     }
     RowMatrix R = RowMatrix::Zero(A, Q.cols());  // sum over later chunks of G_t Q_t^T
-    const int64_t last = ((T - 1) / C) * C;
-    for (int64_t t0 = last; t0 >= 0; t0 -= C) {  // reverse scan: dK, dVa
-      const int64_t n = std::min(C, T - t0);
-      Pm = (Gm.middleRows(t0, n) * Va.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
+    for (int64_t i = chunks - 1; i >= 0; --i) {  // reverse scan: dK, dVa
+      const int64_t t0 = i * C, n = std::min(C, T - t0);
       Am = (Q.middleRows(t0, n) * K.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
-      dK.middleRows(t0, n).noalias() = Pm.transpose() * Q.middleRows(t0, n);
+      dK.middleRows(t0, n).noalias() = Pm[i].transpose() * Q.middleRows(t0, n);
       dK.middleRows(t0, n).noalias() += Va.middleRows(t0, n) * R;
       dVa.middleRows(t0, n).noalias() = Am.transpose() * Gm.middleRows(t0, n);
       dVa.middleRows(t0, n).noalias() += K.middleRows(t0, n) * R.transpose();

@@ -10,12 +10,15 @@ void LayerNormForward(const float* x, const float* gamma, const float* beta, flo
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
-    double s = 0, ss = 0;
+    float s = 0, ss = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < d; ++j) s += xi[j];
-    const float m = float(s / d);
-    for (int64_t j = 0; j < d; ++j) ss += double(xi[j] - m) * (xi[j] - m);
-    const float r = 1.0f / std::sqrt(float(ss / d) + eps);
+    const float m = s / float(d);
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < d; ++j) ss += (xi[j] - m) * (xi[j] - m);
+    const float r = 1.0f / std::sqrt(ss / float(d) + eps);
     float* yi = y + i * d;
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) yi[j] = (xi[j] - m) * r * gamma[j] + beta[j];
     mean[i] = m;
     rstd[i] = r;
@@ -29,26 +32,27 @@ void LayerNormBackward(const float* x, const float* gamma, const float* mean, co
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
     const float* gi = dy + i * d;
+    const float m = mean[i], r = rstd[i];
     float sum_g = 0, sum_gx = 0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
     for (int64_t j = 0; j < d; ++j) {
-      const float xhat = (xi[j] - mean[i]) * rstd[i];
       const float g = gi[j] * gamma[j];
       sum_g += g;
-      sum_gx += g * xhat;
+      sum_gx += g * (xi[j] - m) * r;
     }
-    sum_g /= d;
-    sum_gx /= d;
+    sum_g /= float(d);
+    sum_gx /= float(d);
     float* dxi = dx + i * d;
-    for (int64_t j = 0; j < d; ++j) {
-      const float xhat = (xi[j] - mean[i]) * rstd[i];
-      dxi[j] = rstd[i] * (gi[j] * gamma[j] - sum_g - xhat * sum_gx);
-    }
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) dxi[j] = r * (gi[j] * gamma[j] - sum_g - (xi[j] - m) * r * sum_gx);
   }
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
     const float* gi = dy + i * d;
+    const float m = mean[i], r = rstd[i];
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) {
-      dgamma[j] += gi[j] * (xi[j] - mean[i]) * rstd[i];
+      dgamma[j] += gi[j] * (xi[j] - m) * r;
       dbeta[j] += gi[j];
     }
   }
@@ -59,10 +63,12 @@ void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, i
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
-    double ss = 0;
-    for (int64_t j = 0; j < d; ++j) ss += double(xi[j]) * xi[j];
-    const float r = 1.0f / std::sqrt(float(ss / d) + eps);
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < d; ++j) ss += xi[j] * xi[j];
+    const float r = 1.0f / std::sqrt(ss / float(d) + eps);
     float* yi = y + i * d;
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) yi[j] = xi[j] * r * gamma[j];
     rstd[i] = r;
   }
@@ -75,13 +81,16 @@ void RMSNormBackward(const float* x, const float* gamma, const float* rstd, cons
     const float* xi = x + i * d;
     const float* gi = dy + i * d;
     float dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int64_t j = 0; j < d; ++j) dot += gi[j] * gamma[j] * xi[j];
     const float r = rstd[i];
     const float c = dot * r * r / d;
     float* dxi = dx + i * d;
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) dxi[j] = r * (gi[j] * gamma[j] - xi[j] * c);
   }
   for (int64_t i = 0; i < n; ++i)
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) dgamma[j] += dy[i * d + j] * x[i * d + j] * rstd[i];
 }
 

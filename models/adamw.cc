@@ -1,12 +1,25 @@
 #include "models/adamw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace mixlab {
 
 float GradientNorm(const float* g, int64_t n) {
+  // Partial sums over fixed blocks, added in order: the same result for any number of threads.
+  constexpr int64_t kBlock = 1 << 14;
+  std::vector<double> partial((n + kBlock - 1) / kBlock, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < int64_t(partial.size()); ++b) {
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b * kBlock; i < end; ++i) s += double(g[i]) * g[i];
+    partial[b] = s;
+  }
   double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(g[i]) * g[i];
+  for (double p : partial) s += p;
   return float(std::sqrt(s));
 }
 
