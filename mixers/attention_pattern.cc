@@ -64,6 +64,21 @@ bool AttentionPattern::TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj
   return true;
 }
 
+bool AttentionPattern::TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const {
+  const int64_t i1 = i0 + ni - 1, j1 = j0 + nj - 1;
+  if (j1 > i0) return false;
+  switch (kind) {
+    case Kind::kCausal: return true;
+    case Kind::kLocal: return i1 - j0 < window || j1 < n_global;
+    case Kind::kBlockSparse:
+      for (int64_t bi = i0 / block; bi <= i1 / block; ++bi)
+        for (int64_t bj = j0 / block; bj <= j1 / block; ++bj)
+          if (!BlockAllows(bi, bj)) return false;
+      return true;
+  }
+  return false;
+}
+
 int64_t AttentionPattern::KeysPerQuery(int64_t T) const {
   switch (kind) {
     case Kind::kCausal: return (T + 1) / 2;

@@ -35,6 +35,8 @@ struct AttentionPattern {
   void AllowedKeys(int64_t i, std::vector<int64_t>& keys) const;
   // Whether any (i, j) with i in [i0, i0+ni), j in [j0, j0+nj) is allowed.
   bool TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
+  // Whether every (i, j) in that tile is allowed (the kernel then skips the per-pair mask).
+  bool TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
   // Upper bound on the keys one query attends to (for FLOP estimates), at sequence length T.
   int64_t KeysPerQuery(int64_t T) const;
 

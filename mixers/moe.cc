@@ -131,10 +131,10 @@ class Moe : public ChannelMixer {
         }
         dgate[a.token * E_ + e] = dot;
       }
-      AsMatrix(G(4) + int64_t(e) * D_, 1, D_).row(0) += AsMatrix(dye.data(), n, D_).colwise().sum();
+      AddColumnSums(dye.data(), n, D_, G(4) + int64_t(e) * D_);
       LinearBackward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(3) + int64_t(e) * F_ * D_, n, F_, D_);
       GeluBackward(c.he[e].data(), dae.data(), dae.data(), n * F_);
-      AsMatrix(G(2) + int64_t(e) * F_, 1, F_).row(0) += AsMatrix(dae.data(), n, F_).colwise().sum();
+      AddColumnSums(dae.data(), n, F_, G(2) + int64_t(e) * F_);
       LinearBackward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(1) + int64_t(e) * D_ * F_, n, D_, F_);
       for (int64_t i = 0; i < n; ++i)
         for (int d = 0; d < D_; ++d) dx[c.routed[e][i].token * D_ + d] += dxe[e][i * D_ + d];

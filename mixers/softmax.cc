@@ -1,6 +1,9 @@
 // Row softmax and the losses built on it: plain softmax (forward/backward) and masked cross-entropy.
 #include <algorithm>
 #include <cmath>
+#include <limits>
+
+#include <Eigen/Core>
 
 #include "mixers/ops.h"
 
@@ -11,11 +14,11 @@ void SoftmaxForward(const float* x, float* y, int64_t n, int64_t d) {
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
     float* yi = y + i * d;
-    const float m = *std::max_element(xi, xi + d);
-    float s = 0;
-    for (int64_t j = 0; j < d; ++j) s += (yi[j] = std::exp(xi[j] - m));
-    const float inv = 1.0f / s;
-    for (int64_t j = 0; j < d; ++j) yi[j] *= inv;
+    const Eigen::Map<const Eigen::ArrayXf> xr(xi, d);
+    Eigen::Map<Eigen::ArrayXf> yr(yi, d);
+    // Eigen's exp floors at 2.9e-39; masked (-inf) entries must be exactly 0
+    yr = (xr == -std::numeric_limits<float>::infinity()).select(0.0f, (xr - xr.maxCoeff()).exp());
+    yr *= 1.0f / yr.sum();
   }
 }
 
@@ -25,7 +28,9 @@ void SoftmaxBackward(const float* y, const float* dy, float* dx, int64_t n, int6
     const float* yi = y + i * d;
     const float* gi = dy + i * d;
     float dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int64_t j = 0; j < d; ++j) dot += yi[j] * gi[j];
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) dx[i * d + j] = yi[j] * (gi[j] - dot);
   }
 }

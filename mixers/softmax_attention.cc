@@ -258,10 +258,12 @@ class SoftmaxAttention : public Mixer {
     S.resize(ni, nj);
     S.noalias() = Q * K.transpose();
     S *= 1.0f / std::sqrt(float(dh_));
+    const bool full = pattern_.TileFull(i0, ni, j0, nj);
+    if (full && !alibi_) return;
     const int32_t* pos = c.positions.data() + base;
     for (int64_t i = 0; i < ni; ++i)
       for (int64_t j = 0; j < nj; ++j) {
-        if (!pattern_.Allows(i0 + i, j0 + j)) S(i, j) = kNegInf;
+        if (!full && !pattern_.Allows(i0 + i, j0 + j)) S(i, j) = kNegInf;
         else if (alibi_) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
       }
   }
@@ -270,6 +272,15 @@ class SoftmaxAttention : public Mixer {
     if (!c.dropout.active()) return;
     for (int64_t i = 0; i < P.rows(); ++i)
       for (int64_t j = 0; j < P.cols(); ++j) P(i, j) *= c.dropout(bh, i0 + i, j0 + j);
+  }
+
+  // P itself without dropout, else P with dropout applied, in `scratch`.
+  const RowMatrix& Dropped(const AttentionContext& c, int64_t bh, int64_t i0, int64_t j0, const RowMatrix& P,
+                           RowMatrix& scratch) const {
+    if (!c.dropout.active()) return P;
+    scratch = P;
+    ApplyDropout(c, bh, i0, j0, scratch);
+    return scratch;
   }
 
   void TiledHeadForward(AttentionContext& c, int64_t bh) const {
@@ -298,9 +309,7 @@ class SoftmaxAttention : public Mixer {
           l[i] += S.row(i).sum();
           m[i] = m_new;
         }
-        Pd = S;
-        ApplyDropout(c, bh, i0, j0, Pd);
-        acc.noalias() += Pd * AsStrided(c.v.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
+        acc.noalias() += Dropped(c, bh, i0, j0, S, Pd) * AsStrided(c.v.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
       }
       auto O = AsStrided(c.o.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
       for (int64_t i = 0; i < ni; ++i) {
@@ -330,10 +339,8 @@ class SoftmaxAttention : public Mixer {
         if (!pattern_.TileActive(i0, ni, j0, nj)) continue;
         Scores(c, bh, i0, ni, j0, nj, S);
         for (int64_t i = 0; i < ni; ++i) S.row(i) = (S.row(i).array() - c.lse[bh * T + i0 + i]).exp();
-        Pd = S;
-        ApplyDropout(c, bh, i0, j0, Pd);
         auto dO = at(c.dtmp, i0, ni);
-        at(c.dv, j0, nj).noalias() += Pd.transpose() * dO;
+        at(c.dv, j0, nj).noalias() += Dropped(c, bh, i0, j0, S, Pd).transpose() * dO;
         dP.noalias() = dO * at(c.v, j0, nj).transpose();
         ApplyDropout(c, bh, i0, j0, dP);
         for (int64_t i = 0; i < ni; ++i) S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]);  // dS

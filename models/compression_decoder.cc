@@ -12,9 +12,6 @@ namespace {
 void AddBias(float* y, const float* bias, int64_t rows, int64_t cols) {
   AsMatrix(y, rows, cols).rowwise() += AsMatrix(bias, 1, cols).row(0);
 }
-void BiasBackward(const float* dy, float* dbias, int64_t rows, int64_t cols) {
-  AsMatrix(dbias, 1, cols).row(0) += AsMatrix(dy, rows, cols).colwise().sum();
-}
 
 }  // namespace
 
@@ -61,19 +58,19 @@ void CompressionDecoder::Backward(ParamStore& store, const float* dlogits, float
   const int64_t N = int64_t(B_) * T_;
   d_.resize(N * D_);
   dp_.resize(N * D_);
-  BiasBackward(dlogits, store.Ref(bu_).grad, N, V_);
+  AddColumnSums(dlogits, N, V_, store.Ref(bu_).grad);
   LinearBackward(n3_.data(), store.Ref(wu_).value, dlogits, d_.data(), store.Ref(wu_).grad, N, D_, V_);  // d n3
   norm3_.Backward(store, a2_.data(), d_.data(), dp_.data(), N, D_);                                         // d a2
   GeluBackward(p2_.data(), dp_.data(), dp_.data(), N * D_);                                                 // d p2
-  BiasBackward(dp_.data(), store.Ref(b2_).grad, N, D_);
+  AddColumnSums(dp_.data(), N, D_, store.Ref(b2_).grad);
   LinearBackward(n2_.data(), store.Ref(w2_).value, dp_.data(), d_.data(), store.Ref(w2_).grad, N, D_, D_);  // d n2
   norm2_.Backward(store, a1_.data(), d_.data(), dp_.data(), N, D_);                                         // d a1
   GeluBackward(p1_.data(), dp_.data(), dp_.data(), N * D_);                                                 // d p1
-  BiasBackward(dp_.data(), store.Ref(b1_).grad, N, D_);
+  AddColumnSums(dp_.data(), N, D_, store.Ref(b1_).grad);
   LinearBackward(n1_.data(), store.Ref(w1_).value, dp_.data(), d_.data(), store.Ref(w1_).grad, N, D_, D_);  // d n1
   norm1_.Backward(store, x_.data(), d_.data(), dp_.data(), N, D_);                                          // d x
   AsMatrix(dz, B_, D_).setZero();
-  for (int64_t b = 0; b < B_; ++b) AsMatrix(dz + b * D_, 1, D_).row(0) += AsMatrix(dp_.data() + b * T_ * D_, T_, D_).colwise().sum();
+  for (int64_t b = 0; b < B_; ++b) AddColumnSums(dp_.data() + b * T_ * D_, T_, D_, dz + b * D_);
 }
 
 }  // namespace mixlab
