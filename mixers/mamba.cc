@@ -103,6 +103,12 @@ void Expm1(const float* a, float* out, int64_t n) {
   }
 }
 
+// One channel's N state values. Fixed-size for the default d_state 16, so the scan's per-token arithmetic compiles to
+// straight-line vector code instead of Eigen's size-generic loops (Mamba's scans run at either size).
+constexpr int kFixedState = 16;
+template <int kN> using StateArray = Eigen::Map<Eigen::Array<float, kN, 1>>;
+template <int kN> using ConstStateArray = Eigen::Map<const Eigen::Array<float, kN, 1>>;
+
 // Channels are scanned in blocks of this many, so work splits over (batch, block) pairs and the sums over
 // channels (dB, dC) reduce over a fixed number of partials whatever the thread count.
 constexpr int kChannelBlock = 32;
@@ -257,12 +263,8 @@ class Mamba : public Mixer {
     for (int64_t job = 0; job < int64_t(B) * n_blocks_; ++job) {
       const int64_t b = job / n_blocks_;
       const int e0 = int(job % n_blocks_) * kChannelBlock, ne = std::min(kChannelBlock, E_ - e0);
-      ScanWork w(ne, N_, 1);
-      float* h = carry ? carry->h.data() + (b * E_ + e0) * N_ : w.h.data();
-      for (int64_t t = 0; t < T; ++t) {
-        if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
-        ScanStep(c, A, b * T + t, e0, ne, w, h, c.y.data());
-      }
+      if (N_ == kFixedState) ScanForwardBlock<kFixedState>(c, A, b, e0, ne, carry);
+      else ScanForwardBlock<Eigen::Dynamic>(c, A, b, e0, ne, carry);
     }
     if (carry) AdvanceConvHistory(c, carry->conv.data());
     Gate(c.y.data(), c.xz.data(), c.gated.data(), M);
@@ -344,22 +346,29 @@ class Mamba : public Mixer {
   }
 
   // h = A-bar h + (B-bar / B) B u for one channel's N state values (coefficient-wise, so h may be read and written).
+  template <int kN>
   void UpdateState(float* h, const float* abar, const float* cb, const float* Bt, float u) const {
-    Array(h, N_) = ConstArray(abar, N_) * ConstArray(h, N_) + ConstArray(cb, N_) * ConstArray(Bt, N_) * u;
+    StateArray<kN>(h, N_) = ConstStateArray<kN>(abar, N_) * ConstStateArray<kN>(h, N_) + ConstStateArray<kN>(cb, N_) * ConstStateArray<kN>(Bt, N_) * u;
   }
 
-  // One token of the scan for channels [e0, e0 + ne): h = A-bar h + B-bar u, y = C.h + D u. h is (ne, N).
-  void ScanStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* h, float* y,
-                float* abar = nullptr, float* cb = nullptr) const {
-    if (!abar) abar = w.abar.data(), cb = w.cb.data();
-    Discretize(c, A, row, e0, ne, w, abar, cb);
-    const float* Bt = Bm(c, row);
-    const float* Ct = Cm(c, row);
-    for (int e = 0; e < ne; ++e) {
-      const float u = c.u[row * E_ + e0 + e];
-      const int64_t off = int64_t(e) * N_;
-      UpdateState(h + off, abar + off, cb + off, Bt, u);
-      y[row * E_ + e0 + e] = (ConstArray(Ct, N_) * ConstArray(h + off, N_)).sum() + P(kDSkip)[e0 + e] * u;
+  // The forward scan of sequence b, channels [e0, e0 + ne): per token h = A-bar h + B-bar u, y = C.h + D u. Without
+  // `carry` it starts from zero and saves h at chunk boundaries; with it, it continues and advances carry's state.
+  template <int kN>
+  void ScanForwardBlock(MambaContext& c, const Buffer& A, int64_t b, int e0, int ne, MambaState* carry) const {
+    const int64_t T = c.T, C = std::min(o_.chunk, c.T), n_chunks = (T + C - 1) / C;
+    ScanWork w(ne, N_, 1);
+    float* h = carry ? carry->h.data() + (b * E_ + e0) * N_ : w.h.data();
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = b * T + t;
+      if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
+      Discretize(c, A, row, e0, ne, w, w.abar.data(), w.cb.data());
+      const ConstStateArray<kN> Ct(Cm(c, row), N_);
+      for (int e = 0; e < ne; ++e) {
+        const float u = c.u[row * E_ + e0 + e];
+        const int64_t off = int64_t(e) * N_;
+        UpdateState<kN>(h + off, w.abar.data() + off, w.cb.data() + off, Bm(c, row), u);
+        c.y[row * E_ + e0 + e] = (Ct * ConstStateArray<kN>(h + off, N_)).sum() + P(kDSkip)[e0 + e] * u;
+      }
     }
   }
 
@@ -367,7 +376,7 @@ class Mamba : public Mixer {
   //   g_t = dy_t C_t + A-bar_{t+1} g_{t+1};  dC_t = sum_e dy_t h_t;  dA-bar_t = g_t h_{t-1};  dB-bar_t = g_t u_t
   // and dt, A, B, u follow through A-bar = exp(dt A), B-bar = expm1(dt A) / A * B (or dt B).
   void ScanBackward(MambaContext& c) {
-    const int64_t B = c.B, T = c.T, M = B * T, C = std::min<int64_t>(o_.chunk, T), n_chunks = (T + C - 1) / C;
+    const int64_t B = c.B, M = B * c.T;
     c.ddbc.assign(M * W_, 0.0f);
     c.dB_parts.assign(n_blocks_ * M * N_, 0.0f);
     c.dC_parts.assign(n_blocks_ * M * N_, 0.0f);
@@ -375,58 +384,8 @@ class Mamba : public Mixer {
     const Buffer A = NegativeA();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t job = 0; job < B * n_blocks_; ++job) {
-      const int64_t b = job / n_blocks_, blk = job % n_blocks_;
-      const int e0 = int(blk) * kChannelBlock, ne = std::min(kChannelBlock, E_ - e0);
-      const int64_t S = int64_t(ne) * N_;
-      ScanWork w(ne, N_, C);
-      Buffer hs(C * S), g(S, 0.0f), carry(S, 0.0f);
-      float* dA = c.dA_parts.data() + b * E_ * N_ + int64_t(e0) * N_;
-      for (int64_t ch = n_chunks - 1; ch >= 0; --ch) {
-        const int64_t t0 = ch * C, len = std::min(C, T - t0);
-        const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
-        std::copy(start, start + S, w.h.data());
-        for (int64_t i = 0; i < len; ++i) {  // recompute the chunk's states, A-bar and B-bar / B
-          RecomputeStep(c, A, b * T + t0 + i, e0, ne, w, w.abar.data() + i * S, w.cb.data() + i * S);
-          std::copy(w.h.data(), w.h.data() + S, hs.data() + i * S);
-        }
-        for (int64_t i = len - 1; i >= 0; --i) {
-          const int64_t row = b * T + t0 + i;
-          const float* h = hs.data() + i * S;
-          const float* hprev = i > 0 ? hs.data() + (i - 1) * S : start;
-          const float* abar = w.abar.data() + i * S;
-          const float* cb = w.cb.data() + i * S;
-          const float* Bt = Bm(c, row);
-          const float* Ct = Cm(c, row);
-          float* dBt = c.dB_parts.data() + (blk * M + row) * N_;
-          float* dCt = c.dC_parts.data() + (blk * M + row) * N_;
-          for (int e = 0; e < ne; ++e) {
-            const int64_t ie = row * E_ + e0 + e;
-            const float dy = c.dy_scan[ie], u = c.u[ie], dt = c.dt[ie];
-            const int64_t off = int64_t(e) * N_, chan = int64_t(e0 + e) * N_;
-            ConstArray Ctm(Ct, N_), Btm(Bt, N_), h_t(h + off, N_), h_prev(hprev + off, N_), ab(abar + off, N_), cbm(cb + off, N_),
-                Am(A.data() + chan, N_), inv_Am(inv_A_.data() + chan, N_);
-            Array g(carry.data() + off, N_), dAe(dA + off, N_), dCm(dCt, N_), dBm(dBt, N_);
-            // g_t = dy C_t + A-bar_{t+1} g_{t+1}; with dA-bar = g h_{t-1} and dB-bar/B = g B u:
-            //   A-bar = exp(dt A):          d/d dt = A A-bar,  d/dA = dt A-bar
-            //   zoh: B-bar/B = expm1(dt A)/A: d/d dt = A-bar,  d/dA = (dt A-bar - cb) / A;  simplified: dt, d/d dt = 1
-            g += dy * Ctm;
-            dCm += dy * h_t;
-            dBm += u * g * cbm;
-            const float du = (g * cbm * Btm).sum();
-            float ddt;
-            if (zoh_) {
-              ddt = (g * ab * (h_prev * Am + u * Btm)).sum();
-              dAe += g * ab * h_prev * dt + u * g * Btm * (dt * ab - cbm) * inv_Am;
-            } else {
-              ddt = (g * (h_prev * ab * Am + u * Btm)).sum();
-              dAe += g * ab * h_prev * dt;
-            }
-            g *= ab;  // carried to t - 1
-            c.du[ie] = du;
-            c.ddt[ie] = ddt;
-          }
-        }
-      }
+      if (N_ == kFixedState) ScanBackwardBlock<kFixedState>(c, A, job / n_blocks_, job % n_blocks_);
+      else ScanBackwardBlock<Eigen::Dynamic>(c, A, job / n_blocks_, job % n_blocks_);
     }
     // Fixed-order reductions: dB, dC over channel blocks; dA over the batch, then dA_log = dA * A.
     for (int64_t blk = 0; blk < n_blocks_; ++blk)
@@ -439,6 +398,63 @@ class Mamba : public Mixer {
       for (int64_t j = 0; j < int64_t(E_) * N_; ++j) G(kALog)[j] += c.dA_parts[b * E_ * N_ + j] * A[j];
   }
 
+  // The reverse scan of sequence b, channel block blk.
+  template <int kN>
+  void ScanBackwardBlock(MambaContext& c, const Buffer& A, int64_t b, int64_t blk) {
+    const int64_t T = c.T, M = c.B * T, C = std::min<int64_t>(o_.chunk, T), n_chunks = (T + C - 1) / C;
+    const int e0 = int(blk) * kChannelBlock, ne = std::min(kChannelBlock, E_ - e0);
+    const int64_t S = int64_t(ne) * N_;
+    ScanWork w(ne, N_, C);
+    Buffer hs(C * S), carry(S, 0.0f);
+    float* dA = c.dA_parts.data() + b * E_ * N_ + int64_t(e0) * N_;
+    for (int64_t ch = n_chunks - 1; ch >= 0; --ch) {
+      const int64_t t0 = ch * C, len = std::min(C, T - t0);
+      const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
+      std::copy(start, start + S, w.h.data());
+      for (int64_t i = 0; i < len; ++i) {  // recompute the chunk's states, A-bar and B-bar / B
+        RecomputeStep<kN>(c, A, b * T + t0 + i, e0, ne, w, w.abar.data() + i * S, w.cb.data() + i * S);
+        std::copy(w.h.data(), w.h.data() + S, hs.data() + i * S);
+      }
+      for (int64_t i = len - 1; i >= 0; --i) {
+        const int64_t row = b * T + t0 + i;
+        const float* h = hs.data() + i * S;
+        const float* hprev = i > 0 ? hs.data() + (i - 1) * S : start;
+        const float* abar = w.abar.data() + i * S;
+        const float* cb = w.cb.data() + i * S;
+        const float* Bt = Bm(c, row);
+        const float* Ct = Cm(c, row);
+        float* dBt = c.dB_parts.data() + (blk * M + row) * N_;
+        float* dCt = c.dC_parts.data() + (blk * M + row) * N_;
+        for (int e = 0; e < ne; ++e) {
+          const int64_t ie = row * E_ + e0 + e;
+          const float dy = c.dy_scan[ie], u = c.u[ie], dt = c.dt[ie];
+          const int64_t off = int64_t(e) * N_, chan = int64_t(e0 + e) * N_;
+          const ConstStateArray<kN> Ctm(Ct, N_), Btm(Bt, N_), h_t(h + off, N_), h_prev(hprev + off, N_), ab(abar + off, N_),
+              cbm(cb + off, N_), Am(A.data() + chan, N_), inv_Am(inv_A_.data() + chan, N_);
+          StateArray<kN> g(carry.data() + off, N_), dAe(dA + off, N_), dCm(dCt, N_), dBm(dBt, N_);
+          // g_t = dy C_t + A-bar_{t+1} g_{t+1}; with dA-bar = g h_{t-1} and dB-bar/B = g B u:
+          //   A-bar = exp(dt A):          d/d dt = A A-bar,  d/dA = dt A-bar
+          //   zoh: B-bar/B = expm1(dt A)/A: d/d dt = A-bar,  d/dA = (dt A-bar - cb) / A;  simplified: dt, d/d dt = 1
+          g += dy * Ctm;
+          dCm += dy * h_t;
+          dBm += u * g * cbm;
+          const float du = (g * cbm * Btm).sum();
+          float ddt;
+          if (zoh_) {
+            ddt = (g * ab * (h_prev * Am + u * Btm)).sum();
+            dAe += g * ab * h_prev * dt + u * g * Btm * (dt * ab - cbm) * inv_Am;
+          } else {
+            ddt = (g * (h_prev * ab * Am + u * Btm)).sum();
+            dAe += g * ab * h_prev * dt;
+          }
+          g *= ab;  // carried to t - 1
+          c.du[ie] = du;
+          c.ddt[ie] = ddt;
+        }
+      }
+    }
+  }
+
   // gated (rows, E) = y * silu(z), z the second half of each row of xz (rows, 2E).
   void Gate(const float* y, const float* xz, float* gated, int64_t rows) const {
 #pragma omp parallel for schedule(static)
@@ -449,13 +465,14 @@ class Mamba : public Mixer {
   }
 
   // The forward step without the output: advances w.h and keeps A-bar and B-bar / B of the token.
+  template <int kN>
   void RecomputeStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     Discretize(c, A, row, e0, ne, w, abar, cb);
     const float* Bt = Bm(c, row);
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
       const int64_t off = int64_t(e) * N_;
-      UpdateState(w.h.data() + off, abar + off, cb + off, Bt, u);
+      UpdateState<kN>(w.h.data() + off, abar + off, cb + off, Bt, u);
     }
   }
 
