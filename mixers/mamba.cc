@@ -84,7 +84,8 @@ inline void SiluBackward(const ConstArray& x, const ConstArray& dout, Array out)
 // [-87, 88] (below, the result is -1 to float precision; above, expm1 overflows anyway). Max relative error against
 // double expm1: 1.2e-7. Eigen's expm1 spends an exp, a log and a division, and the previous blend of a polynomial
 // with exp(a) - 1 computed both; this took 17% of a Mamba training step and now takes half as long.
-void Expm1(const float* a, float* out, int64_t n) {
+// With `exp_out`, also writes exp(a) = expm1(a) + 1 there, block by block while the values are in cache.
+void Expm1(const float* a, float* out, int64_t n, float* exp_out = nullptr) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
   constexpr int64_t kBlock = 256;
   Eigen::Array<float, kBlock, 1> k, r, two_k;
@@ -100,6 +101,7 @@ void Expm1(const float* a, float* out, int64_t n) {
     const auto poly = rb * (1.0f + rb * (1.0f / 2 + rb * (1.0f / 6 + rb * (1.0f / 24 + rb * (1.0f / 120 + rb * (1.0f / 720 +
                       rb * (1.0f / 5040 + rb * (1.0f / 40320))))))));
     Array(out + i0, m) = two_k.head(m) * poly + (two_k.head(m) - 1.0f);
+    if (exp_out) Array(exp_out + i0, m) = ConstArray(out + i0, m) + 1.0f;
   }
 }
 
@@ -331,17 +333,17 @@ class Mamba : public Mixer {
   }
 
   // A-bar and B-bar / B of token `row` for channels [e0, e0 + ne) into abar, cb (ne, N), vectorised.
+  template <int kN>
   void Discretize(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     const int64_t n = int64_t(ne) * N_;
+    const float* dt = c.dt.data() + row * E_ + e0;
     for (int e = 0; e < ne; ++e)
-      Array(w.a.data() + int64_t(e) * N_, N_) = c.dt[row * E_ + e0 + e] * ConstArray(A.data() + int64_t(e0 + e) * N_, N_);
-    Expm1(w.a.data(), cb, n);
-    Array em1(cb, n);
-    Array(abar, n) = em1 + 1.0f;
+      StateArray<kN>(w.a.data() + int64_t(e) * N_, N_) = dt[e] * ConstStateArray<kN>(A.data() + int64_t(e0 + e) * N_, N_);
+    Expm1(w.a.data(), cb, n, abar);
     if (zoh_) {
-      em1 *= ConstArray(inv_A_.data() + int64_t(e0) * N_, n);
+      Array(cb, n) *= ConstArray(inv_A_.data() + int64_t(e0) * N_, n);
     } else {
-      for (int e = 0; e < ne; ++e) std::fill_n(cb + e * N_, N_, c.dt[row * E_ + e0 + e]);
+      for (int e = 0; e < ne; ++e) std::fill_n(cb + e * N_, N_, dt[e]);
     }
   }
 
@@ -361,7 +363,7 @@ class Mamba : public Mixer {
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = b * T + t;
       if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
-      Discretize(c, A, row, e0, ne, w, w.abar.data(), w.cb.data());
+      Discretize<kN>(c, A, row, e0, ne, w, w.abar.data(), w.cb.data());
       const ConstStateArray<kN> Ct(Cm(c, row), N_);
       for (int e = 0; e < ne; ++e) {
         const float u = c.u[row * E_ + e0 + e];
@@ -467,7 +469,7 @@ class Mamba : public Mixer {
   // The forward step without the output: advances w.h and keeps A-bar and B-bar / B of the token.
   template <int kN>
   void RecomputeStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
-    Discretize(c, A, row, e0, ne, w, abar, cb);
+    Discretize<kN>(c, A, row, e0, ne, w, abar, cb);
     const float* Bt = Bm(c, row);
     for (int e = 0; e < ne; ++e) {
       const float u = c.u[row * E_ + e0 + e];
@@ -488,27 +490,33 @@ class Mamba : public Mixer {
   }
 
   // xc_t = conv_b + sum_k conv_w[:, k] xi_{t-K+1+k}; u = silu(xc). Inputs before the window come from `history`
-  // (B, K-1, E), oldest first, or are zero at the sequence start (history null).
+  // (B, K-1, E), oldest first, or are zero at the sequence start (history null). Each tap is a vectorised pass over
+  // the E channels of a token.
   void ConvForward(MambaContext& c, const float* history) const {
     const int64_t B = c.B, T = c.T;
+    const Buffer wt = ConvWeightsByTap();
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < B * T; ++bt) {
       const int64_t t = bt % T, b = bt / T;
-      for (int e = 0; e < E_; ++e) {
-        const float* w = P(kConvW) + e * K_;
-        float acc = P(kConvB)[e];
-        for (int k = 0; k < K_; ++k) {
-          const int64_t s = t - (K_ - 1) + k;
-          if (s >= 0)
-            acc += w[k] * c.xz[(bt - t + s) * 2 * E_ + e];
-          else if (history)
-            acc += w[k] * history[(b * (K_ - 1) + (K_ - 1) + s) * E_ + e];
-        }
-        c.xc[bt * E_ + e] = acc;
+      float* xc = c.xc.data() + bt * E_;
+      std::copy_n(P(kConvB), E_, xc);
+      for (int k = 0; k < K_; ++k) {
+        const int64_t s = t - (K_ - 1) + k;
+        const float* in = s >= 0 ? c.xz.data() + (bt - t + s) * 2 * E_
+                                 : (history ? history + (b * (K_ - 1) + (K_ - 1) + s) * E_ : nullptr);
+        if (in) Array(xc, E_) += ConstArray(wt.data() + int64_t(k) * E_, E_) * ConstArray(in, E_);
       }
-      ConstArray xc(c.xc.data() + bt * E_, E_);
-      Array(c.u.data() + bt * E_, E_) = xc / (1.0f + (-xc).exp());
+      ConstArray xcv(xc, E_);
+      Array(c.u.data() + bt * E_, E_) = xcv / (1.0f + (-xcv).exp());
     }
+  }
+
+  // conv_weight (E, K) as (K, E): tap k of every channel, contiguous.
+  Buffer ConvWeightsByTap() const {
+    Buffer wt(int64_t(K_) * E_);
+    for (int e = 0; e < E_; ++e)
+      for (int k = 0; k < K_; ++k) wt[int64_t(k) * E_ + e] = P(kConvW)[e * K_ + k];
+    return wt;
   }
 
   // history (B, K-1, E) becomes the last K-1 conv inputs of (history, the window's xi).
@@ -524,36 +532,46 @@ class Mamba : public Mixer {
     std::copy(next.begin(), next.end(), history);
   }
 
-  // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients.
+  // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients. The parameter gradients
+  // are summed per block of rows and the blocks added in order: deterministic for any thread count.
   void ConvBackward(MambaContext& c) {
     const int64_t B = c.B, T = c.T, M = B * T;
     Buffer& dxc = c.dxc;
     dxc.resize(M * E_);
     SiluBackward(ConstArray(c.xc.data(), M * E_), ConstArray(c.du.data(), M * E_), Array(dxc.data(), M * E_));
+    const Buffer wt = ConvWeightsByTap();
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < M; ++bt) {
       const int64_t t = bt % T;
-      for (int e = 0; e < E_; ++e) {
-        const float* w = P(kConvW) + e * K_;
-        float acc = 0;
-        for (int k = 0; k < K_; ++k) {  // xi_t feeds xc_{t + K-1-k} through w[k]
-          const int64_t s = t + (K_ - 1) - k;
-          if (s < T) acc += w[k] * dxc[(bt - t + s) * E_ + e];
-        }
-        c.dxz[bt * 2 * E_ + e] = acc;
+      Array dxi(c.dxz.data() + bt * 2 * E_, E_);
+      dxi.setZero();
+      for (int k = 0; k < K_; ++k) {  // xi_t feeds xc_{t + K-1-k} through w[k]
+        const int64_t s = t + (K_ - 1) - k;
+        if (s < T) dxi += ConstArray(wt.data() + int64_t(k) * E_, E_) * ConstArray(dxc.data() + (bt - t + s) * E_, E_);
       }
     }
+    constexpr int64_t kRowBlocks = 16;
+    const int64_t per_block = (M + kRowBlocks - 1) / kRowBlocks, width = int64_t(K_ + 1) * E_;  // K taps, then the bias
+    Buffer partial(kRowBlocks * width, 0.0f);
 #pragma omp parallel for schedule(static)
-    for (int e = 0; e < E_; ++e)
-      for (int64_t bt = 0; bt < M; ++bt) {
+    for (int64_t rb = 0; rb < kRowBlocks; ++rb)
+      for (int64_t bt = rb * per_block; bt < std::min(M, (rb + 1) * per_block); ++bt) {
         const int64_t t = bt % T;
-        const float d = dxc[bt * E_ + e];
-        G(kConvB)[e] += d;
+        ConstArray d(dxc.data() + bt * E_, E_);
+        float* p = partial.data() + rb * width;
+        Array(p + int64_t(K_) * E_, E_) += d;
         for (int k = 0; k < K_; ++k) {
           const int64_t s = t - (K_ - 1) + k;
-          if (s >= 0) G(kConvW)[e * K_ + k] += d * c.xz[(bt - t + s) * 2 * E_ + e];
+          if (s >= 0) Array(p + int64_t(k) * E_, E_) += d * ConstArray(c.xz.data() + (bt - t + s) * 2 * E_, E_);
         }
       }
+    for (int64_t rb = 0; rb < kRowBlocks; ++rb) {
+      const float* p = partial.data() + rb * width;
+      for (int e = 0; e < E_; ++e) {
+        G(kConvB)[e] += p[int64_t(K_) * E_ + e];
+        for (int k = 0; k < K_; ++k) G(kConvW)[e * K_ + k] += p[int64_t(k) * E_ + e];
+      }
+    }
   }
 
   int D_, E_, N_, K_, R_ = 1, W_ = 0, n_blocks_ = 1;
