@@ -37,6 +37,12 @@ struct AttentionPattern {
   bool TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
   // Whether every (i, j) in that tile is allowed (the kernel then skips the per-pair mask).
   bool TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
+  // Keys a decoder must keep: the global prefix and the last `window` for local attention (a ring buffer), else every
+  // key (-1). CacheSlot is key j's place in that cache: j itself, or for local keys past the prefix a ring slot.
+  int64_t KeysKept() const { return kind == Kind::kLocal ? int64_t(n_global) + window : -1; }
+  int64_t CacheSlot(int64_t j) const {
+    return kind == Kind::kLocal && j >= n_global ? n_global + (j - n_global) % window : j;
+  }
   // Upper bound on the keys one query attends to (for FLOP estimates), at sequence length T.
   int64_t KeysPerQuery(int64_t T) const;
 

@@ -101,8 +101,9 @@ struct AttentionContext : MixerContext {
 };
 
 struct KVCache : CopyableState<KVCache> {
-  std::vector<Buffer> k, v;  // per sequence: (t, HD)
+  std::vector<Buffer> k, v;  // per sequence: (slots, HD), slot = AttentionPattern::CacheSlot of the key
   std::vector<std::vector<int32_t>> pos;
+  std::vector<int64_t> length;  // per sequence: tokens seen
 };
 
 class SoftmaxAttention : public Mixer {
@@ -178,6 +179,7 @@ class SoftmaxAttention : public Mixer {
     s->k.resize(B);
     s->v.resize(B);
     s->pos.resize(B);
+    s->length.assign(B, 0);
     return s;
   }
 
@@ -189,12 +191,18 @@ class SoftmaxAttention : public Mixer {
     const float scale = 1.0f / std::sqrt(float(dh_));
     std::vector<int64_t> keys;
     for (int b = 0; b < B; ++b) {
-      s.k[b].insert(s.k[b].end(), k.begin() + b * HD_, k.begin() + (b + 1) * HD_);
-      s.v[b].insert(s.v[b].end(), v.begin() + b * HD_, v.begin() + (b + 1) * HD_);
-      s.pos[b].push_back(positions[b]);
-      const int64_t len = int64_t(s.pos[b].size());
-      pattern_.Prepare(len);
-      pattern_.AllowedKeys(len - 1, keys);  // local and sparse attention score only their window / blocks
+      const int64_t t = s.length[b]++, slot = pattern_.CacheSlot(t);
+      if (slot == int64_t(s.pos[b].size())) {  // a new slot; else a local ring slot whose key left the window
+        s.k[b].resize((slot + 1) * HD_);
+        s.v[b].resize((slot + 1) * HD_);
+        s.pos[b].push_back(0);
+      }
+      std::copy_n(k.begin() + b * HD_, HD_, s.k[b].begin() + slot * HD_);
+      std::copy_n(v.begin() + b * HD_, HD_, s.v[b].begin() + slot * HD_);
+      s.pos[b][slot] = positions[b];
+      pattern_.Prepare(t + 1);
+      pattern_.AllowedKeys(t, keys);  // local and sparse attention score only their window / blocks
+      for (auto& j : keys) j = pattern_.CacheSlot(j);
       const int64_t n = int64_t(keys.size());
       for (int h = 0; h < H_; ++h) {
         Eigen::Map<const Eigen::RowVectorXf> qh(q.data() + b * HD_ + h * dh_, dh_);
@@ -228,7 +236,8 @@ class SoftmaxAttention : public Mixer {
   MixerDescription Describe(int T) const override {
     MixerDescription d;
     d.params = CountParams(Params());
-    d.state_floats_per_token = 2 * HD_;
+    if (pattern_.KeysKept() < 0) d.state_floats_per_token = 2 * HD_;
+    else d.state_floats_fixed = 2 * HD_ * pattern_.KeysKept();
     d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * double(pattern_.KeysPerQuery(T));
     return d;
   }
