@@ -1,6 +1,7 @@
 #include "mixers/attention_pattern.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "mixers/rng.h"
@@ -62,6 +63,25 @@ bool AttentionPattern::TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj
       return false;
   }
   return true;
+}
+
+void AttentionPattern::MaskRow(int64_t i, int64_t j0, int64_t n, float* row) const {
+  auto mask = [&](int64_t from, int64_t to) {  // keys [from, to)
+    from = std::max(from, j0);
+    to = std::min(to, j0 + n);
+    if (from < to) std::fill(row + (from - j0), row + (to - j0), -std::numeric_limits<float>::infinity());
+  };
+  switch (kind) {
+    case Kind::kCausal: mask(i + 1, j0 + n); return;
+    case Kind::kLocal:
+      mask(i + 1, j0 + n);
+      mask(n_global, i - window + 1);
+      return;
+    case Kind::kBlockSparse:
+      for (int64_t j = 0; j < n; ++j)
+        if (!Allows(i, j0 + j)) row[j] = -std::numeric_limits<float>::infinity();
+      return;
+  }
 }
 
 bool AttentionPattern::TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const {

@@ -37,6 +37,8 @@ struct AttentionPattern {
   bool TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
   // Whether every (i, j) in that tile is allowed (the kernel then skips the per-pair mask).
   bool TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) const;
+  // Sets the scores of keys [j0, j0 + n) that query i may not attend to to -inf (a few fills, except block sparse).
+  void MaskRow(int64_t i, int64_t j0, int64_t n, float* row) const;
   // Keys a decoder must keep: the global prefix and the last `window` for local attention (a ring buffer), else every
   // key (-1). CacheSlot is key j's place in that cache: j itself, or for local keys past the prefix a ring slot.
   int64_t KeysKept() const { return kind == Kind::kLocal ? int64_t(n_global) + window : -1; }

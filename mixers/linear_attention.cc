@@ -293,7 +293,7 @@ class LinearAttention : public Mixer {
         const int64_t n = std::min(kFeatureBlock, N * HD_ - i);
         const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n);
         auto o = Eigen::Map<Eigen::ArrayXf>(out + i, n);
-        if (elu_) o = (r > 0).select(r + 1.0f, r.exp());
+        if (elu_) o = r.min(0.0f).exp() + r.max(0.0f);  // x + 1 above 0, exp(x) below, without a (scalar) select
         else o = r.max(0.0f);
       }
       return;
@@ -316,13 +316,13 @@ class LinearAttention : public Mixer {
   // draw (N, HD) = d raw from d phi (N, H*F), given phi itself.
   void FeaturesBackward(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W,
                         const Buffer& phi, const Buffer& dphi, float* draw) const {
-    if (!favor_) {  // elu+1: phi' = 1 above 0, exp(x) = phi below; relu: 1 or 0
+    if (!favor_) {  // elu+1: phi' = 1 above 0, exp(x) below; relu: 1 or 0
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < N * HD_; i += kFeatureBlock) {
         const int64_t n = std::min(kFeatureBlock, N * HD_ - i);
         const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n), g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + i, n);
         auto d = Eigen::Map<Eigen::ArrayXf>(draw + i, n);
-        if (elu_) d = (r > 0).select(g, g * Eigen::Map<const Eigen::ArrayXf>(phi.data() + i, n));
+        if (elu_) d = g * r.min(0.0f).exp();
         else d = (r > 0).select(g, 0.0f);
       }
       return;

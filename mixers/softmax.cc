@@ -16,8 +16,9 @@ void SoftmaxForward(const float* x, float* y, int64_t n, int64_t d) {
     float* yi = y + i * d;
     const Eigen::Map<const Eigen::ArrayXf> xr(xi, d);
     Eigen::Map<Eigen::ArrayXf> yr(yi, d);
-    // Eigen's exp floors at 2.9e-39; masked (-inf) entries must be exactly 0
-    yr = (xr == -std::numeric_limits<float>::infinity()).select(0.0f, (xr - xr.maxCoeff()).exp());
+    yr = (xr - xr.maxCoeff()).exp();
+    for (int64_t j = 0; j < d; ++j)  // Eigen's exp floors at 2.9e-39; masked (-inf) entries must be exactly 0
+      if (xi[j] == -std::numeric_limits<float>::infinity()) yi[j] = 0.0f;
     yr *= 1.0f / yr.sum();
   }
 }

@@ -267,14 +267,12 @@ class SoftmaxAttention : public Mixer {
     S.resize(ni, nj);
     S.noalias() = Q * K.transpose();
     S *= 1.0f / std::sqrt(float(dh_));
-    const bool full = pattern_.TileFull(i0, ni, j0, nj);
-    if (full && !alibi_) return;
+    if (!pattern_.TileFull(i0, ni, j0, nj))
+      for (int64_t i = 0; i < ni; ++i) pattern_.MaskRow(i0 + i, j0, nj, S.row(i).data());
+    if (!alibi_) return;
     const int32_t* pos = c.positions.data() + base;
     for (int64_t i = 0; i < ni; ++i)
-      for (int64_t j = 0; j < nj; ++j) {
-        if (!full && !pattern_.Allows(i0 + i, j0 + j)) S(i, j) = kNegInf;
-        else if (alibi_) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);
-      }
+      for (int64_t j = 0; j < nj; ++j) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);  // -inf stays -inf
   }
 
   void ApplyDropout(const AttentionContext& c, int64_t bh, int64_t i0, int64_t j0, RowMatrix& P) const {
