@@ -50,6 +50,7 @@ struct MoeContext : MixerContext {
   std::vector<std::vector<int>> topk;           // per token: chosen experts (kept or dropped)
   std::vector<std::vector<bool>> kept;          // per token: whether each choice survived capacity
   std::vector<std::vector<Assignment>> routed;  // per expert: its tokens and gates
+  std::vector<std::pair<int, int64_t>> slots;   // (N, k): per token, (expert, row in routed[expert]) by expert, or -1
   std::vector<Buffer> xe, he, ae, ye;           // per expert: gathered inputs, hidden pre-act, act, outputs
   std::vector<double> load;                     // f_e: fraction of assignments per expert
   int64_t dropped = 0;
@@ -89,26 +90,23 @@ class Moe : public ChannelMixer {
     LinearForward(x, P(0), c.logits.data(), N, D_, E_);
     SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
     Route(c);
-    std::fill(y, y + N * D_, 0.0f);
     c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
     // Experts run one after another: each product is parallel inside oneDNN, and a cached primitive (with its
     // scratchpad) must not execute concurrently on two threads.
     for (int e = 0; e < E_; ++e) {
       const int64_t n = int64_t(c.routed[e].size());
       c.xe[e].resize(n * D_), c.he[e].resize(n * F_), c.ae[e].resize(n * F_), c.ye[e].resize(n * D_);
-      for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
       if (n == 0) continue;
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
       LinearForward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
       AsMatrix(c.he[e].data(), n, F_).rowwise() += AsMatrix(P(2) + int64_t(e) * F_, 1, F_).row(0);
       GeluForward(c.he[e].data(), c.ae[e].data(), n * F_);
       LinearForward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, c.ye[e].data(), n, F_, D_);
       AsMatrix(c.ye[e].data(), n, D_).rowwise() += AsMatrix(P(4) + int64_t(e) * D_, 1, D_).row(0);
     }
-    for (int e = 0; e < E_; ++e)  // serial scatter: deterministic order of additions
-      for (size_t i = 0; i < c.routed[e].size(); ++i) {
-        const auto& a = c.routed[e][i];
-        for (int d = 0; d < D_; ++d) y[a.token * D_ + d] += a.gate * c.ye[e][i * D_ + d];
-      }
+    // y_t = sum of its experts' gated outputs, added in expert order (deterministic)
+    GatherBySlots(c, N, y, [&](int e, int64_t i) { return std::pair{c.routed[e][i].gate, c.ye[e].data() + i * D_}; });
   }
 
   void Backward(MixerContext& base, const float* dy, float* dx) override {
@@ -116,12 +114,12 @@ class Moe : public ChannelMixer {
     const int64_t N = c.N;
     Buffer dgate(N * E_, 0.0f);  // d loss / d g_{t,e}
     std::vector<Buffer> dxe(E_);
-    std::fill(dx, dx + N * D_, 0.0f);
     for (int e = 0; e < E_; ++e) {
       const int64_t n = int64_t(c.routed[e].size());
       if (n == 0) continue;
       Buffer dye(n * D_), dae(n * F_);
       dxe[e].resize(n * D_);
+#pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const auto& a = c.routed[e][i];
         float dot = 0;
@@ -136,11 +134,11 @@ class Moe : public ChannelMixer {
       GeluBackward(c.he[e].data(), dae.data(), dae.data(), n * F_);
       AddColumnSums(dae.data(), n, F_, G(2) + int64_t(e) * F_);
       LinearBackward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(1) + int64_t(e) * D_ * F_, n, D_, F_);
-      for (int64_t i = 0; i < n; ++i)
-        for (int d = 0; d < D_; ++d) dx[c.routed[e][i].token * D_ + d] += dxe[e][i * D_ + d];
     }
+    GatherBySlots(c, N, dx, [&](int e, int64_t i) { return std::pair{1.0f, dxe[e].data() + i * D_}; });
     // gates -> router probabilities -> logits
     Buffer dprobs(N * E_, 0.0f), dlogits(N * E_);
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < N; ++t) {
       const float* p = c.probs.data() + t * E_;
       float* dp = dprobs.data() + t * E_;
@@ -200,6 +198,22 @@ class Moe : public ChannelMixer {
   }
 
  private:
+  // out_t (D) = sum over token t's kept slots, in expert order, of w * row, where (w, row) = term(expert, index).
+  template <typename Term>
+  void GatherBySlots(const MoeContext& c, int64_t N, float* out, Term term) const {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N; ++t) {
+      Eigen::Map<Eigen::ArrayXf> o(out + t * D_, D_);
+      o.setZero();
+      for (int k = 0; k < K_; ++k) {
+        const auto [e, i] = c.slots[t * K_ + k];
+        if (e < 0) break;
+        const auto [w, row] = term(e, i);
+        o += w * Eigen::Map<const Eigen::ArrayXf>(row, D_);
+      }
+    }
+  }
+
   // Chooses the top-k experts per token (ties to the lower index), applies capacity, and fills the losses.
   void Route(MoeContext& c) const {
     const int64_t N = c.N;
@@ -245,6 +259,13 @@ class Moe : public ChannelMixer {
     }
     c.aux = 0;
     for (int e = 0; e < E_; ++e) c.aux += double(E_) * c.load[e] * mean_prob[e];
+    c.slots.assign(N * K_, {-1, 0});
+    std::vector<int> filled(N, 0);
+    for (int e = 0; e < E_; ++e)
+      for (int64_t i = 0; i < int64_t(c.routed[e].size()); ++i) {
+        const int64_t t = c.routed[e][i].token;
+        c.slots[t * K_ + filled[t]++] = {e, i};
+      }
   }
 
   int D_, E_, K_, F_;

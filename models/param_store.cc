@@ -44,6 +44,11 @@ int ParamStore::Find(const std::string& name) const {
   return -1;
 }
 
-void ParamStore::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void ParamStore::ZeroGrad() {
+  constexpr int64_t kBlock = 1 << 16;
+  const int64_t n = int64_t(grads_.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += kBlock) std::fill_n(grads_.data() + i, std::min(kBlock, n - i), 0.0f);
+}
 
 }  // namespace mixlab
