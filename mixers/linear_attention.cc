@@ -167,9 +167,9 @@ class LinearAttention : public Mixer {
   void Backward(MixerContext& base, const float* dy, float* dx) override {
     auto& c = static_cast<LinearContext&>(base);
     const int64_t B = c.B, T = c.T, N = B * T, A = dh_ + 1;
-    c.doutput.resize(N * HD_);
-    for (auto* b : {&c.dfq, &c.dfk}) b->assign(N * HF_, 0.0f);
-    for (auto* b : {&c.dq, &c.dk, &c.dv}) b->assign(N * HD_, 0.0f);
+    c.doutput.resize(N * HD_);  // every buffer below is written whole (per head, or elementwise), none accumulated
+    for (auto* b : {&c.dfq, &c.dfk}) b->resize(N * HF_);
+    for (auto* b : {&c.dq, &c.dk, &c.dv}) b->resize(N * HD_);
     LinearBackward(c.o.data(), P(3), dy, c.doutput.data(), G(3), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) {
