@@ -64,8 +64,8 @@ int TrainCommand(int argc, char** argv) {
   TrainHooks hooks{.progress_prefix = spec.train.task + " " + spec.model.Summary(), .resume = control.resume};
   TrainResult r = Train(spec, hooks);
   if (r.resumed_from > 0) std::printf("resumed from step %d\n", r.resumed_from);
-  std::printf("run %s: %d steps, %.0f tokens/s, %ld parameters, peak memory %.0f MB\n", r.run_dir.c_str(), r.steps_done,
-              r.tokens_per_second, long(r.params), r.peak_rss_mb);
+  std::printf("run %s: %d steps, %.0f tokens/s (%.0f after the first step), %ld parameters, peak memory %.0f MB\n",
+              r.run_dir.c_str(), r.steps_done, r.tokens_per_second, r.warm_tokens_per_second, long(r.params), r.peak_rss_mb);
   if (r.diverged) {
     std::fprintf(stderr, "mixlab train: training stopped at %s\n", r.divergence.c_str());
     return 3;

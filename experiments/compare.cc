@@ -78,6 +78,7 @@ bool LoadFinished(Run& run) {
     r.steps_done = j.at("steps_done");
     r.train_seconds = j.at("train_seconds");
     r.tokens_per_second = j.at("tokens_per_second");
+    r.warm_tokens_per_second = j.value("warm_tokens_per_second", 0.0);
     r.params = j.at("params");
     r.steps_to_99 = j.at("steps_to_99");
     r.tokens_to_99 = j.at("tokens_to_99");

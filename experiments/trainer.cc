@@ -100,6 +100,7 @@ nlohmann::json TrainResult::ToJson() const {
   for (const auto& [value, evals] : sweep) sweep_json[value] = EvalJson(evals);
   return {{"run_dir", run_dir},         {"steps_done", steps_done},       {"diverged", diverged},
           {"divergence", divergence},   {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
+          {"warm_tokens_per_second", warm_tokens_per_second},
           {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
           {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb}, {"test", EvalJson(test)},
           {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
@@ -149,7 +150,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   ac.min_lr_ratio = o.min_lr_ratio;
   AdamW optimizer(model.params(), ac);
   Rng data = SplitRng(uint64_t(o.seed), Split::kTrain, o.train_len);
-  double train_time = 0, loss_sum = 0;
+  double train_time = 0, loss_sum = 0, first_step_time = 0;
   int first_step = 0;
   if (hooks.resume && std::filesystem::exists(ckpt)) {
     // Bit-exact continuation: weights, AdamW moments, the step, and the data stream replayed to that step.
@@ -204,6 +205,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   };
   if (o.snapshot_every > 0 && first_step == 0) snapshot(0);
 
+  const double train_time_before = train_time;  // a resumed run's earlier seconds
   for (int step = first_step; step < o.steps; ++step) {
     Batch batch = task->Sample(o.batch, o.train_len, data, Split::kTrain);
     const auto t0 = Clock::now();
@@ -233,6 +235,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     const auto t1 = Clock::now();
     if (hooks.after_step) hooks.after_step(model, step);
     train_time += Seconds(t0, t1);
+    if (step == first_step) first_step_time = Seconds(t0, t1);
     result.steps_done = step + 1;
     window_loss += loss;
     loss_sum += loss;
@@ -275,6 +278,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   if (tty) std::cerr << "\n";
   result.train_seconds = train_time;
   result.tokens_per_second = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
+  if (const int warm_steps = result.steps_done - first_step - 1; warm_steps > 0)
+    result.warm_tokens_per_second = double(warm_steps) * o.batch * o.train_len /
+                                    std::max(train_time - train_time_before - first_step_time, 1e-9);
   result.mean_train_loss = loss_sum / std::max(1, result.steps_done);
   if (result.steps_to_99 >= 0) result.tokens_to_99 = int64_t(result.steps_to_99) * o.batch * o.train_len;
   auto test = [&](const Task& t) {
