@@ -78,8 +78,9 @@ void AttentionPattern::MaskRow(int64_t i, int64_t j0, int64_t n, float* row) con
       mask(n_global, i - window + 1);
       return;
     case Kind::kBlockSparse:
-      for (int64_t j = 0; j < n; ++j)
-        if (!Allows(i, j0 + j)) row[j] = -std::numeric_limits<float>::infinity();
+      mask(i + 1, j0 + n);
+      for (int64_t bj = j0 / block; bj * block < std::min(j0 + n, i + 1); ++bj)  // whole key blocks at a time
+        if (!BlockAllows(i / block, bj)) mask(bj * block, (bj + 1) * block);
       return;
   }
 }
