@@ -12,7 +12,8 @@
 //
 // The same kernel, restricted by an AttentionPattern, is registered twice more: `local` (sliding window of
 // w keys plus n_global prefix tokens, O(T * w)) and `sparse` (BigBird block sparsity, O(T * keys per block)).
-// Key tiles with no allowed pair are skipped.
+// Key tiles with no allowed pair are skipped, tiles the pattern fully allows are not masked. Decoding scores only
+// the allowed keys; local attention's KV cache is a ring of its prefix and window (constant time and memory).
 #include <algorithm>
 #include <cmath>
 #include <limits>
