@@ -243,7 +243,7 @@ class SoftmaxAttention : public Mixer {
     MixerDescription d;
     d.params = CountParams(Params());
     if (pattern_.KeysKept() < 0) d.state_floats_per_token = 2 * HD_;
-    else d.state_floats_fixed = 2 * HD_ * pattern_.KeysKept();
+    else d.state_floats_fixed = 2 * HD_ * std::min<int64_t>(T, pattern_.KeysKept());  // the ring fills up to T keys
     d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * double(pattern_.KeysPerQuery(T));
     return d;
   }
