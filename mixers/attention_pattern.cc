@@ -36,10 +36,16 @@ void AttentionPattern::AllowedKeys(int64_t i, std::vector<int64_t>& keys) const 
       add_range(lo, i + 1);
       break;
     }
-    case Kind::kBlockSparse:
-      for (int64_t bj = 0; bj <= i / block; ++bj)
-        if (BlockAllows(i / block, bj)) add_range(bj * block, std::min<int64_t>((bj + 1) * block, i + 1));
+    case Kind::kBlockSparse: {  // the global prefix, the random blocks (which lie between), the window: ascending
+      const int64_t bi = i / block, window_from = std::max<int64_t>(global_blocks, bi - window_blocks);
+      auto add_block = [&](int64_t bj) { add_range(bj * block, std::min<int64_t>((bj + 1) * block, i + 1)); };
+      for (int64_t bj = 0; bj < std::min<int64_t>(global_blocks, bi + 1); ++bj) add_block(bj);
+      std::vector<int64_t> random = random_.at(bi);
+      std::sort(random.begin(), random.end());
+      for (int64_t bj : random) add_block(bj);
+      for (int64_t bj = window_from; bj <= bi; ++bj) add_block(bj);
       break;
+    }
   }
 }
 

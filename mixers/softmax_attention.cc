@@ -106,10 +106,15 @@ struct AttentionContext : MixerContext {
   DropoutMask dropout;
 };
 
+// Keys and values per sequence, by slot (AttentionPattern::CacheSlot of the key), in pages of kPage slots: the cache
+// grows without ever copying what it holds (a doubling vector copied the whole cache at every power of two).
 struct KVCache : CopyableState<KVCache> {
-  std::vector<Buffer> k, v;  // per sequence: (slots, HD), slot = AttentionPattern::CacheSlot of the key
-  std::vector<std::vector<int32_t>> pos;
-  std::vector<int64_t> length;  // per sequence: tokens seen
+  static constexpr int64_t kPage = 256;
+  std::vector<std::vector<Buffer>> k, v;  // per sequence, per page: (kPage, HD)
+  std::vector<std::vector<int32_t>> pos;  // per sequence, per slot
+  std::vector<int64_t> length;            // per sequence: tokens seen
+  float* Key(int b, int64_t slot, int64_t HD) { return k[b][slot / kPage].data() + (slot % kPage) * HD; }
+  float* Value(int b, int64_t slot, int64_t HD) { return v[b][slot / kPage].data() + (slot % kPage) * HD; }
 };
 
 class SoftmaxAttention : public Mixer {
@@ -199,12 +204,14 @@ class SoftmaxAttention : public Mixer {
     for (int b = 0; b < B; ++b) {
       const int64_t t = s.length[b]++, slot = pattern_.CacheSlot(t);
       if (slot == int64_t(s.pos[b].size())) {  // a new slot; else a local ring slot whose key left the window
-        s.k[b].resize((slot + 1) * HD_);
-        s.v[b].resize((slot + 1) * HD_);
+        if (slot % KVCache::kPage == 0) {
+          s.k[b].emplace_back(KVCache::kPage * HD_);
+          s.v[b].emplace_back(KVCache::kPage * HD_);
+        }
         s.pos[b].push_back(0);
       }
-      std::copy_n(k.begin() + b * HD_, HD_, s.k[b].begin() + slot * HD_);
-      std::copy_n(v.begin() + b * HD_, HD_, s.v[b].begin() + slot * HD_);
+      std::copy_n(k.begin() + b * HD_, HD_, s.Key(b, slot, HD_));
+      std::copy_n(v.begin() + b * HD_, HD_, s.Value(b, slot, HD_));
       s.pos[b][slot] = positions[b];
       pattern_.Prepare(t + 1);
       pattern_.AllowedKeys(t, keys);  // local and sparse attention score only their window / blocks
@@ -215,7 +222,7 @@ class SoftmaxAttention : public Mixer {
         Eigen::RowVectorXf scores(n);
         for (int64_t i = 0; i < n; ++i) {
           const int64_t j = keys[i];
-          scores[i] = qh.dot(Eigen::Map<const Eigen::RowVectorXf>(s.k[b].data() + j * HD_ + h * dh_, dh_)) * scale;
+          scores[i] = qh.dot(Eigen::Map<const Eigen::RowVectorXf>(s.Key(b, j, HD_) + h * dh_, dh_)) * scale;
           if (alibi_) scores[i] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
         }
         const float m = scores.maxCoeff();
@@ -224,7 +231,7 @@ class SoftmaxAttention : public Mixer {
         Eigen::Map<Eigen::RowVectorXf> oh(o.data() + b * HD_ + h * dh_, dh_);
         oh.setZero();
         for (int64_t i = 0; i < n; ++i)
-          oh += p[i] * Eigen::Map<const Eigen::RowVectorXf>(s.v[b].data() + keys[i] * HD_ + h * dh_, dh_);
+          oh += p[i] * Eigen::Map<const Eigen::RowVectorXf>(s.Value(b, keys[i], HD_) + h * dh_, dh_);
       }
     }
     LinearForward(o.data(), P(3), y, B, HD_, D_);
