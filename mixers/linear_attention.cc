@@ -94,7 +94,7 @@ LinearConfig ConfigOf(const PerformerOptions& o) {
 struct LinearContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, q_raw, k_raw, fq, fk, va, o;  // va: (B, H, T, dh+1) augmented values; fq, fk, q_raw, k_raw (B, T, HD)
-  Buffer den;                             // (B, H, T) normaliser of each output, as divided by
+  Buffer den;                             // (B, H, T) what each output row was divided by (1 unnormalised)
   Buffer dfq, dfk, dva, dq, dk, dv, dvbuf, doutput;
   std::vector<int32_t> positions;
   RowMatrix W;  // performer's random features used by this forward
