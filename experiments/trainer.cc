@@ -213,6 +213,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step, step});
     const float loss = model.Loss(batch.targets.data(), batch.mask.data());
     std::string bad;
+    float grad_norm = 0;
     if (!std::isfinite(loss)) {
       const std::string tensor = FirstNonFinite(model.params(), model.params().values());
       bad = "non-finite loss" + (tensor.empty() ? std::string(" (all parameters finite)") : " (parameter " + tensor + " is non-finite)");
@@ -220,7 +221,8 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     if (bad.empty()) {
       model.Backward();
       // The norm is finite exactly when every gradient is; only then is the per-tensor scan skipped.
-      if (!std::isfinite(GradientNorm(model.params().grads(), model.params().size())))
+      grad_norm = GradientNorm(model.params().grads(), model.params().size());
+      if (!std::isfinite(grad_norm))
         bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
     }
     if (!bad.empty()) {
@@ -231,7 +233,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
                                   << "; last good checkpoint kept at " << ckpt << "\n";
       break;
     }
-    const float grad_norm = optimizer.Step(step);
+    optimizer.Step(step, grad_norm);
     const auto t1 = Clock::now();
     if (hooks.after_step) hooks.after_step(model, step);
     train_time += Seconds(t0, t1);

@@ -38,11 +38,10 @@ float AdamW::LearningRate(int step) const {
   return c.lr * (c.min_lr_ratio + (1.0f - c.min_lr_ratio) * cosine);
 }
 
-float AdamW::Step(int step) {
+float AdamW::Step(int step, float norm) {
   const int64_t n = store_.size();
   float* w = store_.values();
   float* g = store_.grads();
-  const float norm = GradientNorm(g, n);
   const float clip_scale = (config_.clip > 0 && norm > config_.clip) ? config_.clip / norm : 1.0f;
   const float lr = LearningRate(step);
   const float b1 = config_.beta1, b2 = config_.beta2;

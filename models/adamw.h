@@ -19,13 +19,18 @@ struct AdamWConfig {
   float min_lr_ratio = 0.1f;
 };
 
+// Global L2 norm of a gradient buffer (accumulated in double, deterministic).
+float GradientNorm(const float* g, int64_t n);
+
 class AdamW {
  public:
   AdamW(ParamStore& store, const AdamWConfig& config);
   // Learning rate at step (0-based).
   float LearningRate(int step) const;
   // Clips, updates, and returns the global gradient norm before clipping.
-  float Step(int step);
+  float Step(int step) { return Step(step, GradientNorm(store_.grads(), store_.size())); }
+  // The same, given that norm (a caller that already computed it to check the gradients).
+  float Step(int step, float grad_norm);
   Buffer& first_moment() { return m_; }
   Buffer& second_moment() { return v_; }
 
@@ -34,8 +39,5 @@ class AdamW {
   AdamWConfig config_;
   Buffer m_, v_, decay_;  // decay_: per-element weight-decay factor (0 or 1)
 };
-
-// Global L2 norm of a gradient buffer (accumulated in double, deterministic).
-float GradientNorm(const float* g, int64_t n);
 
 }  // namespace mixlab
