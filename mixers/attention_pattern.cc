@@ -19,6 +19,7 @@ void AttentionPattern::Prepare(int64_t T) {
     const int64_t r = std::min<int64_t>(random_blocks, int64_t(candidates.size()));
     for (int64_t k = 0; k < r; ++k) std::swap(candidates[k], candidates[rng.Int(k, int64_t(candidates.size()))]);
     candidates.resize(r);
+    std::sort(candidates.begin(), candidates.end());  // ascending, as AllowedKeys lists them
     random_.push_back(candidates);
   }
 }
@@ -40,9 +41,7 @@ void AttentionPattern::AllowedKeys(int64_t i, std::vector<int64_t>& keys) const 
       const int64_t bi = i / block, window_from = std::max<int64_t>(global_blocks, bi - window_blocks);
       auto add_block = [&](int64_t bj) { add_range(bj * block, std::min<int64_t>((bj + 1) * block, i + 1)); };
       for (int64_t bj = 0; bj < std::min<int64_t>(global_blocks, bi + 1); ++bj) add_block(bj);
-      std::vector<int64_t> random = random_.at(bi);
-      std::sort(random.begin(), random.end());
-      for (int64_t bj : random) add_block(bj);
+      for (int64_t bj : random_.at(bi)) add_block(bj);
       for (int64_t bj = window_from; bj <= bi; ++bj) add_block(bj);
       break;
     }

@@ -50,7 +50,7 @@ struct AttentionPattern {
 
  private:
   bool BlockAllows(int64_t bi, int64_t bj) const;
-  std::vector<std::vector<int64_t>> random_;  // per query block: its random key blocks
+  std::vector<std::vector<int64_t>> random_;  // per query block: its random key blocks, ascending
 };
 
 }  // namespace mixlab
