@@ -9,10 +9,11 @@
 //   o_t = num_t / (den_t + eps)  (normalize = true)  or  num_t  (normalize = false);  y = o Wo
 //
 // Computed chunkwise: quadratic inside a chunk of C tokens, a running dh x dh state (plus the dh key sum)
-// across chunks, so cost is O(T * C * dh + T * dh^2) and memory O(T * H * dh) - no T x T buffer. The
-// normaliser is handled as one extra value column of ones ("augmented values"), so one kernel serves both
-// modes. The context saves phi(q), phi(k), the augmented v, the pre-activation q, k and the normalisers; backward
-// rescans the chunk states instead of storing them. Step keeps the running state (O(1) per token).
+// across chunks, so cost is O(T * C * dh + T * dh^2) and memory O(T * H * dh) - no T x T buffer. The products
+// inside a chunk are SmallGemm's register-blocked kernels, which skip the zero triangle of the causal mask. The
+// context saves phi(q), phi(k), v, the pre-activation q, k and the normalisers; backward rescans the chunk states
+// instead of storing them. Step keeps the running state, with the normaliser as one extra column of ones
+// (O(1) per token).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "mixers/matmul.h"
 #include "mixers/positional.h"
 #include "mixers/rng.h"
+#include "mixers/small_gemm.h"
 #include <Eigen/QR>
 #include "mixers/mixer.h"
 #include "mixers/registry.h"
@@ -93,9 +95,10 @@ LinearConfig ConfigOf(const PerformerOptions& o) {
 
 struct LinearContext : MixerContext {
   int B = 0, T = 0;
-  Buffer x, q_raw, k_raw, fq, fk, va, o;  // va: (B, H, T, dh+1) augmented values; fq, fk, q_raw, k_raw (B, T, HD)
-  Buffer den;                             // (B, H, T) what each output row was divided by (1 unnormalised)
-  Buffer dfq, dfk, dva, dq, dk, dv, dvbuf, doutput;
+  Buffer x, q_raw, k_raw, v, o;  // (B, T, H*dh)
+  Buffer fq, fk;                 // phi(q), phi(k) (B, T, H*F)
+  Buffer den;                    // (B, H, T) what each output row was divided by (1 unnormalised)
+  Buffer dfq, dfk, dq, dk, dv, doutput;
   std::vector<int32_t> positions;
   RowMatrix W;  // performer's random features used by this forward
 };
@@ -128,12 +131,11 @@ class LinearAttention : public Mixer {
     auto& c = static_cast<LinearContext&>(base);
     c.B = B;
     c.T = T;
-    const int64_t N = int64_t(B) * T, A = dh_ + 1;
+    const int64_t N = int64_t(B) * T;
     c.x.assign(x, x + N * D_);
     c.positions.assign(positions, positions + N);
-    for (auto* b : {&c.q_raw, &c.k_raw, &c.o, &c.dvbuf}) b->resize(N * HD_);
+    for (auto* b : {&c.q_raw, &c.k_raw, &c.v, &c.o}) b->resize(N * HD_);
     for (auto* b : {&c.fq, &c.fk}) b->resize(N * HF_);
-    c.va.resize(int64_t(B) * H_ * T * A);
     c.den.resize(int64_t(B) * H_ * T);
     if (favor_ && o_.redraw > 0 && mode.training) {
       const int64_t draw = mode.step / o_.redraw;
@@ -142,23 +144,19 @@ class LinearAttention : public Mixer {
     c.W = W_;
     LinearForward(x, P(0), c.q_raw.data(), N, D_, HD_);
     LinearForward(x, P(1), c.k_raw.data(), N, D_, HD_);
-    LinearForward(x, P(2), c.dvbuf.data(), N, D_, HD_);  // v, reshaped into va below
+    LinearForward(x, P(2), c.v.data(), N, D_, HD_);
     Features(c.q_raw.data(), positions, N, true, c.W, c.fq.data());
     Features(c.k_raw.data(), positions, N, false, c.W, c.fk.data());
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
       const int64_t b = bh / H_, h = bh % H_;
-      auto Va = AsMatrix(c.va.data() + bh * T * A, T, A);
-      Va.leftCols(dh_) = AsStrided(c.dvbuf.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      Va.col(dh_).setOnes();
-      RowMatrix out(T, A);
-      if (o_.impl == "naive") NaiveCausal(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, out);
-      else ChunkedCausal(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, out);
-      auto O = AsStrided(c.o.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      float* den = c.den.data() + bh * T;
+      const float *q = c.fq.data() + b * T * HF_ + h * F_, *k = c.fk.data() + b * T * HF_ + h * F_;
+      float *o = c.o.data() + b * T * HD_ + h * dh_, *den = c.den.data() + bh * T;
+      if (o_.impl == "naive") NaiveCausal(q, k, c.v.data() + b * T * HD_ + h * dh_, T, o, den);
+      else ChunkedCausal(q, k, c.v.data() + b * T * HD_ + h * dh_, T, o, den);
       for (int64_t t = 0; t < T; ++t) {
-        den[t] = Denominator(out(t, dh_));
-        O.row(t) = out.row(t).head(dh_) / den[t];
+        den[t] = Denominator(den[t]);
+        for (int64_t j = 0; j < dh_; ++j) o[t * HD_ + j] /= den[t];
       }
     }
     LinearForward(c.o.data(), P(3), y, N, HD_, D_);
@@ -166,31 +164,28 @@ class LinearAttention : public Mixer {
 
   void Backward(MixerContext& base, const float* dy, float* dx) override {
     auto& c = static_cast<LinearContext&>(base);
-    const int64_t B = c.B, T = c.T, N = B * T, A = dh_ + 1;
+    const int64_t B = c.B, T = c.T, N = B * T;
     c.doutput.resize(N * HD_);  // every buffer below is written whole (per head, or elementwise), none accumulated
     for (auto* b : {&c.dfq, &c.dfk}) b->resize(N * HF_);
     for (auto* b : {&c.dq, &c.dk, &c.dv}) b->resize(N * HD_);
     LinearBackward(c.o.data(), P(3), dy, c.doutput.data(), G(3), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) {
-      const int64_t b = bh / H_, h = bh % H_;
-      auto Va = AsMatrix(c.va.data() + bh * T * A, T, A);
-      auto dO = AsStrided(c.doutput.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      auto O = AsStrided(c.o.data() + b * T * HD_ + h * dh_, T, dh_, HD_);
-      // G = d[num, den]: dnum = do / d ; dden = -(do . o) / d, with the denominators d saved by the forward.
+      const int64_t b = bh / H_, h = bh % H_, head_d = b * T * HD_ + h * dh_, head_f = b * T * HF_ + h * F_;
+      // d num = do / den ; d den = -(do . o) / den (0 unnormalised), with the denominators saved by the forward.
+      thread_local Buffer G, gden;
+      G.resize(T * dh_);
+      gden.resize(T);
       const float* den = c.den.data() + bh * T;
-      RowMatrix Gm(T, A);
       for (int64_t t = 0; t < T; ++t) {
-        const float d = den[t];
-        Gm.row(t).head(dh_) = dO.row(t) / d;
-        Gm(t, dh_) = o_.normalize ? -dO.row(t).dot(O.row(t)) / d : 0.0f;
+        const float *dO = c.doutput.data() + head_d + t * HD_, *O = c.o.data() + head_d + t * HD_;
+        for (int64_t j = 0; j < dh_; ++j) G[t * dh_ + j] = dO[j] / den[t];
+        gden[t] = o_.normalize ? -Dot(dO, O, dh_) / den[t] : 0.0f;
       }
-      RowMatrix dQ(T, F_), dK(T, F_), dVa(T, A);
-      if (o_.impl == "naive") NaiveCausalBackward(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, Gm, dQ, dK, dVa);
-      else ChunkedCausalBackward(Feat(c.fq, b, h, T), Feat(c.fk, b, h, T), Va, Gm, dQ, dK, dVa);
-      AsStrided(c.dfq.data() + b * T * HF_ + h * F_, T, F_, HF_) = dQ;
-      AsStrided(c.dfk.data() + b * T * HF_ + h * F_, T, F_, HF_) = dK;
-      AsStrided(c.dv.data() + b * T * HD_ + h * dh_, T, dh_, HD_) = dVa.leftCols(dh_);
+      const float *q = c.fq.data() + head_f, *k = c.fk.data() + head_f, *v = c.v.data() + head_d;
+      float *dq = c.dfq.data() + head_f, *dk = c.dfk.data() + head_f, *dv = c.dv.data() + head_d;
+      if (o_.impl == "naive") NaiveCausalBackward(q, k, v, G.data(), gden.data(), T, dq, dk, dv);
+      else ChunkedCausalBackward(q, k, v, G.data(), gden.data(), T, dq, dk, dv);
     }
     FeaturesBackward(c.q_raw.data(), c.positions.data(), N, true, c.W, c.fq, c.dfq, c.dq.data());
     FeaturesBackward(c.k_raw.data(), c.positions.data(), N, false, c.W, c.fk, c.dfk, c.dk.data());
@@ -342,55 +337,123 @@ class LinearAttention : public Mixer {
     if (rope_) ApplyRope(draw, positions, N, H_, dh_, o_.rope_base, true);
   }
 
-  // out (T, A) = sum_{s<=t} (Q_t . K_s) Va_s
-  void NaiveCausal(ConstStridedMap Q, ConstStridedMap K, MatrixMap Va, RowMatrix& out) const {
-    RowMatrix Am = (Q * K.transpose()).triangularView<Eigen::Lower>();
-    out.noalias() = Am * Va;
+  // One head. q, k (T, F) with rows ld_f apart; v, num (T, dh) with rows ld_d apart.
+  //   num_t = sum_{s<=t} (q_t . k_s) v_s ;  den_t = sum_{s<=t} q_t . k_s  (before Denominator)
+  void NaiveCausal(const float* q, const float* k, const float* v, int64_t T, float* num, float* den) const {
+    const RowMatrix Am = (AsStrided(q, T, F_, HF_) * AsStrided(k, T, F_, HF_).transpose()).triangularView<Eigen::Lower>();
+    AsStrided(num, T, dh_, HD_).noalias() = Am * AsStrided(v, T, dh_, HD_);
+    VectorMap(den, T) = Am.rowwise().sum();
   }
-  void ChunkedCausal(ConstStridedMap Q, ConstStridedMap K, MatrixMap Va, RowMatrix& out) const {
-    const int64_t T = Q.rows(), A = Va.cols(), C = o_.chunk;
-    RowMatrix S = RowMatrix::Zero(Q.cols(), A), Am;
+
+  // The same in chunks of C: Am = tril(q_c k_c^T) inside a chunk; across chunks the state S = sum k_s v_s^T
+  // (F, dh) and the key sum z = sum k_s (F).
+  void ChunkedCausal(const float* q, const float* k, const float* v, int64_t T, float* num, float* den) const {
+    const int64_t C = o_.chunk, F = F_, dh = dh_, ldf = HF_, ldd = HD_;
+    thread_local Buffer S, z, kt, Am;
+    S.assign(F * dh, 0.0f);
+    z.assign(F, 0.0f);
+    kt.resize(F * C);
+    Am.resize(C * C);
     for (int64_t t0 = 0; t0 < T; t0 += C) {
       const int64_t n = std::min(C, T - t0);
-      Am = (Q.middleRows(t0, n) * K.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
-      out.middleRows(t0, n).noalias() = Am * Va.middleRows(t0, n);
-      out.middleRows(t0, n).noalias() += Q.middleRows(t0, n) * S;
-      S.noalias() += K.middleRows(t0, n).transpose() * Va.middleRows(t0, n);
+      const float *qc = q + t0 * ldf, *kc = k + t0 * ldf, *vc = v + t0 * ldd;
+      float* nc = num + t0 * ldd;
+      MaskedScores(qc, kc, n, kt.data(), Am.data());
+      for (int64_t i = 0; i < n; ++i) den[t0 + i] = RowSum(Am.data() + i * n, i + 1) + Dot(qc + i * ldf, z.data(), F);
+      SmallGemm(n, dh, n, Am.data(), n, 1, vc, ldd, nc, ldd, false, Band::kLowerA);
+      SmallGemm(n, dh, F, qc, ldf, 1, S.data(), dh, nc, ldd, true);
+      SmallGemm(F, dh, n, kc, 1, ldf, vc, ldd, S.data(), dh, true);
+      for (int64_t s = 0; s < n; ++s) AddRow(kc + s * ldf, 1.0f, z.data(), F);
     }
   }
 
-  // Given G = d out (T, A): dQ_t = sum_{s<=t} (G_t . Va_s) K_s ; dK_s = sum_{t>=s} (G_t . Va_s) Q_t ;
-  // dVa_s = sum_{t>=s} (Q_t . K_s) G_t.
-  void NaiveCausalBackward(ConstStridedMap Q, ConstStridedMap K, MatrixMap Va, const RowMatrix& Gm, RowMatrix& dQ,
-                           RowMatrix& dK, RowMatrix& dVa) const {
-    RowMatrix Pm = (Gm * Va.transpose()).triangularView<Eigen::Lower>();
-    RowMatrix Am = (Q * K.transpose()).triangularView<Eigen::Lower>();
-    dQ.noalias() = Pm * K;
-    dK.noalias() = Pm.transpose() * Q;
-    dVa.noalias() = Am.transpose() * Gm;
+  // Am (n, n) = tril(q_c k_c^T), zero above the diagonal; kt (F, n) receives k_c^T.
+  void MaskedScores(const float* qc, const float* kc, int64_t n, float* kt, float* Am) const {
+    AsMatrix(kt, F_, n) = AsStrided(kc, n, F_, HF_).transpose();
+    SmallGemm(n, n, F_, qc, HF_, 1, kt, n, Am, n, false, Band::kLowerC);
+    for (int64_t i = 0; i < n; ++i) std::fill(Am + i * n + i + 1, Am + (i + 1) * n, 0.0f);
   }
-  void ChunkedCausalBackward(ConstStridedMap Q, ConstStridedMap K, MatrixMap Va, const RowMatrix& Gm, RowMatrix& dQ,
-                             RowMatrix& dK, RowMatrix& dVa) const {
-    const int64_t T = Q.rows(), A = Va.cols(), C = o_.chunk, chunks = (T + C - 1) / C;
-    RowMatrix S = RowMatrix::Zero(Q.cols(), A), Am;
-    std::vector<RowMatrix> Pm(chunks);  // per chunk: (G_t . Va_s) for s <= t, used by both scans
-    for (int64_t i = 0; i < chunks; ++i) {  // forward scan: dQ
+
+  // Given G = d num (T, dh) and gden = d den (T) (the normaliser's gradient):
+  //   P_ts = G_t . v_s + gden_t (s <= t);  dq_t = sum_{s<=t} P_ts k_s;  dk_s = sum_{t>=s} P_ts q_t;
+  //   dv_s = sum_{t>=s} (q_t . k_s) G_t.  dq, dk (T, F) rows ld_f apart, dv (T, dh) rows ld_d apart; all written whole.
+  void NaiveCausalBackward(const float* q, const float* k, const float* v, const float* G, const float* gden, int64_t T,
+                           float* dq, float* dk, float* dv) const {
+    const auto Q = AsStrided(q, T, F_, HF_), K = AsStrided(k, T, F_, HF_);
+    const auto Gm = AsMatrix(G, T, dh_);
+    const RowMatrix Pm = ((Gm * AsStrided(v, T, dh_, HD_).transpose()).colwise() + ConstVectorMap(gden, T))
+                             .triangularView<Eigen::Lower>();
+    const RowMatrix Am = (Q * K.transpose()).triangularView<Eigen::Lower>();
+    AsStrided(dq, T, F_, HF_).noalias() = Pm * K;
+    AsStrided(dk, T, F_, HF_).noalias() = Pm.transpose() * Q;
+    AsStrided(dv, T, dh_, HD_).noalias() = Am.transpose() * Gm;
+  }
+
+  // Chunked: a forward scan for dq (state St, key sum z), a reverse scan for dk and dv (R = sum over later chunks
+  // of G_t q_t^T (dh, F), r = sum of gden_t q_t (F)). P of every chunk is kept between the two scans.
+  void ChunkedCausalBackward(const float* q, const float* k, const float* v, const float* G, const float* gden,
+                             int64_t T, float* dq, float* dk, float* dv) const {
+    const int64_t C = o_.chunk, F = F_, dh = dh_, ldf = HF_, ldd = HD_, chunks = (T + C - 1) / C;
+    thread_local Buffer St, z, R, Rt, r, kt, vt, Am, Pm;
+    St.assign(dh * F, 0.0f);
+    z.assign(F, 0.0f);
+    R.assign(dh * F, 0.0f);
+    Rt.resize(F * dh);
+    r.assign(F, 0.0f);
+    kt.resize(F * C);
+    vt.resize(dh * C);
+    Am.resize(C * C);
+    Pm.resize(chunks * C * C);
+    for (int64_t i = 0; i < chunks; ++i) {  // forward scan: dq
       const int64_t t0 = i * C, n = std::min(C, T - t0);
-      Pm[i] = (Gm.middleRows(t0, n) * Va.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
-      dQ.middleRows(t0, n).noalias() = Pm[i] * K.middleRows(t0, n);
-      dQ.middleRows(t0, n).noalias() += Gm.middleRows(t0, n) * S.transpose();
-      S.noalias() += K.middleRows(t0, n).transpose() * Va.middleRows(t0, n);
+      const float *kc = k + t0 * ldf, *vc = v + t0 * ldd, *Gc = G + t0 * dh;
+      float *P = Pm.data() + i * C * C, *dqc = dq + t0 * ldf;
+      AsMatrix(vt.data(), dh, n) = AsStrided(vc, n, dh, ldd).transpose();
+      SmallGemm(n, n, dh, Gc, dh, 1, vt.data(), n, P, n, false, Band::kLowerC);
+      for (int64_t a = 0; a < n; ++a) {
+        float* row = P + a * n;
+        for (int64_t b = 0; b <= a; ++b) row[b] += gden[t0 + a];
+        std::fill(row + a + 1, row + n, 0.0f);
+      }
+      SmallGemm(n, F, n, P, n, 1, kc, ldf, dqc, ldf, false, Band::kLowerA);
+      SmallGemm(n, F, dh, Gc, dh, 1, St.data(), F, dqc, ldf, true);
+      for (int64_t a = 0; a < n; ++a) AddRow(z.data(), gden[t0 + a], dqc + a * ldf, F);
+      SmallGemm(dh, F, n, vc, 1, ldd, kc, ldf, St.data(), F, true);
+      for (int64_t s = 0; s < n; ++s) AddRow(kc + s * ldf, 1.0f, z.data(), F);
     }
-    RowMatrix R = RowMatrix::Zero(A, Q.cols());  // sum over later chunks of G_t Q_t^T
-    for (int64_t i = chunks - 1; i >= 0; --i) {  // reverse scan: dK, dVa
+    for (int64_t i = chunks - 1; i >= 0; --i) {  // reverse scan: dk, dv
       const int64_t t0 = i * C, n = std::min(C, T - t0);
-      Am = (Q.middleRows(t0, n) * K.middleRows(t0, n).transpose()).triangularView<Eigen::Lower>();
-      dK.middleRows(t0, n).noalias() = Pm[i].transpose() * Q.middleRows(t0, n);
-      dK.middleRows(t0, n).noalias() += Va.middleRows(t0, n) * R;
-      dVa.middleRows(t0, n).noalias() = Am.transpose() * Gm.middleRows(t0, n);
-      dVa.middleRows(t0, n).noalias() += K.middleRows(t0, n) * R.transpose();
-      R.noalias() += Gm.middleRows(t0, n).transpose() * Q.middleRows(t0, n);
+      const float *qc = q + t0 * ldf, *kc = k + t0 * ldf, *vc = v + t0 * ldd, *Gc = G + t0 * dh;
+      const float* P = Pm.data() + i * C * C;
+      float *dkc = dk + t0 * ldf, *dvc = dv + t0 * ldd;
+      MaskedScores(qc, kc, n, kt.data(), Am.data());
+      SmallGemm(n, F, n, P, 1, n, qc, ldf, dkc, ldf, false, Band::kUpperA);
+      SmallGemm(n, F, dh, vc, ldd, 1, R.data(), F, dkc, ldf, true);
+      for (int64_t s = 0; s < n; ++s) AddRow(r.data(), 1.0f, dkc + s * ldf, F);
+      SmallGemm(n, dh, n, Am.data(), 1, n, Gc, dh, dvc, ldd, false, Band::kUpperA);
+      AsMatrix(Rt.data(), F, dh) = AsMatrix(R.data(), dh, F).transpose();
+      SmallGemm(n, dh, F, kc, ldf, 1, Rt.data(), dh, dvc, ldd, true);
+      SmallGemm(dh, F, n, Gc, 1, dh, qc, ldf, R.data(), F, true);
+      for (int64_t a = 0; a < n; ++a) AddRow(qc + a * ldf, gden[t0 + a], r.data(), F);
     }
+  }
+
+  static float RowSum(const float* x, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += x[i];
+    return s;
+  }
+  static float Dot(const float* x, const float* y, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+    return s;
+  }
+  // y += a x
+  static void AddRow(const float* x, float a, float* y, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
   }
 
   int D_, H_, dh_ = 0, HD_ = 0, F_ = 0, HF_ = 0;
