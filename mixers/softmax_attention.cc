@@ -25,6 +25,7 @@
 #include "mixers/ops.h"
 #include "mixers/positional.h"
 #include "mixers/registry.h"
+#include "mixers/small_gemm.h"
 
 namespace mixlab {
 namespace {
@@ -272,14 +273,16 @@ class SoftmaxAttention : public Mixer {
   }
 
   // Scaled, biased, causally masked scores of query rows [i0, i0+ni) against keys [j0, j0+nj) of one (b, h).
+  // On a diagonal tile (i0 == j0) only the lower triangle is computed: every pattern is causal, so MaskRow sets the
+  // rest to -inf.
   void Scores(const AttentionContext& c, int64_t bh, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
               RowMatrix& S) const {
     const int64_t b = bh / H_, h = bh % H_, base = b * c.T;
-    auto Q = AsStrided(c.q.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
-    auto K = AsStrided(c.k.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
+    thread_local RowMatrix kt;
+    kt = AsStrided(c.k.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_).transpose() * (1.0f / std::sqrt(float(dh_)));
     S.resize(ni, nj);
-    S.noalias() = Q * K.transpose();
-    S *= 1.0f / std::sqrt(float(dh_));
+    SmallGemm(ni, nj, dh_, c.q.data() + (base + i0) * HD_ + h * dh_, HD_, 1, kt.data(), nj, S.data(), nj, false,
+              i0 == j0 ? Band::kLowerC : Band::kFull);
     if (!pattern_.TileFull(i0, ni, j0, nj))
       for (int64_t i = 0; i < ni; ++i) pattern_.MaskRow(i0 + i, j0, nj, S.row(i).data());
     if (!alibi_) return;
@@ -329,7 +332,8 @@ class SoftmaxAttention : public Mixer {
           l[i] += S.row(i).sum();
           m[i] = m_new;
         }
-        acc.noalias() += Dropped(c, bh, i0, j0, S, Pd) * AsStrided(c.v.data() + (base + j0) * HD_ + h * dh_, nj, dh_, HD_);
+        SmallGemm(ni, dh_, nj, Dropped(c, bh, i0, j0, S, Pd).data(), nj, 1, c.v.data() + (base + j0) * HD_ + h * dh_, HD_,
+                  acc.data(), dh_, true, i0 == j0 ? Band::kLowerA : Band::kFull);
       }
       auto O = AsStrided(c.o.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
       for (int64_t i = 0; i < ni; ++i) {
@@ -342,14 +346,12 @@ class SoftmaxAttention : public Mixer {
   void TiledHeadBackward(AttentionContext& c, int64_t bh) const {
     const int64_t b = bh / H_, h = bh % H_, base = b * c.T, T = c.T, tile = opts_.tile;
     const float scale = 1.0f / std::sqrt(float(dh_));
-    auto at = [&](Buffer& buf, int64_t t0, int64_t n) {
-      return AsStrided(buf.data() + (base + t0) * HD_ + h * dh_, n, dh_, HD_);
-    };
-    thread_local RowMatrix S, Pd, dP;
+    auto at = [&](Buffer& buf, int64_t t0) { return buf.data() + (base + t0) * HD_ + h * dh_; };  // row t0 of head h
+    thread_local RowMatrix S, Pd, dP, vt;
     Eigen::VectorXf Dvec(T);
     {
-      auto dO = at(c.dtmp, 0, T);
-      auto O = at(c.o, 0, T);
+      auto dO = AsStrided(at(c.dtmp, 0), T, dh_, HD_);
+      auto O = AsStrided(at(c.o, 0), T, dh_, HD_);
       for (int64_t t = 0; t < T; ++t) Dvec[t] = dO.row(t).dot(O.row(t));
     }
     for (int64_t i0 = 0; i0 < T; i0 += tile) {
@@ -359,18 +361,21 @@ class SoftmaxAttention : public Mixer {
         if (!pattern_.TileActive(i0, ni, j0, nj)) continue;
         Scores(c, bh, i0, ni, j0, nj, S);
         for (int64_t i = 0; i < ni; ++i) S.row(i) = (S.row(i).array() - c.lse[bh * T + i0 + i]).exp();
-        auto dO = at(c.dtmp, i0, ni);
-        at(c.dv, j0, nj).noalias() += Dropped(c, bh, i0, j0, S, Pd).transpose() * dO;
-        dP.noalias() = dO * at(c.v, j0, nj).transpose();
+        // On a diagonal tile P is lower triangular (up to Eigen's exp floor of 3e-39 for masked scores).
+        const Band lower = i0 == j0 ? Band::kLowerA : Band::kFull, upper = i0 == j0 ? Band::kUpperA : Band::kFull;
+        const float *dO = at(c.dtmp, i0), *q = at(c.q, i0), *k = at(c.k, j0);
+        SmallGemm(nj, dh_, ni, Dropped(c, bh, i0, j0, S, Pd).data(), 1, nj, dO, HD_, at(c.dv, j0), HD_, true, upper);
+        vt = AsStrided(at(c.v, j0), nj, dh_, HD_).transpose();
+        dP.resize(ni, nj);
+        SmallGemm(ni, nj, dh_, dO, HD_, 1, vt.data(), nj, dP.data(), nj, false);
         ApplyDropout(c, bh, i0, j0, dP);
-        for (int64_t i = 0; i < ni; ++i) S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]);  // dS
-        at(c.dq, i0, ni).noalias() += scale * S * at(c.k, j0, nj);
-        at(c.dk, j0, nj).noalias() += scale * S.transpose() * at(c.q, i0, ni);
+        for (int64_t i = 0; i < ni; ++i) S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]) * scale;  // dS / sqrt(dh)
+        SmallGemm(ni, dh_, nj, S.data(), nj, 1, k, HD_, at(c.dq, i0), HD_, true, lower);
+        SmallGemm(nj, dh_, ni, S.data(), 1, nj, q, HD_, at(c.dk, j0), HD_, true, upper);
       }
     }
   }
 
-  // Full (T, T) attention probabilities of head h for one sequence (before dropout).
   RowMatrix Probabilities(const float* q, const float* k, const int32_t* pos, int64_t T, int64_t h) const {
     auto Q = AsStrided(q + h * dh_, T, dh_, HD_);
     auto K = AsStrided(k + h * dh_, T, dh_, HD_);
