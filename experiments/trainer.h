@@ -18,8 +18,8 @@ struct TrainResult {
   bool diverged = false;
   std::string divergence;        // "step 12: non-finite gradient in layers.0.mixer.wq"
   double train_seconds = 0, tokens_per_second = 0;
-  // Throughput after this process's first step, which allocates and first touches every buffer and creates the GEMM
-  // primitives (PyTorch benchmarks likewise time after a warm-up step); 0 below two steps.
+  // Throughput after this process's first step, which allocates and first touches every buffer and lets oneDNN generate
+  // its GEMM kernels (PyTorch benchmarks likewise time after a warm-up step); 0 below two steps.
   double warm_tokens_per_second = 0;
   int64_t params = 0;
   std::vector<EvalResult> test;        // final test split, one per eval length

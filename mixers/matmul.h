@@ -1,10 +1,9 @@
-// Matrix products through oneDNN matmul primitives, created once per (shape, transposition, accumulate)
-// and cached for the life of the process.
+// Matrix products through oneDNN's sgemm (its jit GEMM, called directly: no primitive to create per shape, which
+// matters for the MoE, whose expert products change shape every step).
 //
-//   C (M, N) = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T, all row-major with leading dims = cols.
+//   C (M, N) = op(A) op(B) (+ C),  op(X) = X or X^T, all row-major with leading dims = cols.
 //
-// Not for concurrent use from several threads: a cached primitive owns its scratchpad. Call it outside
-// OpenMP parallel regions (it is parallel inside).
+// Parallel inside (OpenMP): call it outside parallel regions.
 //
 // Linear layers use the three products below: forward y = x W, backward dx = dy W^T, dW += x^T dy.
 #pragma once
@@ -35,8 +34,5 @@ inline void AddColumnSums(const float* dy, int64_t rows, int64_t cols, float* db
     for (int64_t j = 0; j < cols; ++j) db[j] += row[j];
   }
 }
-
-// Number of primitives created so far (tests check that repeated shapes reuse the cache).
-int64_t GemmPrimitivesCreated();
 
 }  // namespace mixlab

@@ -156,17 +156,6 @@ TEST(Model, LearningRateSchedule) {
   EXPECT_NEAR(opt.LearningRate(110), 0.1f, 1e-6);
 }
 
-TEST(Model, MatmulPrimitivesAreCached) {
-  std::vector<float> a(6 * 5, 1.0f), b(5 * 7, 1.0f), c(6 * 7);
-  Gemm(false, false, 6, 7, 5, a.data(), b.data(), c.data(), false);
-  const int64_t created = GemmPrimitivesCreated();
-  for (int i = 0; i < 3; ++i) Gemm(false, false, 6, 7, 5, a.data(), b.data(), c.data(), false);
-  EXPECT_EQ(GemmPrimitivesCreated(), created);
-  EXPECT_FLOAT_EQ(c[0], 5.0f);
-  Gemm(false, false, 6, 7, 5, a.data(), b.data(), c.data(), true);  // accumulate
-  EXPECT_FLOAT_EQ(c[0], 10.0f);
-}
-
 RunSpec TinyRun(const std::string& out, int steps = 30, const std::string& task = "mqar") {
   TrainOptions t;
   t.task = task;

@@ -138,6 +138,9 @@ TEST(Ops, MatmulTranspositionsMatchEigen) {
       std::vector<float> c(M * Nn);
       Gemm(ta, tb, M, Nn, K, ta ? At.data() : A.data(), tb ? Bt.data() : Bm.data(), c.data(), false);
       EXPECT_LE(MaxAbsDiff(c.data(), expect.data(), M * Nn), 1e-5f) << "ta=" << ta << " tb=" << tb;
+      Gemm(ta, tb, M, Nn, K, ta ? At.data() : A.data(), tb ? Bt.data() : Bm.data(), c.data(), true);  // accumulate
+      const RowMatrix twice = 2.0f * expect;
+      EXPECT_LE(MaxAbsDiff(c.data(), twice.data(), M * Nn), 2e-5f) << "ta=" << ta << " tb=" << tb;
     }
 }
 
