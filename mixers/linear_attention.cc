@@ -150,10 +150,11 @@ class LinearAttention : public Mixer {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
       const int64_t b = bh / H_, h = bh % H_;
-      const float *q = c.fq.data() + b * T * HF_ + h * F_, *k = c.fk.data() + b * T * HF_ + h * F_;
-      float *o = c.o.data() + b * T * HD_ + h * dh_, *den = c.den.data() + bh * T;
-      if (o_.impl == "naive") NaiveCausal(q, k, c.v.data() + b * T * HD_ + h * dh_, T, o, den);
-      else ChunkedCausal(q, k, c.v.data() + b * T * HD_ + h * dh_, T, o, den);
+      const int64_t head_d = b * T * HD_ + h * dh_, head_f = b * T * HF_ + h * F_;
+      const float *q = c.fq.data() + head_f, *k = c.fk.data() + head_f, *v = c.v.data() + head_d;
+      float *o = c.o.data() + head_d, *den = c.den.data() + bh * T;
+      if (o_.impl == "naive") NaiveCausal(q, k, v, T, o, den);
+      else ChunkedCausal(q, k, v, T, o, den);
       for (int64_t t = 0; t < T; ++t) {
         den[t] = Denominator(den[t]);
         for (int64_t j = 0; j < dh_; ++j) o[t * HD_ + j] /= den[t];

@@ -376,6 +376,7 @@ class SoftmaxAttention : public Mixer {
     }
   }
 
+  // Full (T, T) attention probabilities of head h for one sequence (before dropout).
   RowMatrix Probabilities(const float* q, const float* k, const int32_t* pos, int64_t T, int64_t h) const {
     auto Q = AsStrided(q + h * dh_, T, dh_, HD_);
     auto K = AsStrided(k + h * dh_, T, dh_, HD_);
