@@ -5,7 +5,7 @@
 # copy task with 255 content tokens + separator (vocab 256); the peer on random tokens (same cost per step).
 # Both are timed the same way: the peer runs one untimed warm-up step and reports the median of 3 repetitions;
 # mixlab runs 3 times and its figure is the median of the runs' throughput after their first step (which allocates
-# and first touches every buffer and creates the GEMM primitives).
+# and first touches every buffer and lets oneDNN generate its GEMM kernels).
 # Prints one Markdown table: mixer x T, mixlab tokens/s, peak memory, PyTorch tokens/s and peak memory, ratio.
 # Usage: bench/train_throughput.sh [T ...]        (default: 256 2048; needs build/mixlab and python3-torch)
 #        ONLY='mamba|gla' bench/train_throughput.sh 256   (only the variants matching an extended regex)
