@@ -71,10 +71,12 @@ void TrainStep(benchmark::State& state, const std::string& mixer, const std::str
 }
 
 void GemmCase(benchmark::State& state) {
-  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  // op: 0 = forward y = x W, 1 = input gradient dx = dy W^T, 2 = weight gradient dW += x^T dy (the three products
+  // of a linear layer; the last two read an operand transposed).
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2), op = state.range(3);
   Buffer a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
   for (auto _ : state) {
-    Gemm(false, false, M, N, K, a.data(), b.data(), c.data(), false);
+    Gemm(op == 2, op == 1, M, N, K, a.data(), b.data(), c.data(), op == 2);
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(double(state.iterations()) * 2.0 * M * N * K * 1e-9, benchmark::Counter::kIsRate);
@@ -92,9 +94,12 @@ void RegisterAll() {
   }
   auto* g = benchmark::RegisterBenchmark("gemm", GemmCase);
   const int64_t rows = int64_t(kBatch) * 1024;
-  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {512, 128}, {128, 512}, {256, 128}, {kVocab, 128}})
-    g->Args({rows, n, k});
-  g->Args({2048, 2048, 2048})->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {512, 128}, {128, 512}, {kVocab, 128}}) {
+    g->Args({rows, n, k, 0});  // forward
+    g->Args({rows, k, n, 1});  // input gradient
+    g->Args({k, n, rows, 2});  // weight gradient
+  }
+  g->Args({2048, 2048, 2048, 0})->ArgNames({"M", "N", "K", "op"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 const bool registered = (RegisterAll(), true);  // before BENCHMARK_MAIN runs

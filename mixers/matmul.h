@@ -5,9 +5,12 @@
 //
 // Parallel inside (OpenMP): call it outside parallel regions.
 //
-// Linear layers use the three products below: forward y = x W, backward dx = dy W^T, dW += x^T dy.
+// Linear layers use the three products below: forward y = x W, backward dx = dy W^T, dW += x^T dy (the last through
+// AddWeightGradient, which is faster than sgemm at this shape).
 #pragma once
 #include <cstdint>
+
+#include "mixers/weight_gradient.h"
 
 namespace mixlab {
 
@@ -22,7 +25,7 @@ inline void LinearForward(const float* x, const float* W, float* y, int64_t n, i
 inline void LinearBackward(const float* x, const float* W, const float* dy, float* dx, float* dW,
                            int64_t n, int64_t in, int64_t out, bool accumulate_dx = false) {
   if (dx) Gemm(false, true, n, in, out, dy, W, dx, accumulate_dx);
-  Gemm(true, false, in, out, n, x, dy, dW, true);
+  AddWeightGradient(x, dy, dW, n, in, out);
 }
 
 // Bias gradient: db (cols) += sum over rows of dy (rows, cols), row by row (Eigen's colwise().sum() on a row-major

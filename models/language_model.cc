@@ -221,7 +221,7 @@ void LanguageModel::Backward() {
   } else {
     auto e = store_.Ref(embedding_);
     Gemm(false, false, N, D, V, dlogits_.data(), e.value, dh_.data(), false);
-    Gemm(true, false, V, D, N, dlogits_.data(), h, e.grad, true);
+    AddWeightGradient(dlogits_.data(), h, e.grad, N, V, D);
   }
   // dx_ carries the gradient of the residual stream downwards.
   if (pre_norm_) NormBackward(final_norm_, resid_.back().data(), dh_.data(), dx_.data(), N);
