@@ -4,8 +4,10 @@
 //                         learned positions, untied head, batch 8) for every sequence mixer and softmax + MoE,
 //                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case). Counters: tokens/s, model GFLOP/s (3x the forward estimate of
 //                         every mixer, channel mixer and the LM head), peak_MB.
-//   gemm                  mixlab's matmul (oneDNN) at the shapes those models use and at 2048^3: the machine's
-//                         GEMM rate, against which model GFLOP/s reads as model FLOP utilisation.
+//   gemm                  mixlab's matmul at the shapes those models use (op 0: forward x W and op 1: input
+//                         gradient dy W^T through oneDNN's sgemm; op 2: weight gradient x^T dy through
+//                         AddWeightGradient) and at 2048^3: the machine's GEMM rate, against which model GFLOP/s
+//                         reads as model FLOP utilisation.
 //   build: scripts/build.sh -DMIXLAB_BENCH=ON;  run: build/model_bench --benchmark_out=model.json
 #include <benchmark/benchmark.h>
 
@@ -76,7 +78,8 @@ void GemmCase(benchmark::State& state) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2), op = state.range(3);
   Buffer a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
   for (auto _ : state) {
-    Gemm(op == 2, op == 1, M, N, K, a.data(), b.data(), c.data(), op == 2);
+    if (op == 2) AddWeightGradient(a.data(), b.data(), c.data(), K, M, N);  // what LinearBackward calls for dW
+    else Gemm(false, op == 1, M, N, K, a.data(), b.data(), c.data(), false);
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(double(state.iterations()) * 2.0 * M * N * K * 1e-9, benchmark::Counter::kIsRate);

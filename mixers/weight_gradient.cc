@@ -19,16 +19,21 @@ constexpr int64_t kRows = 6, kCols = 16;
 // One x panel holds kBlock x 6 floats; the 8 spare floats take the 8-wide stores of the packing loop's last row.
 constexpr int64_t kPanelSize = kBlock * kRows + 8;
 
-// Panel p of x rows [k0, k0 + kb): columns [6p, 6p + 6) of x, token-major; columns past `in` are zeros.
-void PackXPanel(const float* x, int64_t in, int64_t k0, int64_t kb, int64_t p, float* panel) {
-  const int64_t i0 = p * kRows, cols = std::min(kRows, in - i0);
-  const float* src = x + k0 * in + i0;
-  if (i0 + 8 <= in) {  // 8-wide copies; the 2 extra floats are overwritten by the next row (or land in the spare)
-    for (int64_t k = 0; k < kb; ++k) Store(panel + k * kRows, Load(src + k * in));
-    return;
+// x rows [k0, k0 + kb) in panels: panel p holds columns [6p, 6p + 6) of x, token-major, with zeros for
+// columns past `in`. Row by row, so x is read in order (a panel at a time would stride through it once per panel).
+void PackXPanels(const float* x, int64_t in, int64_t k0, int64_t kb, int64_t panels, float* packed) {
+  for (int64_t k = 0; k < kb; ++k) {
+    const float* row = x + (k0 + k) * in;
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t i0 = p * kRows;
+      float* dst = packed + p * kPanelSize + k * kRows;
+      if (i0 + 8 <= in) {  // 8 wide: the 2 extra floats are overwritten by the next row (or land in the spare)
+        Store(dst, Load(row + i0));
+      } else {
+        for (int64_t r = 0; r < kRows; ++r) dst[r] = i0 + r < in ? row[i0 + r] : 0.0f;
+      }
+    }
   }
-  for (int64_t k = 0; k < kb; ++k)
-    for (int64_t r = 0; r < kRows; ++r) panel[k * kRows + r] = r < cols ? src[k * in + r] : 0.0f;
 }
 
 // Columns [j0, j0 + 16) of dy rows [k0, k0 + kb), token-major; columns past `out` are zeros.
@@ -77,21 +82,17 @@ void AddTile(const float* xp, const float* dyp, int64_t kb, float* dW, int64_t o
 void AddWeightGradient(const float* x, const float* dy, float* dW, int64_t n, int64_t in, int64_t out) {
   if (n <= 0 || in <= 0 || out <= 0) return;
   const int64_t x_panels = (in + kRows - 1) / kRows, dy_panels = (out + kCols - 1) / kCols;
-  // Two buffers of packed x: threads pack block b + 1 into one while others may still read block b from the other.
-  static thread_local std::vector<float> packed_x;
-  packed_x.resize(2 * x_panels * kPanelSize);
-  float* const packed = packed_x.data();
 #pragma omp parallel
-  {
+  {  // each thread owns 16-column panels [my_dy0, my_dy1) of dW
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    const int64_t my_x0 = x_panels * thread / threads, my_x1 = x_panels * (thread + 1) / threads;
     const int64_t my_dy0 = dy_panels * thread / threads, my_dy1 = dy_panels * (thread + 1) / threads;
     alignas(64) static thread_local float dy_panel[kBlock * kCols];
-    for (int64_t k0 = 0, block = 0; k0 < n; k0 += kBlock, ++block) {
+    static thread_local std::vector<float> packed_x;
+    packed_x.resize(x_panels * kPanelSize);
+    float* const xp = packed_x.data();
+    for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
       const int64_t kb = std::min(kBlock, n - k0);
-      float* xp = packed + (block % 2) * x_panels * kPanelSize;
-      for (int64_t p = my_x0; p < my_x1; ++p) PackXPanel(x, in, k0, kb, p, xp + p * kPanelSize);
-#pragma omp barrier
+      if (my_dy0 < my_dy1) PackXPanels(x, in, k0, kb, x_panels, xp);
       for (int64_t q = my_dy0; q < my_dy1; ++q) {
         const int64_t j0 = q * kCols, cols = std::min(kCols, out - j0);
         PackDyPanel(dy, out, k0, kb, j0, dy_panel);
