@@ -19,12 +19,12 @@ constexpr int64_t kRows = 6, kCols = 16;
 // One x panel holds kBlock x 6 floats; the 8 spare floats take the 8-wide stores of the packing loop's last row.
 constexpr int64_t kPanelSize = kBlock * kRows + 8;
 
-// x rows [k0, k0 + kb) in panels: panel p holds columns [6p, 6p + 6) of x, token-major, with zeros for
+// Panels [p0, p1) of x rows [k0, k0 + kb): panel p holds columns [6p, 6p + 6) of x, token-major, with zeros for
 // columns past `in`. Row by row, so x is read in order (a panel at a time would stride through it once per panel).
-void PackXPanels(const float* x, int64_t in, int64_t k0, int64_t kb, int64_t panels, float* packed) {
+void PackXPanels(const float* x, int64_t in, int64_t k0, int64_t kb, int64_t p0, int64_t p1, float* packed) {
   for (int64_t k = 0; k < kb; ++k) {
     const float* row = x + (k0 + k) * in;
-    for (int64_t p = 0; p < panels; ++p) {
+    for (int64_t p = p0; p < p1; ++p) {
       const int64_t i0 = p * kRows;
       float* dst = packed + p * kPanelSize + k * kRows;
       if (i0 + 8 <= in) {  // 8 wide: the 2 extra floats are overwritten by the next row (or land in the spare)
@@ -83,20 +83,26 @@ void AddWeightGradient(const float* x, const float* dy, float* dW, int64_t n, in
   if (n <= 0 || in <= 0 || out <= 0) return;
   const int64_t x_panels = (in + kRows - 1) / kRows, dy_panels = (out + kCols - 1) / kCols;
 #pragma omp parallel
-  {  // each thread owns 16-column panels [my_dy0, my_dy1) of dW
+  {
+    // Each thread owns a block of dW: 16-column panels [q0, q1) by 6-row panels [p0, p1). Threads split the column
+    // panels when there are enough of them (the usual case), otherwise the row panels.
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    const int64_t my_dy0 = dy_panels * thread / threads, my_dy1 = dy_panels * (thread + 1) / threads;
+    const bool split_columns = dy_panels >= threads;
+    const int64_t split = split_columns ? dy_panels : x_panels;
+    const int64_t first = split * thread / threads, last = split * (thread + 1) / threads;
+    const int64_t q0 = split_columns ? first : 0, q1 = split_columns ? last : dy_panels;
+    const int64_t p0 = split_columns ? 0 : first, p1 = split_columns ? x_panels : last;
     alignas(64) static thread_local float dy_panel[kBlock * kCols];
     static thread_local std::vector<float> packed_x;
     packed_x.resize(x_panels * kPanelSize);
     float* const xp = packed_x.data();
-    for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+    for (int64_t k0 = 0; k0 < n && first < last; k0 += kBlock) {
       const int64_t kb = std::min(kBlock, n - k0);
-      if (my_dy0 < my_dy1) PackXPanels(x, in, k0, kb, x_panels, xp);
-      for (int64_t q = my_dy0; q < my_dy1; ++q) {
+      PackXPanels(x, in, k0, kb, p0, p1, xp);
+      for (int64_t q = q0; q < q1; ++q) {
         const int64_t j0 = q * kCols, cols = std::min(kCols, out - j0);
         PackDyPanel(dy, out, k0, kb, j0, dy_panel);
-        for (int64_t p = 0; p < x_panels; ++p)
+        for (int64_t p = p0; p < p1; ++p)
           AddTile(xp + p * kPanelSize, dy_panel, kb, dW, out, p * kRows, std::min(kRows, in - p * kRows), j0, cols);
       }
     }
