@@ -42,8 +42,7 @@ class Mlp : public ChannelMixer {
     c.h.resize(c.N * F_);
     c.a.resize(c.N * F_);
     LinearForward(x, P(0), c.h.data(), c.N, D_, F_);
-    AsMatrix(c.h.data(), c.N, F_).rowwise() += AsMatrix(P(1), 1, F_).row(0);
-    GeluForward(c.h.data(), c.a.data(), c.N * F_);
+    BiasGeluForward(c.h.data(), P(1), c.a.data(), c.N, F_);
     LinearForward(c.a.data(), P(2), y, c.N, F_, D_);
     AsMatrix(y, c.N, D_).rowwise() += AsMatrix(P(3), 1, D_).row(0);
   }
@@ -53,8 +52,7 @@ class Mlp : public ChannelMixer {
     c.da.resize(c.N * F_);
     AddColumnSums(dy, c.N, D_, G(3));
     LinearBackward(c.a.data(), P(2), dy, c.da.data(), G(2), c.N, F_, D_);
-    GeluBackward(c.h.data(), c.da.data(), c.da.data(), c.N * F_);
-    AddColumnSums(c.da.data(), c.N, F_, G(1));
+    BiasGeluBackward(c.h.data(), c.da.data(), c.da.data(), G(1), c.N, F_);
     LinearBackward(c.x.data(), P(0), c.da.data(), dx, G(0), c.N, D_, F_);
   }
 

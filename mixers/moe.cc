@@ -99,8 +99,7 @@ class Moe : public ChannelMixer {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
       LinearForward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
-      AsMatrix(c.he[e].data(), n, F_).rowwise() += AsMatrix(P(2) + int64_t(e) * F_, 1, F_).row(0);
-      GeluForward(c.he[e].data(), c.ae[e].data(), n * F_);
+      BiasGeluForward(c.he[e].data(), P(2) + int64_t(e) * F_, c.ae[e].data(), n, F_);
       LinearForward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, c.ye[e].data(), n, F_, D_);
       AsMatrix(c.ye[e].data(), n, D_).rowwise() += AsMatrix(P(4) + int64_t(e) * D_, 1, D_).row(0);
     }
@@ -130,8 +129,7 @@ class Moe : public ChannelMixer {
       }
       AddColumnSums(dye.data(), n, D_, G(4) + int64_t(e) * D_);
       LinearBackward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(3) + int64_t(e) * F_ * D_, n, F_, D_);
-      GeluBackward(c.he[e].data(), dae.data(), dae.data(), n * F_);
-      AddColumnSums(dae.data(), n, F_, G(2) + int64_t(e) * F_);
+      BiasGeluBackward(c.he[e].data(), dae.data(), dae.data(), G(2) + int64_t(e) * F_, n, F_);
       LinearBackward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(1) + int64_t(e) * D_ * F_, n, D_, F_);
     }
     GatherBySlots(c, N, dx, [&](int e, int64_t i) { return std::pair{1.0f, dxe[e].data() + i * D_}; });

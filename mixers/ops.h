@@ -19,6 +19,10 @@ void RMSNormBackward(const float* x, const float* gamma, const float* rstd, cons
 // ---- activations, elementwise over n values.
 void GeluForward(const float* x, float* y, int64_t n);  // tanh approximation (GPT-2)
 void GeluBackward(const float* x, const float* dy, float* dx, int64_t n);
+// The bias and GELU after a linear layer, in one parallel pass: h (rows, cols) += bias (in place: backward needs the
+// pre-activation), a = gelu(h). Backward: dh = gelu'(h) * da (dh may be da) and dbias += the column sums of dh.
+void BiasGeluForward(float* h, const float* bias, float* a, int64_t rows, int64_t cols);
+void BiasGeluBackward(const float* h, const float* da, float* dh, float* dbias, int64_t rows, int64_t cols);
 // SwiGLU: h is (N, 2F) = [a | b]; y (N, F) = silu(a) * b.
 void SwiGLUForward(const float* h, float* y, int64_t n, int64_t f);
 void SwiGLUBackward(const float* h, const float* dy, float* dh, int64_t n, int64_t f);
