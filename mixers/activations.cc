@@ -1,8 +1,8 @@
 // GELU (tanh approximation) and SwiGLU, forward and backward. Both recompute from their input in backward.
 #include <Eigen/Core>
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "mixers/ops.h"
 
@@ -53,23 +53,19 @@ void BiasGeluForward(float* h, const float* bias, float* a, int64_t rows, int64_
 }
 
 void BiasGeluBackward(const float* h, const float* da, float* dh, float* dbias, int64_t rows, int64_t cols) {
-  // Column sums over fixed chunks of rows, added in chunk order: the same result for any number of threads.
-  constexpr int64_t kChunk = 256;
-  const int64_t chunks = (rows + kChunk - 1) / kChunk;
-  std::vector<float> partial(chunks * cols, 0.0f);
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    float* sum = partial.data() + c * cols;
-    for (int64_t i = c * kChunk; i < std::min(rows, (c + 1) * kChunk); ++i) {
-      GeluBackwardBlock(h + i * cols, da + i * cols, dh + i * cols, cols);
-      const float* row = dh + i * cols;
+  // Threads split the columns, and each column sums its rows in order: the same sums as AddColumnSums, whatever the
+  // number of threads.
+#pragma omp parallel
+  {
+    const int64_t thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    const int64_t j0 = cols * thread / threads, j1 = cols * (thread + 1) / threads;
+    for (int64_t i = 0; i < rows && j0 < j1; ++i) {
+      const int64_t at = i * cols + j0;
+      GeluBackwardBlock(h + at, da + at, dh + at, j1 - j0);
 #pragma omp simd
-      for (int64_t j = 0; j < cols; ++j) sum[j] += row[j];
+      for (int64_t j = j0; j < j1; ++j) dbias[j] += dh[i * cols + j];
     }
   }
-  for (int64_t c = 0; c < chunks; ++c)
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) dbias[j] += partial[c * cols + j];
 }
 
 void SwiGLUForward(const float* h, float* y, int64_t n, int64_t f) {
