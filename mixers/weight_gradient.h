@@ -3,8 +3,8 @@
 //
 // oneDNN's sgemm sends this shape (small output, long sum) to its "nocopy" kernel, which ran at 110-130 GFLOP/s on
 // this machine's model shapes where the forward products run at 165-180, and whose speed moved with the address of
-// dy modulo 32 bytes (measured: 165 GFLOP/s at 16 mod 32, 113 at 0 mod 32). These products were 29% of a training
-// step of the reference model. This is a packed GEMM written for the shape instead:
+// dy (at 128 x 512: 167 GFLOP/s when dy sat 16 bytes past a 32-byte boundary, 113-129 otherwise). These products
+// were 29% of a training step of the reference model. This is a packed GEMM written for the shape instead:
 //   - the sum runs over blocks of kBlock tokens; per block, x is packed into panels of 6 columns (k-major, so a
 //     panel is one contiguous stream) and dy into panels of 16 columns;
 //   - a 6 x 16 register tile (12 AVX accumulators) walks a pair of panels from L1 and adds into dW;
