@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mixers/matmul.h"
 #include "mixers/ops.h"
 
 namespace mixlab {
@@ -53,8 +54,8 @@ void BiasGeluForward(float* h, const float* bias, float* a, int64_t rows, int64_
 }
 
 void BiasGeluBackward(const float* h, const float* da, float* dh, float* dbias, int64_t rows, int64_t cols) {
-  // Threads split the columns, and each column sums its rows in order: the same sums as AddColumnSums, whatever the
-  // number of threads.
+  // Threads split the columns, and each column sums its rows in order (AddColumnSums, one row at a time): the same
+  // sums as AddColumnSums over the whole matrix, whatever the number of threads.
 #pragma omp parallel
   {
     const int64_t thread = omp_get_thread_num(), threads = omp_get_num_threads();
@@ -62,8 +63,7 @@ void BiasGeluBackward(const float* h, const float* da, float* dh, float* dbias, 
     for (int64_t i = 0; i < rows && j0 < j1; ++i) {
       const int64_t at = i * cols + j0;
       GeluBackwardBlock(h + at, da + at, dh + at, j1 - j0);
-#pragma omp simd
-      for (int64_t j = j0; j < j1; ++j) dbias[j] += dh[i * cols + j];
+      AddColumnSums(dh + at, 1, j1 - j0, dbias + j0);
     }
   }
 }

@@ -91,7 +91,7 @@ class Moe : public ChannelMixer {
     SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
     Route(c);
     c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
-    // Experts run one after another; each product is parallel inside oneDNN.
+    // Experts run one after another; each product is parallel inside (oneDNN, AddWeightGradient).
     for (int e = 0; e < E_; ++e) {
       const int64_t n = int64_t(c.routed[e].size());
       c.xe[e].resize(n * D_), c.he[e].resize(n * F_), c.ae[e].resize(n * F_), c.ye[e].resize(n * D_);

@@ -1,5 +1,6 @@
-// Small dense products for the chunked scans (linear attention, Performer): tens of rows and columns, a new
-// product every few microseconds, where Eigen's general GEMM spends its time packing and in edge cases.
+// Small dense products for the chunked scans (linear attention, Performer) and the tiles of softmax attention: tens
+// of rows and columns, a new product every few microseconds, where Eigen's general GEMM spends its time packing and
+// in edge cases. (weight_gradient.cc borrows its 8-float vector type.)
 //
 //   C (M, N) = / += A (M, K) B (K, N)
 //

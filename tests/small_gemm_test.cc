@@ -2,20 +2,11 @@
 // scalar tail), row remainders, strided and transposed A, accumulation, and the three bands.
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "mixers/small_gemm.h"
-#include "mixers/tensor.h"
+#include "tests/test_util.h"
 
-namespace mixlab {
+namespace mixlab::testing {
 namespace {
-
-RowMatrix Random(int64_t rows, int64_t cols, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  RowMatrix m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
 
 struct Shape {
   int64_t M, N, K;
@@ -25,10 +16,10 @@ const Shape kShapes[] = {{1, 1, 1}, {3, 5, 7}, {4, 8, 4}, {7, 33, 9}, {64, 64, 3
                          {13, 57, 13}, {32, 40, 17}, {5, 3, 64}, {9, 100, 2}};
 
 // C0 + op(A) B with op(A) = A or A^T read through SmallGemm's strides; B and C with padded leading dimensions.
-void Check(const Shape& s, bool transposed_a, bool accumulate, Band band, std::mt19937& rng) {
+void Check(const Shape& s, bool transposed_a, bool accumulate, Band band, uint64_t& seed) {
   const int64_t lda = (transposed_a ? s.M : s.K) + 3, ldb = s.N + 5, ldc = s.N + 2;
-  RowMatrix Astore = Random(transposed_a ? s.K : s.M, lda, rng), Bstore = Random(s.K, ldb, rng);
-  RowMatrix Cstore = Random(s.M, ldc, rng);
+  RowMatrix Astore = RandomMatrix(transposed_a ? s.K : s.M, lda, seed++), Bstore = RandomMatrix(s.K, ldb, seed++);
+  RowMatrix Cstore = RandomMatrix(s.M, ldc, seed++);
   RowMatrix opA = transposed_a ? RowMatrix(Astore.leftCols(s.M).transpose()) : RowMatrix(Astore.leftCols(s.K));
   if (band == Band::kLowerA || band == Band::kUpperA) {  // the band promises zeros there: store them
     for (int64_t i = 0; i < s.M; ++i)
@@ -54,12 +45,12 @@ void Check(const Shape& s, bool transposed_a, bool accumulate, Band band, std::m
 }
 
 TEST(SmallGemm, MatchesEigenForEveryShapeBandAndLayout) {
-  std::mt19937 rng(7);
+  uint64_t seed = 7;
   for (const Shape& s : kShapes)
     for (bool transposed_a : {false, true})
       for (bool accumulate : {false, true})
         for (Band band : {Band::kFull, Band::kLowerA, Band::kUpperA, Band::kLowerC})
-          Check(s, transposed_a, accumulate, band, rng);
+          Check(s, transposed_a, accumulate, band, seed);
 }
 
 TEST(SmallGemm, EmptyDepthWritesZerosOrKeepsC) {
@@ -71,4 +62,4 @@ TEST(SmallGemm, EmptyDepthWritesZerosOrKeepsC) {
 }
 
 }  // namespace
-}  // namespace mixlab
+}  // namespace mixlab::testing

@@ -11,6 +11,7 @@
 #include "mixers/matmul.h"
 #include "mixers/registry.h"
 #include "mixers/rng.h"
+#include "mixers/tensor.h"
 #include "models/param_store.h"
 
 namespace mixlab::testing {
@@ -20,6 +21,10 @@ inline std::vector<float> RandomVector(int64_t n, uint64_t seed, float scale = 1
   std::vector<float> v(n);
   for (auto& x : v) x = float(rng.Normal()) * scale;
   return v;
+}
+
+inline RowMatrix RandomMatrix(int64_t rows, int64_t cols, uint64_t seed) {
+  return AsMatrix(RandomVector(rows * cols, seed).data(), rows, cols);
 }
 
 inline double Dot(const std::vector<float>& a, const std::vector<float>& b) {

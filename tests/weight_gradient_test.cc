@@ -3,16 +3,11 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "mixers/tensor.h"
 #include "mixers/weight_gradient.h"
 #include "tests/test_util.h"
 
 namespace mixlab::testing {
 namespace {
-
-RowMatrix Random(int64_t rows, int64_t cols, uint64_t seed) {
-  return AsMatrix(RandomVector(rows * cols, seed).data(), rows, cols);
-}
 
 struct Shape {
   int64_t n, in, out;
@@ -23,7 +18,8 @@ TEST(WeightGradient, MatchesEigenAndAccumulates) {
                           {700, 37, 70}, {513, 12, 40}, {64, 200, 9},  {1000, 5, 130}, {2, 64, 512}};
   uint64_t seed = 30;
   for (const Shape& s : shapes) {
-    const RowMatrix x = Random(s.n, s.in, seed++), dy = Random(s.n, s.out, seed++), dW0 = Random(s.in, s.out, seed++);
+    const RowMatrix x = RandomMatrix(s.n, s.in, seed++), dy = RandomMatrix(s.n, s.out, seed++);
+    const RowMatrix dW0 = RandomMatrix(s.in, s.out, seed++);
     const RowMatrix expect = dW0 + x.transpose() * dy;
     RowMatrix dW = dW0;
     AddWeightGradient(x.data(), dy.data(), dW.data(), s.n, s.in, s.out);
@@ -36,7 +32,7 @@ TEST(WeightGradient, SameBitsForAnyThreadCount) {
   const int saved = omp_get_max_threads();
   for (int64_t out : {90, 20}) {  // 6 column panels (split between threads) and 2 (rows split instead)
     const int64_t n = 777, in = 50;
-    const RowMatrix x = Random(n, in, 40), dy = Random(n, out, 41);
+    const RowMatrix x = RandomMatrix(n, in, 40), dy = RandomMatrix(n, out, 41);
     std::vector<RowMatrix> results;
     for (int threads : {1, 2, 3}) {
       omp_set_num_threads(threads);
