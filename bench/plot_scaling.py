@@ -2,10 +2,10 @@
 """Scaling plots from Google Benchmark JSON (mixers_bench, model_bench) with python3-matplotlib.
 
 Writes into OUT_DIR:
-  time_<mode>.png     log-log time per call against T, one line per mixer, the fitted slope (the exponent of T)
-                      in the legend; mode = forward, forward_backward, decode
-  memory.png          log-log peak heap of forward + backward against T, with fitted slopes
-  train_tokens.png    training tokens/s of the reference model per mixer, one group of bars per T
+  scaling_time_<mode>.png  log-log time per call against T, one line per mixer, the fitted slope (the exponent of T)
+                           in the legend; mode = forward, forward_backward, decode
+  scaling_memory.png       log-log peak heap of forward + backward against T, with fitted slopes
+  train_tokens.png         training tokens/s of the reference model per mixer, one group of bars per T
 and prints the slopes as a table.
 Usage: plot_scaling.py OUT_DIR RESULT.json [RESULT.json ...]
 """
@@ -79,9 +79,9 @@ def main(out, files):
                 train[args["T"]][mixer] = b["tokens/s"]
     table = {}
     for mode, series in times.items():
-        table[mode] = loglog(out, f"time_{mode}.png", series, "seconds per call", f"{mode}: time against T (batch 1, d_model 128)")
+        table[mode] = loglog(out, f"scaling_time_{mode}.png", series, "seconds per call", f"{mode}: time against T (batch 1, d_model 128)")
     if memory:
-        table["memory"] = loglog(out, "memory.png", memory, "peak heap (MB)", "forward + backward: peak memory against T")
+        table["memory"] = loglog(out, "scaling_memory.png", memory, "peak heap (MB)", "forward + backward: peak memory against T")
     if train:
         lens = sorted(train)
         variants = sorted({v for t in train.values() for v in t})
