@@ -4,7 +4,8 @@
 Writes into OUT_DIR:
   scaling_time_<mode>.png  log-log time per call against T, one line per mixer, the fitted slope (the exponent of T)
                            in the legend; mode = forward, forward_backward, decode
-  scaling_memory.png       log-log peak heap of forward + backward against T, with fitted slopes
+  scaling_memory.png       log-log peak heap of forward + backward (training) against T, with fitted slopes
+  scaling_memory_forward.png  the same for the inference forward pass
   train_tokens.png         training tokens/s of the reference model per mixer, one group of bars per T
 and prints the slopes as a table.
 Usage: plot_scaling.py OUT_DIR RESULT.json [RESULT.json ...]
@@ -64,7 +65,7 @@ def loglog(out, name, series, ylabel, title):
 def main(out, files):
     os.makedirs(out, exist_ok=True)
     times = defaultdict(lambda: defaultdict(list))  # mode -> mixer -> [(T, seconds)]
-    memory = defaultdict(list)                        # mixer -> [(T, MB)]
+    memory = defaultdict(lambda: defaultdict(list))   # mode -> mixer -> [(T, MB)]
     train = defaultdict(dict)                         # T -> variant -> tokens/s
     for f in files:
         for b in json.load(open(f))["benchmarks"]:
@@ -73,15 +74,19 @@ def main(out, files):
             mode, mixer, args = params(b["name"])
             if mode in ("forward", "forward_backward", "decode") and args.get("B", 1) == 1 and args.get("D", 128) == 128:
                 times[mode][mixer].append((args["T"], b["real_time"] * UNIT[b["time_unit"]]))
-                if mode == "forward_backward" and b.get("peak_MB", 0) > 0:
-                    memory[mixer].append((args["T"], b["peak_MB"]))
+                if mode != "decode" and b.get("peak_MB", 0) > 0:
+                    memory[mode][mixer].append((args["T"], b["peak_MB"]))
             elif mode == "train_step" and args.get("D", 128) == 128:
                 train[args["T"]][mixer] = b["tokens/s"]
     table = {}
     for mode, series in times.items():
         table[mode] = loglog(out, f"scaling_time_{mode}.png", series, "seconds per call", f"{mode}: time against T (batch 1, d_model 128)")
-    if memory:
-        table["memory"] = loglog(out, "scaling_memory.png", memory, "peak heap (MB)", "forward + backward: peak memory against T")
+    if memory["forward_backward"]:
+        table["memory"] = loglog(out, "scaling_memory.png", memory["forward_backward"], "peak heap (MB)",
+                                 "forward + backward: peak memory against T")
+    if memory["forward"]:
+        table["inference memory"] = loglog(out, "scaling_memory_forward.png", memory["forward"], "peak heap (MB)",
+                                           "inference forward: peak memory against T")
     if train:
         lens = sorted(train)
         variants = sorted({v for t in train.values() for v in t})
