@@ -62,22 +62,42 @@ def loglog(out, name, series, ylabel, title):
     return slopes
 
 
-def main(out, files):
-    os.makedirs(out, exist_ok=True)
-    times = defaultdict(lambda: defaultdict(list))  # mode -> mixer -> [(T, seconds)]
-    memory = defaultdict(lambda: defaultdict(list))   # mode -> mixer -> [(T, MB)]
-    train = defaultdict(dict)                         # T -> variant -> tokens/s
+def read_results(files):
+    """The series to plot from Google Benchmark JSON files; a file that is missing or not benchmark JSON ends the
+    script with one line naming it."""
+    times = defaultdict(lambda: defaultdict(list))   # mode -> mixer -> [(T, seconds)]
+    memory = defaultdict(lambda: defaultdict(list))  # mode -> mixer -> [(T, MB)]
+    train = defaultdict(dict)                        # T -> variant -> tokens/s
     for f in files:
-        for b in json.load(open(f))["benchmarks"]:
-            if b.get("run_type") != "iteration":
-                continue
-            mode, mixer, args = params(b["name"])
-            if mode in ("forward", "forward_backward", "decode") and args.get("B", 1) == 1 and args.get("D", 128) == 128:
-                times[mode][mixer].append((args["T"], b["real_time"] * UNIT[b["time_unit"]]))
-                if mode != "decode" and b.get("peak_MB", 0) > 0:
-                    memory[mode][mixer].append((args["T"], b["peak_MB"]))
-            elif mode == "train_step" and args.get("D", 128) == 128:
-                train[args["T"]][mixer] = b["tokens/s"]
+        try:
+            with open(f) as fh:
+                benchmarks = json.load(fh)["benchmarks"]
+        except OSError as e:
+            sys.exit(f"plot_scaling.py: cannot read {f}: {e.strerror}")
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f"plot_scaling.py: {f} is not Google Benchmark JSON (an object with a 'benchmarks' list, as "
+                     "--benchmark_out writes)")
+        for b in benchmarks:
+            try:
+                if b.get("run_type") != "iteration":
+                    continue
+                mode, mixer, args = params(b["name"])
+                if mode in ("forward", "forward_backward", "decode") and args.get("B", 1) == 1 and args.get("D", 128) == 128:
+                    times[mode][mixer].append((args["T"], b["real_time"] * UNIT[b["time_unit"]]))
+                    if mode != "decode" and b.get("peak_MB", 0) > 0:
+                        memory[mode][mixer].append((args["T"], b["peak_MB"]))
+                elif mode == "train_step" and args.get("D", 128) == 128:
+                    train[args["T"]][mixer] = b["tokens/s"]
+            except (AttributeError, KeyError, ValueError, TypeError, IndexError):
+                sys.exit(f"plot_scaling.py: {f}: malformed benchmark entry {str(b)[:80]}")
+    if not times and not train:
+        sys.exit(f"plot_scaling.py: no forward, forward_backward, decode or train_step results in {' '.join(files)}")
+    return times, memory, train
+
+
+def main(out, files):
+    times, memory, train = read_results(files)
+    os.makedirs(out, exist_ok=True)
     table = {}
     for mode, series in times.items():
         table[mode] = loglog(out, f"scaling_time_{mode}.png", series, "seconds per call", f"{mode}: time against T (batch 1, d_model 128)")
