@@ -43,12 +43,10 @@ void CompressionDecoder::Forward(ParamStore& store, const float* z, int B, int T
     }
   norm1_.Forward(store, x_.data(), n1_.data(), N, D_);
   LinearForward(n1_.data(), store.Ref(w1_).value, p1_.data(), N, D_, D_);
-  AddBias(p1_.data(), store.Ref(b1_).value, N, D_);
-  GeluForward(p1_.data(), a1_.data(), N * D_);
+  BiasGeluForward(p1_.data(), store.Ref(b1_).value, a1_.data(), N, D_);
   norm2_.Forward(store, a1_.data(), n2_.data(), N, D_);
   LinearForward(n2_.data(), store.Ref(w2_).value, p2_.data(), N, D_, D_);
-  AddBias(p2_.data(), store.Ref(b2_).value, N, D_);
-  GeluForward(p2_.data(), a2_.data(), N * D_);
+  BiasGeluForward(p2_.data(), store.Ref(b2_).value, a2_.data(), N, D_);
   norm3_.Forward(store, a2_.data(), n3_.data(), N, D_);
   LinearForward(n3_.data(), store.Ref(wu_).value, logits, N, D_, V_);
   AddBias(logits, store.Ref(bu_).value, N, V_);
@@ -61,12 +59,10 @@ void CompressionDecoder::Backward(ParamStore& store, const float* dlogits, float
   AddColumnSums(dlogits, N, V_, store.Ref(bu_).grad);
   LinearBackward(n3_.data(), store.Ref(wu_).value, dlogits, d_.data(), store.Ref(wu_).grad, N, D_, V_);  // d n3
   norm3_.Backward(store, a2_.data(), d_.data(), dp_.data(), N, D_);                                         // d a2
-  GeluBackward(p2_.data(), dp_.data(), dp_.data(), N * D_);                                                 // d p2
-  AddColumnSums(dp_.data(), N, D_, store.Ref(b2_).grad);
+  BiasGeluBackward(p2_.data(), dp_.data(), dp_.data(), store.Ref(b2_).grad, N, D_);                         // d p2
   LinearBackward(n2_.data(), store.Ref(w2_).value, dp_.data(), d_.data(), store.Ref(w2_).grad, N, D_, D_);  // d n2
   norm2_.Backward(store, a1_.data(), d_.data(), dp_.data(), N, D_);                                         // d a1
-  GeluBackward(p1_.data(), dp_.data(), dp_.data(), N * D_);                                                 // d p1
-  AddColumnSums(dp_.data(), N, D_, store.Ref(b1_).grad);
+  BiasGeluBackward(p1_.data(), dp_.data(), dp_.data(), store.Ref(b1_).grad, N, D_);                         // d p1
   LinearBackward(n1_.data(), store.Ref(w1_).value, dp_.data(), d_.data(), store.Ref(w1_).grad, N, D_, D_);  // d n1
   norm1_.Backward(store, x_.data(), d_.data(), dp_.data(), N, D_);                                          // d x
   AsMatrix(dz, B_, D_).setZero();
