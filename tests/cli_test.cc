@@ -7,23 +7,14 @@
 #include <fstream>
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace {
 
-struct Outcome {
-  int code;
-  std::string err, out;
-};
+using Outcome = mixlab::testing::CommandResult;
 
 Outcome RunMixlab(const std::string& args) {
-  const auto dir = std::filesystem::temp_directory_path();
-  const std::string err_path = (dir / "mixlab_cli_err.txt").string(), out_path = (dir / "mixlab_cli_out.txt").string();
-  const std::string cmd = std::string(MIXLAB_BINARY) + " " + args + " > " + out_path + " 2> " + err_path;
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  return {WEXITSTATUS(status), slurp(err_path), slurp(out_path)};
+  return mixlab::testing::RunCommand(std::string(MIXLAB_BINARY) + " " + args, "mixlab_cli");
 }
 
 int Lines(const std::string& s) {

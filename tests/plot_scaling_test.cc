@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,27 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace mixlab::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct ScriptRun {
-  int code;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-ScriptRun PlotScaling(const fs::path& out_dir, const std::vector<fs::path>& inputs) {
+CommandResult PlotScaling(const fs::path& out_dir, const std::vector<fs::path>& inputs) {
   std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/bench/plot_scaling.py " + out_dir.string();
   for (const auto& f : inputs) cmd += " " + f.string();
-  const fs::path out = out_dir.string() + ".out", err = out_dir.string() + ".err";
-  const int status = std::system((cmd + " > " + out.string() + " 2> " + err.string()).c_str());
-  return {WEXITSTATUS(status), Slurp(out), Slurp(err)};
+  return RunCommand(cmd, "mixlab_plot_scaling");
 }
 
 // The printed Markdown table: mixer -> column -> slope.
@@ -96,7 +84,7 @@ fs::path TempDir(const std::string& name) {
 TEST(PlotScaling, FitsTheExponentsOfTAndDrawsEveryPlot) {
   const fs::path dir = TempDir("mixlab_plot_scaling"), json = dir / "bench.json", out = dir / "plots";
   std::ofstream(json) << SyntheticJson();
-  const ScriptRun r = PlotScaling(out, {json});
+  const CommandResult r = PlotScaling(out, {json});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto table = ParseTable(r.out);
   ASSERT_EQ(table.size(), 2u) << r.out;
@@ -129,7 +117,7 @@ TEST(PlotScaling, RefusesInputThatIsNotBenchmarkJsonWithOneLine) {
                                                       {"empty.json", "no forward"},
                                                       {"missing.json", "cannot read"}};
   for (const auto& [name, words] : mention) {
-    const ScriptRun r = PlotScaling(dir / "plots", {dir / name});
+    const CommandResult r = PlotScaling(dir / "plots", {dir / name});
     EXPECT_NE(r.code, 0) << name;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << name << ":\n" << r.err;
     EXPECT_NE(r.err.find(words), std::string::npos) << name << ":\n" << r.err;

@@ -1,8 +1,11 @@
-// Shared test helpers: random buffers, central finite-difference gradient checks, and a harness that
-// builds one mixer with its own parameter store.
+// Shared test helpers: random buffers, central finite-difference gradient checks, a harness that builds one mixer
+// with its own parameter store, and running a shell command with its output captured.
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +28,24 @@ inline std::vector<float> RandomVector(int64_t n, uint64_t seed, float scale = 1
 
 inline RowMatrix RandomMatrix(int64_t rows, int64_t cols, uint64_t seed) {
   return AsMatrix(RandomVector(rows * cols, seed).data(), rows, cols);
+}
+
+// A shell command's exit code and what it wrote to stdout and stderr (through files named after `tag` in the temp
+// directory).
+struct CommandResult {
+  int code;
+  std::string out, err;
+};
+
+inline CommandResult RunCommand(const std::string& cmd, const std::string& tag) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string out_path = (dir / (tag + "_out.txt")).string(), err_path = (dir / (tag + "_err.txt")).string();
+  const int status = std::system((cmd + " > " + out_path + " 2> " + err_path).c_str());
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {WEXITSTATUS(status), slurp(out_path), slurp(err_path)};
 }
 
 inline double Dot(const std::vector<float>& a, const std::vector<float>& b) {
