@@ -11,6 +11,7 @@
 #include "experiments/analysis.h"
 #include "experiments/commands.h"
 #include "experiments/flags.h"
+#include "experiments/phase_change.h"
 #include "experiments/run_builder.h"
 
 namespace mixlab {
@@ -243,16 +244,24 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f  max induction %.3f  max answer-induction %.3f  entropy ratio %.3f\n",
                 step, val.accuracy, val.loss, survey.in_context, max_induction, max_answer, entropy_ratio);
   }
-  // The phase change: the snapshot interval over which the best score rose most.
-  auto largest_rise = [&](const char* key) {
-    size_t jump = 1;
-    for (size_t i = 1; i < points.size(); ++i)
-      if (points[i][key].get<double>() - points[i - 1][key].get<double>() >
-          points[jump][key].get<double>() - points[jump - 1][key].get<double>())
-        jump = i;
-    return nlohmann::json{{"from_step", points[jump - 1]["step"]}, {"to_step", points[jump]["step"]},
-                          {"rise", points[jump][key].get<double>() - points[jump - 1][key].get<double>()}};
+  // Phase changes: is the rise of each curve abrupt against the other intervals' changes, or gradual / noise
+  // (experiments/phase_change.h)? The in-context score falls as in-context learning appears, so its drop is tested.
+  auto curve = [&](const char* key, double sign) {
+    std::vector<double> values;
+    for (const auto& p : points) values.push_back(sign * p[key].get<double>());
+    return DetectPhaseChange(values);
   };
+  auto phase_json = [&](const PhaseChange& p) {
+    return nlohmann::json{{"detected", p.detected},   {"from_step", points[p.from_index]["step"]}, {"to_step", points[p.to_index]["step"]},
+                          {"rise", p.rise},           {"share", p.share},  {"z", p.z},  {"spread", p.spread},  {"reason", p.reason}};
+  };
+  const PhaseChange in_context = curve("in_context_score", -1.0);
+  nlohmann::json phase_changes = {{"in_context_drop", phase_json(in_context)}};
+  for (const char* key : {"max_induction", "max_answer_induction", "accuracy"}) {
+    const PhaseChange p = curve(key, 1.0);
+    phase_changes[key] = phase_json(p);
+    phase_changes[key]["coincides_with_in_context_drop"] = p.detected && in_context.detected && WindowsOverlap(p, in_context);
+  }
   nlohmann::json train_loss = nlohmann::json::array();
   std::ifstream metrics(fs::path(o.over_training) / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
@@ -260,13 +269,13 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     if (!m.is_discarded() && m.contains("loss")) train_loss.push_back({m["step"], m["loss"]});
   }
   nlohmann::json j = {{"run", o.over_training}, {"model", config}, {"task", first.spec.train.task}, {"length", T},
-                      {"snapshots", points}, {"train_loss", train_loss}, {"induction_jump", largest_rise("max_induction")},
-                      {"answer_induction_jump", largest_rise("max_answer_induction")}};
+                      {"snapshots", points}, {"train_loss", train_loss}, {"phase_changes", phase_changes}};
   std::ofstream(out + "/over_training.json") << j.dump(1) << "\n";
-  for (const auto& [key, what] : {std::pair<const char*, const char*>{"induction_jump", "induction score (random repeats)"},
-                                  {"answer_induction_jump", "answer-induction score (task sequences)"}})
-    std::printf("largest rise of the best %s: %+.3f between steps %d and %d\n", what, j[key]["rise"].get<double>(),
-                j[key]["from_step"].get<int>(), j[key]["to_step"].get<int>());
+  for (const auto& [key, change] : phase_changes.items())
+    std::printf("%-21s %s between steps %d and %d (rise %+.3f, %.0f%% of the range, %.1f spreads): %s\n", key.c_str(),
+                change["detected"].get<bool>() ? "PHASE CHANGE" : "no phase change", change["from_step"].get<int>(),
+                change["to_step"].get<int>(), change["rise"].get<double>(), 100 * change["share"].get<double>(),
+                change["z"].get<double>(), change["reason"].get<std::string>().c_str());
   std::printf("wrote %s/over_training.json and over_training.csv\n", out.c_str());
   DrawFigures(o, out, " --over-training");
   return 0;
@@ -281,6 +290,14 @@ void AnalyzeRun(const std::string& checkpoint, bool plots, int threads) {
   o.threads = threads;
   o.quiet = true;
   AnalyzeCheckpoint(o);
+}
+
+void AnalyzeRunOverTraining(const std::string& run_dir, bool plots, int threads) {
+  AnalyzeOptions o;
+  o.over_training = run_dir;
+  o.plots = plots;
+  o.threads = threads;
+  AnalyzeOverTraining(o);
 }
 
 int AnalyzeCommand(int argc, char** argv) {

@@ -223,6 +223,41 @@ void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std
      << rows;
 }
 
+// One row per selected run with analysis/over_training/over_training.json: the induction score and in-context score at
+// the first and last snapshot, and the phase-change verdict of each (experiments/phase_change.h).
+void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
+  std::string rows;
+  for (const auto& r : runs) {
+    std::ifstream in(r.result.run_dir + "/analysis/over_training/over_training.json");
+    if (r.task != task || !r.selected || !in) continue;
+    const auto a = nlohmann::json::parse(in, nullptr, false);
+    if (a.is_discarded() || !a.contains("phase_changes") || a["snapshots"].empty()) continue;
+    const auto& first = a["snapshots"].front();
+    const auto& last = a["snapshots"].back();
+    auto verdict = [&](const char* key) {
+      const auto& c = a["phase_changes"][key];
+      char cell[256];
+      std::snprintf(cell, sizeof cell, "%s, steps %d-%d (%.0f%% of range, z %.1f)", c["detected"].get<bool>() ? "**yes**" : "no",
+                    c["from_step"].get<int>(), c["to_step"].get<int>(), 100 * c["share"].get<double>(), c["z"].get<double>());
+      return std::string(cell);
+    };
+    char row[1024];
+    std::snprintf(row, sizeof row, "| %s s%d | %.3f -> %.3f | %s | %+.3f -> %+.3f | %s | %s |\n", r.label.c_str(), r.seed,
+                  first["max_induction"].get<double>(), last["max_induction"].get<double>(), verdict("max_induction").c_str(),
+                  first["in_context_score"].get<double>(), last["in_context_score"].get<double>(), verdict("in_context_drop").c_str(),
+                  a["phase_changes"]["max_induction"]["coincides_with_in_context_drop"].get<bool>() ? "yes" : "no");
+    rows += row;
+  }
+  if (rows.empty()) return;
+  md << "\nTraining dynamics (`mixlab analyze --over-training`, each run's `analysis/over_training/`): the best head's induction "
+        "score on repeated random sequences and the in-context score (late minus early loss) at the first and last snapshot; a "
+        "phase change is a window of a tenth of the snapshots holding at least half the curve's range and rising at least 4 "
+        "spreads above the other intervals' changes:\n\n"
+        "| run | induction score | phase change in it | in-context score | phase change (drop) | together |\n"
+        "|---|---|---|---|---|---|\n"
+     << rows;
+}
+
 void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
                  const std::string& plot_note, double wall_seconds) {
   std::ofstream md(dir + "/report.md");
@@ -272,10 +307,12 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
          << MeanSpread(tok_s, "%.0f") << " | " << MeanSpread(secs, "%.0f") << " |\n";
       for (size_t si = 0; si < group[0]->result.sweep.size(); ++si) {
         std::string row = "| " + label + " | " + group[0]->result.sweep[si].first + " |";
-        for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+        for (int len : t.eval_lens) {  // a swept value the task cannot generate at a length has no entry there: "-"
           std::vector<double> acc;
           for (auto* r : group)
-            if (si < r->result.sweep.size() && li < r->result.sweep[si].second.size()) acc.push_back(r->result.sweep[si].second[li].accuracy);
+            if (si < r->result.sweep.size())
+              for (const auto& e : r->result.sweep[si].second)
+                if (e.length == len) acc.push_back(e.accuracy);
           row += " " + MeanSpread(acc, "%.3f") + " |";
         }
         sweep_rows.push_back(row);
@@ -312,6 +349,7 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
       }
     }
     WriteHeadSummary(md, runs, task);
+    WriteDynamicsSummary(md, runs, task);
     md << "\n";
     if (plot_note.empty()) {
       md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n"
@@ -460,7 +498,10 @@ int CompareCommand(int argc, char** argv) {
       continue;
     }
     r.result = Train(r.spec, {.progress_prefix = prefix, .resume = o.resume});
-    if (o.analyze && !r.result.diverged) AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
+    if (o.analyze && !r.result.diverged) {
+      AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
+      if (r.spec.train.snapshot_every > 0) AnalyzeRunOverTraining(r.result.run_dir, o.plots, r.spec.train.threads);
+    }
     ++trained;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;

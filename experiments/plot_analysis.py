@@ -108,7 +108,7 @@ def over_training(out):
     a = json.load(open(f"{out}/over_training.json"))
     points = a["snapshots"]
     steps = [p["step"] for p in points]
-    jump = a["answer_induction_jump"]
+    changes = a["phase_changes"]
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.4))
     if a["train_loss"]:
         axes[0].plot([x[0] for x in a["train_loss"]], [x[1] for x in a["train_loss"]], label="train loss")
@@ -129,11 +129,19 @@ def over_training(out):
     axes[4].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score (late - early loss)")
     axes[4].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
     axes[4].legend(fontsize=7)
+    # Shade only windows the detector calls abrupt; the title says which curves changed abruptly, or that none did.
+    shades = {"max_induction": "orange", "in_context_drop": "green", "accuracy": "purple"}
+    found = []
+    for key, color in shades.items():
+        c = changes[key]
+        if c["detected"]:
+            found.append(f"{key} at steps {c['from_step']}-{c['to_step']}")
+            for ax in axes:
+                ax.axvspan(c["from_step"], c["to_step"], color=color, alpha=0.2)
     for ax in axes:
-        ax.axvspan(jump["from_step"], jump["to_step"], color="orange", alpha=0.2)
         ax.set_xlabel("step")
-    fig.suptitle(f"{a['model']} on {a['task']}: largest answer-induction rise between steps {jump['from_step']} and {jump['to_step']}",
-                 fontsize=9)
+    title = "phase change: " + "; ".join(found) if found else "no phase change in the induction score, in-context score or accuracy"
+    fig.suptitle(f"{a['model']} on {a['task']}: {title}", fontsize=9)
     fig.tight_layout()
     fig.savefig(f"{out}/over_training.png", dpi=110)
     plt.close(fig)

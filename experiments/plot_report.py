@@ -7,7 +7,7 @@ runs whose learning rate was selected on validation (one line per variant; bands
   accuracy_vs_length_<task>.png   test accuracy against evaluation length (log x)
   accuracy_vs_position_<task>.png test accuracy against the relative position of the scored token, at the longest
                                   evaluation length
-  accuracy_vs_sweep_<task>.png    test accuracy against the --eval-sweep value (e.g. passkey depth), training length
+  accuracy_vs_sweep_<task>.png    test accuracy against the --eval-sweep value (e.g. passkey depth), longest length
 Usage: plot_report.py DIR
 """
 import csv
@@ -109,16 +109,17 @@ def main(root):
         ax.set_ylim(-0.02, 1.02)
         save(fig, ax, root, f"accuracy_vs_position_{task}.png", f"{task}: accuracy vs position at T={longest}")
 
-        sweep = defaultdict(lambda: defaultdict(list))  # label -> value -> [acc at the training length]
-        name = None
+        # label -> value -> [acc at the longest evaluation length, where every swept value fits (MQAR pairs need length)]
+        sweep = defaultdict(lambda: defaultdict(list))
+        name, sweep_len = None, None
         for r in task_runs:
             res = results_json(r)
             if not res:
                 continue
             for key, evals in res.get("sweep", {}).items():
                 name, value = key.split("=", 1)
-                first = min(evals, key=int)
-                sweep[r["label"]][value].append(evals[first]["accuracy"])
+                sweep_len = max(evals, key=int)
+                sweep[r["label"]][value].append(evals[sweep_len]["accuracy"])
         if sweep:
             values = sorted({v for by_value in sweep.values() for v in by_value}, key=sort_key)
             numeric = all(isinstance(sort_key(v), float) for v in values)
@@ -131,7 +132,7 @@ def main(root):
             ax.set_xlabel(name)
             ax.set_ylabel("test accuracy")
             ax.set_ylim(-0.02, 1.02)
-            save(fig, ax, root, f"accuracy_vs_sweep_{task}.png", f"{task}: accuracy vs {name}")
+            save(fig, ax, root, f"accuracy_vs_sweep_{task}.png", f"{task}: accuracy vs {name} at T={sweep_len}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ class Task {
   virtual int Vocab() const = 0;
   // Throws UsageError naming the task and the smallest length it can generate.
   virtual void CheckLength(int T) const = 0;
+  // The same for the training length, where a task may train on other settings than it is tested on (MQAR's
+  // mixture of lengths and pair counts).
+  virtual void CheckTrainLength(int T) const { CheckLength(T); }
   virtual Batch Sample(int B, int T, Rng& rng, Split split) const = 0;
   // The model readout the task needs (ModelConfig::head): "lm", or "compression" (reconstruct from the last position).
   virtual std::string Head() const { return "lm"; }

@@ -2,6 +2,10 @@
 // pairs (keys from the lower half of the vocabulary, distinct; values from the upper half); the rest is
 // filler (token 0) with every key asked again once at a random even offset. The target at a query is the
 // value bound to that key earlier; only those positions are scored.
+// Zoology trains on a mixture of (length, pairs) settings, short and easy ones included, and tests on the hard
+// ones: `mixture` lists the training settings; each training sequence draws one uniformly (repeat an entry to
+// weight it) and is padded after its own length with unscored filler. Validation and test use `pairs` at each
+// evaluation length.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -17,17 +21,53 @@ struct MqarOptions : Options {
   int pairs = 4;
   std::string placement = "power-law";
   float alpha = 0.1f;
+  std::string mixture;
   void Visit(OptionVisitor& v) override {
     v.Int("vocab", vocab, "vocabulary size (keys: [1, vocab/2), values: [vocab/2, vocab)); Zoology uses 8192, which at CPU budgets leaves small models on a long 1/pairs plateau", 8, 1 << 20);
     v.Int("pairs", pairs, "key-value pairs per sequence (each queried once)", 1, 1 << 16);
     v.Choice("placement", placement, "where queries fall in the remaining sequence", {"uniform", "power-law"});
     v.Float("alpha", alpha, "power-law exponent for query gaps (Zoology uses 0.01..0.1; smaller favours near gaps)", 0.001f, 10.0f);
+    v.String("mixture", mixture, "training only: LENGTH:PAIRS settings, comma-separated, one drawn per sequence (e.g. 64:4,128:8,256:16); empty = --mqar.pairs at the training length");
   }
 };
 
+struct Setting {
+  int length, pairs;
+};
+
+// Parses "64:4,128:8" and checks every setting can be generated with `vocab`.
+std::vector<Setting> ParseMixture(const std::string& text, int vocab) {
+  std::vector<Setting> settings;
+  if (text.empty()) return settings;
+  if (text.front() == ',' || text.back() == ',' || text.find(",,") != std::string::npos)
+    throw UsageError("--mqar.mixture '" + text + "' has an empty entry; expected LENGTH:PAIRS,LENGTH:PAIRS,...");
+  for (const auto& entry : SplitList(text, ',')) {
+    const auto colon = entry.find(':');
+    Setting s{};
+    size_t used_length = 0, used_pairs = 0;
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("no colon");
+      s.length = std::stoi(entry.substr(0, colon), &used_length);
+      s.pairs = std::stoi(entry.substr(colon + 1), &used_pairs);
+    } catch (const std::exception&) {
+      used_length = 0;
+    }
+    if (used_length == 0 || used_length != colon || used_pairs != entry.size() - colon - 1 || s.pairs < 1)
+      throw UsageError("--mqar.mixture entry '" + entry + "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
+    if (s.length < 4 * s.pairs)
+      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) + " pairs need length >= " +
+                       std::to_string(4 * s.pairs));
+    if (s.pairs > vocab / 2 - 1)
+      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) + " pairs need that many distinct keys; --mqar.vocab " +
+                       std::to_string(vocab) + " gives " + std::to_string(vocab / 2 - 1));
+    settings.push_back(s);
+  }
+  return settings;
+}
+
 class MqarTask : public Task {
  public:
-  explicit MqarTask(const MqarOptions& o) : o_(o) {
+  explicit MqarTask(const MqarOptions& o) : o_(o), mixture_(ParseMixture(o.mixture, o.vocab)) {
     if (o.pairs > o.vocab / 2 - 1)
       throw UsageError("task 'mqar': --mqar.pairs " + std::to_string(o.pairs) + " needs at least that many distinct keys; --mqar.vocab " +
                        std::to_string(o.vocab) + " gives " + std::to_string(o.vocab / 2 - 1));
@@ -47,49 +87,61 @@ class MqarTask : public Task {
     return batch.tokens[i] == 0 ? "filler" : "context";
   }
 
-  Batch Sample(int B, int T, Rng& rng, Split) const override {
-    CheckLength(T);
+  void CheckTrainLength(int T) const override {
+    if (mixture_.empty()) return CheckLength(T);
+    for (const auto& s : mixture_)
+      if (s.length > T)
+        throw UsageError("--mqar.mixture setting " + std::to_string(s.length) + ":" + std::to_string(s.pairs) +
+                         " is longer than the training length " + std::to_string(T) + "; raise --train-len to at least " + std::to_string(s.length));
+  }
+
+  Batch Sample(int B, int T, Rng& rng, Split split) const override {
+    const bool mixed = split == Split::kTrain && !mixture_.empty();
+    mixed ? CheckTrainLength(T) : CheckLength(T);
     Batch batch(B, T);
-    const int P = o_.pairs, half = o_.vocab / 2;
-    const int slots = (T - 2 * P) / 2;  // query slots at offsets 2P + 2*slot
-    std::vector<double> weights(slots);
-    for (int s = 0; s < slots; ++s)
-      weights[s] = o_.placement == "uniform" ? 1.0 : std::pow(double(s + 1), -o_.alpha);
-    std::vector<int> keys(half - 1);
     for (int b = 0; b < B; ++b) {
-      int32_t* tok = batch.tokens.data() + int64_t(b) * T;
-      int32_t* tgt = batch.targets.data() + int64_t(b) * T;
-      float* mask = batch.mask.data() + int64_t(b) * T;
-      std::iota(keys.begin(), keys.end(), 1);
-      for (int i = 0; i < P; ++i) std::swap(keys[i], keys[rng.Int(i, half - 1)]);  // partial shuffle: distinct keys
-      std::vector<int> values(P);
-      for (int i = 0; i < P; ++i) {
-        values[i] = int(rng.Int(half, o_.vocab));
-        tok[2 * i] = keys[i];
-        tok[2 * i + 1] = values[i];
-        tgt[2 * i] = values[i];  // predicting the value after its key is allowed but not scored
-      }
-      // choose P distinct slots, weighted, without replacement
-      std::vector<double> w = weights;
-      for (int i = 0; i < P; ++i) {
-        double total = 0;
-        for (double x : w) total += x;
-        double r = rng.Uniform() * total;
-        int s = 0;
-        while (s < slots - 1 && (r -= w[s]) > 0) ++s;
-        while (w[s] == 0) s = (s + 1) % slots;
-        w[s] = 0;
-        const int pos = 2 * P + 2 * s;
-        tok[pos] = keys[i];
-        tgt[pos] = values[i];
-        mask[pos] = 1.0f;
-      }
+      const Setting s = mixed ? mixture_[rng.Int(0, int64_t(mixture_.size()))] : Setting{T, o_.pairs};
+      const int64_t offset = int64_t(b) * T;
+      FillSequence(batch.tokens.data() + offset, batch.targets.data() + offset, batch.mask.data() + offset, s, rng);
     }
     return batch;
   }
 
  private:
+  // Writes one sequence of s.length tokens (the batch row is already filler 0, unscored, beyond it).
+  void FillSequence(int32_t* tok, int32_t* tgt, float* mask, Setting s, Rng& rng) const {
+    const int P = s.pairs, half = o_.vocab / 2;
+    const int slots = (s.length - 2 * P) / 2;  // query slots at offsets 2P + 2*slot
+    std::vector<double> weights(slots);
+    for (int i = 0; i < slots; ++i) weights[i] = o_.placement == "uniform" ? 1.0 : std::pow(double(i + 1), -o_.alpha);
+    std::vector<int> keys(half - 1);
+    std::iota(keys.begin(), keys.end(), 1);
+    for (int i = 0; i < P; ++i) std::swap(keys[i], keys[rng.Int(i, half - 1)]);  // partial shuffle: distinct keys
+    std::vector<int> values(P);
+    for (int i = 0; i < P; ++i) {
+      values[i] = int(rng.Int(half, o_.vocab));
+      tok[2 * i] = keys[i];
+      tok[2 * i + 1] = values[i];
+      tgt[2 * i] = values[i];  // predicting the value after its key is allowed but not scored
+    }
+    // choose P distinct slots, weighted, without replacement
+    for (int i = 0; i < P; ++i) {
+      double total = 0;
+      for (double x : weights) total += x;
+      double r = rng.Uniform() * total;
+      int slot = 0;
+      while (slot < slots - 1 && (r -= weights[slot]) > 0) ++slot;
+      while (weights[slot] == 0) slot = (slot + 1) % slots;
+      weights[slot] = 0;
+      const int pos = 2 * P + 2 * slot;
+      tok[pos] = keys[i];
+      tgt[pos] = values[i];
+      mask[pos] = 1.0f;
+    }
+  }
+
   MqarOptions o_;
+  std::vector<Setting> mixture_;
 };
 
 }  // namespace

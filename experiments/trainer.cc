@@ -106,11 +106,21 @@ nlohmann::json TrainResult::ToJson() const {
           {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
 }
 
+bool CanGenerate(const Task& task, int T) {
+  try {
+    task.CheckLength(T);
+    return true;
+  } catch (const UsageError&) {
+    return false;
+  }
+}
+
 void ValidateRun(const RunSpec& spec, const Task& task) {
+  task.CheckTrainLength(spec.train.train_len);
+  for (int T : spec.train.eval_lens) task.CheckLength(T);
   std::vector<int> lengths = spec.train.eval_lens;
   lengths.push_back(spec.train.train_len);
   for (int T : lengths) {
-    task.CheckLength(T);
     if (spec.model.pos == "learned" && T > spec.model.max_len)
       throw UsageError("length " + std::to_string(T) + " exceeds --max-len " + std::to_string(spec.model.max_len) +
                        " of the learned positional embedding; raise --max-len or use another --pos");
@@ -120,7 +130,10 @@ void ValidateRun(const RunSpec& spec, const Task& task) {
     for (const auto& value : values) {
       OptionMap options = spec.task_options;
       options[option] = value;
-      MakeTask(spec.train.task, options);  // refuses a value out of range before any training
+      const auto swept = MakeTask(spec.train.task, options);  // refuses a value out of range before any training
+      if (std::none_of(spec.train.eval_lens.begin(), spec.train.eval_lens.end(), [&](int T) { return CanGenerate(*swept, T); }))
+        throw UsageError("--eval-sweep " + option + "=" + value + " cannot be generated at any --eval-lens length; " +
+                         "raise the evaluation lengths or drop that value");
     }
   }
 }
@@ -288,7 +301,8 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   auto test = [&](const Task& t) {
     std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
-      evals.push_back(Evaluate(model, t, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
+      if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
+        evals.push_back(Evaluate(model, t, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
     return evals;
   };
   if (!result.diverged) {

@@ -1,5 +1,9 @@
-// End to end, bounded by steps (never by time): a 2-layer softmax model with d_model 64 learns MQAR
-// (length 64, 4 key-value pairs) and induction heads (length 64) to >= 99% test accuracy.
+// End to end, bounded by steps (never by time): 2-layer softmax models learn MQAR and induction heads to >= 99% test
+// accuracy. Each budget is about twice the steps the model needed on every seed and thread count tried, so the bar is
+// not one machine's rounding: induction (d_model 64, length 64, lr 1e-3) first validated at >= 99% at steps 500-600 of
+// 1500 on seeds 0-3 with 1 and 2 threads; MQAR (d_model 128, length 32, 4 pairs, lr 1e-3) at steps 150-250 of 800 on
+// seeds 0-3 with 1 and 2 threads. (At lr 3e-3 induction stalled at 0.93-0.94 on seeds 0 and 1, and MQAR at d_model 64,
+// length 64 left its 0.41 plateau anywhere between steps 900 and 1900.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,42 +14,48 @@
 namespace mixlab::testing {
 namespace {
 
-TrainResult TrainSoftmax(const std::string& task, int steps, int batch, float lr, const OptionMap& task_options = {}) {
+struct Recipe {
+  std::string task;
+  int train_len, d_model, steps, warmup;
+  OptionMap task_options;
+};
+
+TrainResult TrainSoftmax(const Recipe& r) {
   TrainOptions t;
-  t.task = task;
-  t.train_len = 64;
-  t.eval_lens = {64};
-  t.steps = steps;
-  t.batch = batch;
-  t.lr = lr;
-  t.warmup = 200;
-  t.eval_every = 500;
+  t.task = r.task;
+  t.train_len = r.train_len;
+  t.eval_lens = {r.train_len};
+  t.steps = r.steps;
+  t.batch = 64;
+  t.lr = 1e-3f;
+  t.warmup = r.warmup;
+  t.eval_every = 0;
   t.eval_batches = 16;
-  t.out = (std::filesystem::temp_directory_path() / ("mixlab_e2e_" + task)).string();
+  t.out = (std::filesystem::temp_directory_path() / ("mixlab_e2e_" + r.task)).string();
   ModelOptions m;
-  m.d_model = 64;
+  m.d_model = r.d_model;
   m.n_layers = 2;
   m.mixer = "softmax";
   ParsedFlags flags;
-  flags.prefixed[task] = task_options;
+  flags.prefixed[r.task] = r.task_options;
   RunSpec spec = BuildRunSpec(t, m, flags, true);
-  return Train(spec, {.progress_prefix = task, .quiet = true});
+  return Train(spec, {.progress_prefix = r.task, .quiet = true});
 }
 
 TEST(EndToEnd, SoftmaxLearnsInductionHeads) {
-  const TrainResult r = TrainSoftmax("induction", 2000, 64, 3e-3f);
+  const TrainResult r = TrainSoftmax({"induction", 64, 64, 1500, 200, {}});
   ASSERT_FALSE(r.diverged) << r.divergence;
   ASSERT_EQ(r.test.size(), 1u);
   EXPECT_GE(r.test[0].accuracy, 0.99) << "induction test accuracy after " << r.steps_done << " steps";
-  EXPECT_GE(r.test[0].scored, 500);
+  EXPECT_GE(r.test[0].scored, 1000);
 }
 
 TEST(EndToEnd, SoftmaxLearnsMqar) {
-  const TrainResult r = TrainSoftmax("mqar", 2000, 64, 3e-3f, {{"pairs", "4"}, {"vocab", "16"}});
+  const TrainResult r = TrainSoftmax({"mqar", 32, 128, 800, 50, {{"pairs", "4"}, {"vocab", "16"}}});
   ASSERT_FALSE(r.diverged) << r.divergence;
   ASSERT_EQ(r.test.size(), 1u);
   EXPECT_GE(r.test[0].accuracy, 0.99) << "MQAR test accuracy after " << r.steps_done << " steps";
-  EXPECT_GE(r.test[0].scored, 2000);
+  EXPECT_GE(r.test[0].scored, 4000);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "experiments/evaluate.h"
 #include "experiments/task.h"
@@ -171,6 +172,68 @@ TEST(Tasks, ListOpsAnswerEvaluatesTheExpression) {
     nested += std::count_if(tok, tok + 79, [](int v) { return v >= 10 && v <= 13; }) > 1;
   }
   EXPECT_GT(nested, 0) << "no nested expressions drawn";
+}
+
+TEST(Tasks, ListOpsKeepsOnlyExpressionsInTheLengthBand) {
+  auto task = MakeTask("listops", {{"min-len", "30"}, {"max-len", "60"}});
+  const int T = 100;
+  const Batch b = Draw(*task, 64, T, Split::kTrain);
+  for (int r = 0; r < 64; ++r) {
+    const int32_t* tok = b.tokens.data() + size_t(r) * T;
+    const int length = int(std::count_if(tok, tok + T - 1, [](int v) { return v != 15; }));  // everything but padding
+    EXPECT_GE(length, 30);
+    EXPECT_LE(length, 60);
+    EXPECT_EQ(b.targets[size_t(r) * T + T - 1], EvaluateListOps(tok, T - 1));
+  }
+  EXPECT_THROW(MakeTask("listops", {{"min-len", "50"}, {"max-len", "40"}}), UsageError);
+  EXPECT_THROW(task->CheckLength(30), UsageError) << "no room for a 30-token expression and '='";
+  EXPECT_NO_THROW(task->CheckLength(31));
+  // Depth 1 with at most 3 arguments draws expressions of at most 5 tokens: a band above that is refused up front.
+  EXPECT_THROW(MakeTask("listops", {{"max-depth", "1"}, {"max-args", "3"}, {"min-len", "10"}}), UsageError);
+}
+
+// The value bound to `key` among the first `pairs` key-value pairs of a row, or -1.
+int BoundValue(const int32_t* tok, int pairs, int key) {
+  for (int i = 0; i < pairs; ++i)
+    if (tok[2 * i] == key) return tok[2 * i + 1];
+  return -1;
+}
+
+TEST(Tasks, MqarMixtureDrawsEachSettingPaddedAndAnswered) {
+  auto task = MakeTask("mqar", {{"vocab", "32"}, {"pairs", "8"}, {"mixture", "16:2,32:4,64:8"}});
+  const int T = 64, B = 300;
+  const Batch b = Draw(*task, B, T, Split::kTrain);
+  ExpectInVocab(*task, b);
+  std::map<int, int> rows_with_pairs;
+  for (int r = 0; r < B; ++r) {
+    const int32_t* tok = b.tokens.data() + size_t(r) * T;
+    const auto at = Scored(b, r);
+    const int pairs = int(at.size()), length = 8 * pairs;  // the settings above have length = 8 x pairs
+    ++rows_with_pairs[pairs];
+    for (int t : at) {
+      EXPECT_LT(t, length) << "a query past its setting's length";
+      EXPECT_EQ(b.targets[size_t(r) * T + t], BoundValue(tok, pairs, tok[t]));
+    }
+    for (int t = length; t < T; ++t) EXPECT_EQ(tok[t], 0) << "padding after a " << length << "-token setting";
+  }
+  EXPECT_EQ(rows_with_pairs.size(), 3u) << "every setting is drawn";
+  for (const auto& [pairs, rows] : rows_with_pairs) EXPECT_GT(rows, B / 6) << pairs << " pairs";
+  // Validation and test ignore the mixture: --mqar.pairs at the evaluation length.
+  const Batch test = Draw(*task, 16, T, Split::kTest);
+  for (int r = 0; r < 16; ++r) {
+    const auto at = Scored(test, r);
+    ASSERT_EQ(at.size(), 8u);
+    for (int t : at) EXPECT_EQ(test.targets[size_t(r) * T + t], BoundValue(test.tokens.data() + size_t(r) * T, 8, test.tokens[size_t(r) * T + t]));
+  }
+}
+
+TEST(Tasks, MqarMixtureRefusesBadSettings) {
+  for (const std::string bad : {"64", "64:", ":4", "64:4x", "64:0", "8:4", "64:4,,32:2", "128:40"})
+    EXPECT_THROW(MakeTask("mqar", {{"vocab", "64"}, {"mixture", bad}}), UsageError) << bad;
+  auto task = MakeTask("mqar", {{"vocab", "64"}, {"mixture", "64:4,256:16"}});
+  EXPECT_THROW(task->CheckTrainLength(128), UsageError) << "a setting longer than the training length";
+  EXPECT_NO_THROW(task->CheckTrainLength(256));
+  EXPECT_NO_THROW(task->CheckLength(64)) << "evaluation uses --mqar.pairs, not the mixture";
 }
 
 TEST(Tasks, PasskeyDigitsAreAskedBackAtTheRequestedDepth) {
