@@ -175,18 +175,35 @@ std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>&
   return sim;
 }
 
-double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated) {
-  const int T = int(repeated.size()), V = model.vocab(), half = T / 2;
-  model.Forward(repeated.data(), 1, T);
-  double early = 0, late = 0;
-  for (int t = 0; t + 1 < T; ++t) {
+// Next-token loss at every position of one sequence, from the logits of the last Forward.
+std::vector<double> PositionLosses(const LanguageModel& model, const int32_t* targets, int T) {
+  const int V = model.vocab();
+  std::vector<double> nll(T);
+  for (int t = 0; t < T; ++t) {
     const float* z = model.logits() + int64_t(t) * V;
     const float m = *std::max_element(z, z + V);
     double sum = 0;
     for (int v = 0; v < V; ++v) sum += std::exp(double(z[v] - m));
-    const double nll = std::log(sum) - double(z[repeated[t + 1]] - m);
-    (t + 1 < half ? early : late) += nll;  // targets in the first half cannot be copied from context
+    nll[t] = std::log(sum) - double(z[targets[t]] - m);
   }
+  return nll;
+}
+
+double TextInContextScore(LanguageModel& model, const Batch& sample) {
+  const int T = sample.T;
+  model.Forward(sample.tokens.data(), 1, T);
+  const auto nll = PositionLosses(model, sample.targets.data(), T);
+  auto mean = [&](int from, int to) { return std::accumulate(nll.begin() + from, nll.begin() + to, 0.0) / std::max(1, to - from); };
+  return mean(T - T / 10, T) - mean(T / 10, T / 5);
+}
+
+double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated) {
+  const int T = int(repeated.size()), half = T / 2;
+  model.Forward(repeated.data(), 1, T);
+  const auto nll = PositionLosses(model, repeated.data() + 1, T - 1);  // position t predicts repeated[t + 1]
+  // targets in the first half (t + 1 < half) cannot be copied from context
+  const double early = std::accumulate(nll.begin(), nll.begin() + std::max(0, half - 1), 0.0);
+  const double late = std::accumulate(nll.begin() + std::max(0, half - 1), nll.end(), 0.0);
   return late / std::max(1, T - half) - early / std::max(1, half - 1);
 }
 
@@ -203,9 +220,10 @@ const std::vector<std::pair<const char*, double HeadScores::*>>& ScoreFields() {
 HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int samples, uint64_t seed) {
   Rng rng = SplitRng(seed, Split::kTest, T);
   HeadSurvey survey;
+  const std::vector<int32_t> alphabet = TaskAlphabet(task, T, seed);
   for (int i = 0; i < samples; ++i) {
     Batch sample = task.Sample(1, T, rng, Split::kTest);
-    const auto repeated = RepeatedRandomSequence(T / 2, model.vocab(), rng);
+    const auto repeated = RepeatedRandomSequence(T / 2, alphabet, rng);
     auto layers = AnalyzeHeads(model, sample.tokens, sample.mask, repeated);
     model.Forward(sample.tokens.data(), 1, T);
     for (int l = 0; l < model.n_layers(); ++l) {
@@ -219,6 +237,7 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
         }
     }
     survey.in_context += InContextScore(model, repeated) / samples;
+    if (task.Head() == "lm") survey.text_in_context += TextInContextScore(model, sample) / samples;
     const auto sim = MapSimilarity(layers);
     if (i == 0) {
       survey.similarity.assign(sim.size(), std::vector<double>(sim.size(), 0.0));
@@ -243,10 +262,25 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
   return survey;
 }
 
-std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng) {
+std::vector<int32_t> RepeatedRandomSequence(int half, const std::vector<int32_t>& alphabet, Rng& rng) {
   std::vector<int32_t> seq(2 * size_t(half));
-  for (int i = 0; i < half; ++i) seq[i] = seq[i + half] = int32_t(rng.Int(0, vocab));
+  for (int i = 0; i < half; ++i) seq[i] = seq[i + half] = alphabet[rng.Int(0, int64_t(alphabet.size()))];
   return seq;
+}
+
+std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng) {
+  std::vector<int32_t> alphabet(vocab);
+  std::iota(alphabet.begin(), alphabet.end(), 0);
+  return RepeatedRandomSequence(half, alphabet, rng);
+}
+
+std::vector<int32_t> TaskAlphabet(const Task& task, int T, uint64_t seed) {
+  Rng rng(seed ^ 0xa1fabe7ULL);  // its own stream: the survey's draws do not depend on it
+  const Batch sample = task.Sample(16, T, rng, Split::kValidation);
+  std::vector<int32_t> alphabet(sample.tokens);
+  std::sort(alphabet.begin(), alphabet.end());
+  alphabet.erase(std::unique(alphabet.begin(), alphabet.end()), alphabet.end());
+  return alphabet;
 }
 
 }  // namespace mixlab

@@ -72,12 +72,24 @@ namespace mixlab {
 // Cosine similarity of every pair of heads' maps, heads numbered layer-major across all layers.
 std::vector<std::vector<double>> MapSimilarity(const std::vector<LayerAnalysis>& layers);
 
-// A sequence of `half` uniformly random tokens followed by the same tokens again (the induction probe).
+// A sequence of `half` uniformly random tokens of `alphabet` followed by the same tokens again (the induction probe).
+std::vector<int32_t> RepeatedRandomSequence(int half, const std::vector<int32_t>& alphabet, Rng& rng);
+// The same over every token id in [0, vocab).
 std::vector<int32_t> RepeatedRandomSequence(int half, int vocab, Rng& rng);
+
+// The tokens a task's sequences use, sorted: the probes draw from these, because a token the task never shows keeps
+// its initial embedding shrunk by weight decay (a byte-level model on English text sees about 100 of 256 bytes), and
+// repeats of such tokens measure nothing the model learned.
+std::vector<int32_t> TaskAlphabet(const Task& task, int T, uint64_t seed);
 
 // In-context-learning score on a repeated sequence: mean next-token loss over the second half minus the first
 // (Olsson et al. 2022's late-minus-early loss); strongly negative once the model copies from context.
 double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated);
+
+// Olsson et al.'s in-context score on the task's own sequences: mean next-token loss over the last tenth of the
+// positions minus over the second tenth (their token 500 minus token 50 of 512). Meaningful for tasks that predict
+// every next token (char-lm); negative when later context helps.
+double TextInContextScore(LanguageModel& model, const Batch& sample);
 
 // Head scores of `samples` task sequences of length T (test split) and as many repeated random sequences.
 struct HeadSurvey {
@@ -86,6 +98,7 @@ struct HeadSurvey {
   std::vector<std::vector<double>> similarity;      // map similarity (MapSimilarity), averaged over samples
   std::map<std::string, double> channel_stats;      // channel mixers' Stats() (MoE load, router entropy), averaged
   double in_context = 0;                            // InContextScore, averaged
+  double text_in_context = 0;                       // TextInContextScore on the task samples, averaged
   // MoE layers: layer -> token role (Task::Role) -> fraction of that role's routed tokens each expert took.
   std::map<int, std::map<std::string, std::vector<double>>> expert_roles;
 };

@@ -100,6 +100,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   j["baseline"] = {{"accuracy", base.accuracy}, {"loss", base.loss}};
   j["channel_stats"] = survey.channel_stats;
   j["in_context_score"] = survey.in_context;
+  j["text_in_context_score"] = survey.text_in_context;
   if (!survey.expert_roles.empty()) {
     std::ofstream roles_csv(out + "/moe_roles.csv");
     roles_csv << "layer,role,expert,fraction\n";
@@ -215,7 +216,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
 
   nlohmann::json points = nlohmann::json::array();
   std::ofstream csv(out + "/over_training.csv");
-  csv << "step,accuracy,loss,in_context_score,max_induction,max_answer_induction,mean_entropy_ratio\n";
+  csv << "step,accuracy,loss,in_context_score,text_in_context_score,max_induction,max_answer_induction,mean_entropy_ratio\n";
   for (const auto& file : files) {
     LoadedRun run = LoadRun(file);
     if (run.spec.model.Summary() != config || run.spec.train.task != first.spec.train.task)
@@ -237,12 +238,13 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     entropy_ratio /= std::max(n_heads, 1);
     const int step = std::stoi(run.step);
     points.push_back({{"step", step}, {"accuracy", val.accuracy}, {"loss", val.loss}, {"in_context_score", survey.in_context},
+                      {"text_in_context_score", survey.text_in_context},
                       {"max_induction", max_induction}, {"max_answer_induction", max_answer}, {"mean_entropy_ratio", entropy_ratio},
                       {"heads", heads}});
-    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << max_induction << "," << max_answer
+    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << survey.text_in_context << "," << max_induction << "," << max_answer
         << "," << entropy_ratio << "\n";
-    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f  max induction %.3f  max answer-induction %.3f  entropy ratio %.3f\n",
-                step, val.accuracy, val.loss, survey.in_context, max_induction, max_answer, entropy_ratio);
+    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f (text %+.3f)  max induction %.3f  max answer-induction %.3f  entropy ratio %.3f\n",
+                step, val.accuracy, val.loss, survey.in_context, survey.text_in_context, max_induction, max_answer, entropy_ratio);
   }
   // Phase changes: is the rise of each curve abrupt against the other intervals' changes, or gradual / noise
   // (experiments/phase_change.h)? The in-context score falls as in-context learning appears, so its drop is tested.
@@ -256,7 +258,8 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
                           {"rise", p.rise},           {"share", p.share},  {"z", p.z},  {"spread", p.spread},  {"reason", p.reason}};
   };
   const PhaseChange in_context = curve("in_context_score", -1.0);
-  nlohmann::json phase_changes = {{"in_context_drop", phase_json(in_context)}};
+  nlohmann::json phase_changes = {{"in_context_drop", phase_json(in_context)},
+                                  {"text_in_context_drop", phase_json(curve("text_in_context_score", -1.0))}};
   for (const char* key : {"max_induction", "max_answer_induction", "accuracy"}) {
     const PhaseChange p = curve(key, 1.0);
     phase_changes[key] = phase_json(p);

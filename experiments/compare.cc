@@ -42,7 +42,8 @@ struct CompareOptions : Options {
     v.String("tasks", tasks, "comma-separated tasks");
     v.String("mixers", mixers,
              "comma-separated model variants: SEQ[+SEQ...][/CHANNEL[+CHANNEL...]], each NAME[:opt=value...]; '+' gives one "
-             "mixer per layer (hybrids), '/' sets the channel mixer (e.g. softmax/moe)");
+             "mixer per layer (hybrids), '/' sets the channel mixer (e.g. softmax/moe), '@POS' fixes the variant's positional "
+             "encoding instead of crossing it with --positions (e.g. softmax@alibi,mamba)");
     v.String("positions", positions, "comma-separated positional encodings crossed with every variant; auto = rope where every layer's mixer applies it, else none");
     v.String("lrs", lrs, "comma-separated learning rates; each variant keeps the best on validation accuracy (default: --lr)");
     v.String("sweep", sweep, "one more axis: FLAG=v1,v2,... over any training, model, task or mixer flag (e.g. d-model=64,128)");
@@ -242,19 +243,22 @@ void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const
       return std::string(cell);
     };
     char row[1024];
-    std::snprintf(row, sizeof row, "| %s s%d | %.3f -> %.3f | %s | %+.3f -> %+.3f | %s | %s |\n", r.label.c_str(), r.seed,
-                  first["max_induction"].get<double>(), last["max_induction"].get<double>(), verdict("max_induction").c_str(),
+    std::snprintf(row, sizeof row, "| %s s%d | %.3f -> %.3f | %s | %+.3f -> %+.3f | %s | %s | %+.3f -> %+.3f | %s |\n", r.label.c_str(),
+                  r.seed, first["max_induction"].get<double>(), last["max_induction"].get<double>(), verdict("max_induction").c_str(),
                   first["in_context_score"].get<double>(), last["in_context_score"].get<double>(), verdict("in_context_drop").c_str(),
-                  a["phase_changes"]["max_induction"]["coincides_with_in_context_drop"].get<bool>() ? "yes" : "no");
+                  a["phase_changes"]["max_induction"]["coincides_with_in_context_drop"].get<bool>() ? "yes" : "no",
+                  first["text_in_context_score"].get<double>(), last["text_in_context_score"].get<double>(),
+                  verdict("text_in_context_drop").c_str());
     rows += row;
   }
   if (rows.empty()) return;
   md << "\nTraining dynamics (`mixlab analyze --over-training`, each run's `analysis/over_training/`): the best head's induction "
-        "score on repeated random sequences and the in-context score (late minus early loss) at the first and last snapshot; a "
+        "score on repeated random sequences, the in-context score on them (second half minus first half loss) and on the task's "
+        "own sequences (last tenth minus second tenth, Olsson's score) at the first and last snapshot; a "
         "phase change is a window of a tenth of the snapshots holding at least half the curve's range and rising at least 4 "
         "spreads above the other intervals' changes:\n\n"
-        "| run | induction score | phase change in it | in-context score | phase change (drop) | together |\n"
-        "|---|---|---|---|---|---|\n"
+        "| run | induction score | phase change in it | in-context score | phase change (drop) | together | text in-context score | "
+        "phase change (drop) |\n|---|---|---|---|---|---|---|---|\n"
      << rows;
 }
 
@@ -440,11 +444,14 @@ int CompareCommand(int argc, char** argv) {
   // Build every spec first, so a bad combination fails before any training.
   std::vector<Run> runs;
   for (const auto& task : tasks)
-    for (const auto& variant : SplitList(o.mixers, ','))
-      for (const auto& pos_flag : SplitList(o.positions, ','))
+    for (const auto& entry : SplitList(o.mixers, ','))
+      // VARIANT@POS fixes that variant's positional encoding instead of crossing it with --positions
+      for (const auto& pos_flag : entry.find('@') == std::string::npos ? SplitList(o.positions, ',')
+                                                                       : std::vector<std::string>{entry.substr(entry.find('@') + 1)})
         for (const auto& sweep_value : sweep_values)
           for (float lr : lrs)
             for (int s = 0; s < o.seeds; ++s) {
+              const std::string variant = entry.substr(0, entry.find('@'));
               const std::string pos = ResolvePosition(pos_flag, variant);
               Run r;
               r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = train.seed + s;

@@ -55,6 +55,11 @@ PhaseChange DetectPhaseChange(const std::vector<double>& values, const PhaseChan
     p.reason = "the curve never rises";
   } else if (others.size() < 3) {
     p.reason = "too few points outside the window to estimate the noise (need 3 intervals, have " + std::to_string(others.size()) + ")";
+  } else if (p.from_index < 2) {
+    p.reason = "the steepest window starts with training (the initial fit), not after a plateau";
+  } else if (const auto [before_lo, before_hi] = std::minmax_element(values.begin(), values.begin() + p.from_index + 1);
+             *before_hi - *before_lo >= 0.5 * p.rise) {
+    p.reason = Format("no plateau before it: the curve had already moved %.3g before a rise of %.3g", *before_hi - *before_lo, p.rise);
   } else if (p.share < options.min_share) {
     p.reason = Format("gradual: the steepest window carries %.0f%% of the range (needs %.0f%%)", 100 * p.share, 100 * options.min_share);
   } else if (p.z < options.min_z) {

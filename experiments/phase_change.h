@@ -4,6 +4,8 @@
 // two nulls and can answer "no phase change":
 //   - gradual: the window of `window` consecutive intervals with the largest rise must carry at least
 //     `min_share` of the curve's whole rise (max - min); a steady ramp spreads it evenly;
+//   - initial fit: a phase change follows a plateau, so the window must have at least two intervals before it and
+//     the curve before it must vary by less than half the rise; every learning curve rises fastest at its start;
 //   - noise: that rise, less the typical (median) rise of as many intervals elsewhere, must exceed `min_z` times
 //     the spread of single-interval changes outside the window (1.4826 x their median absolute deviation, scaled
 //     by sqrt(window)); a flat noisy curve's largest rise is a few spreads at most.

@@ -126,7 +126,8 @@ def over_training(out):
         h = points[0]["heads"][i]
         axes[3].plot(steps, [p["heads"][i]["answer_induction"] for p in points], label=f"L{h['layer']}H{h['head']}", lw=1)
     axes[3].set_ylabel("answer-induction score")
-    axes[4].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score (late - early loss)")
+    axes[4].plot(steps, [p["in_context_score"] for p in points], marker="o", label="in-context score, repeated random (late - early loss)")
+    axes[4].plot(steps, [p["text_in_context_score"] for p in points], marker="^", label="in-context score, task text (last - second tenth)")
     axes[4].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
     axes[4].legend(fontsize=7)
     # Shade only windows the detector calls abrupt; the title says which curves changed abruptly, or that none did.

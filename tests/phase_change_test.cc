@@ -1,5 +1,6 @@
 // The phase-change detector on synthetic curves: it finds a step where there is one, and says "no phase change"
-// for a steady ramp, a flat noisy curve, a slow sigmoid and a falling curve.
+// for a steady ramp, a flat noisy curve, a slow sigmoid, a falling curve, the initial fit of training and a jump that
+// follows no plateau.
 #include "experiments/phase_change.h"
 
 #include <gtest/gtest.h>
@@ -51,6 +52,12 @@ TEST(PhaseChange, SaysNoForARampNoiseASlowSigmoidAndAFall) {
     EXPECT_FALSE(slow.detected) << "slow sigmoid, seed " << seed << ": " << slow.reason;
     const PhaseChange fall = DetectPhaseChange(Curve(40, 0.0, seed, [](int i) { return i < 20 ? 0.9 : 0.1; }));
     EXPECT_FALSE(fall.detected) << "a fall is not a rise";
+    // Every learning curve rises fastest at its start: a saturating fit is not a phase change.
+    const PhaseChange fit = DetectPhaseChange(Curve(40, 0.005, seed, [](int i) { return 0.6 * (1 - std::exp(-i / 1.5)); }));
+    EXPECT_FALSE(fit.detected) << "initial fit, seed " << seed << ": " << fit.reason;
+    // Two rises: the curve is still climbing from its first when the second comes, so there is no plateau before it.
+    const PhaseChange climbing = DetectPhaseChange(Curve(40, 0.0, seed, [](int i) { return i < 10 ? 0.04 * i : 0.4 + (i >= 12) * 0.5; }));
+    EXPECT_FALSE(climbing.detected) << "no plateau before the jump: " << climbing.reason;
   }
 }
 
