@@ -132,7 +132,7 @@ void ValidateRun(const RunSpec& spec, const Task& task) {
       options[option] = value;
       const auto swept = MakeTask(spec.train.task, options);  // refuses a value out of range before any training
       if (std::none_of(spec.train.eval_lens.begin(), spec.train.eval_lens.end(), [&](int T) { return CanGenerate(*swept, T); }))
-        throw UsageError("--eval-sweep " + option + "=" + value + " cannot be generated at any --eval-lens length; " +
+        throw UsageError("--eval-sweep " + spec.train.task + "." + option + "=" + value + " cannot be generated at any --eval-lens length; " +
                          "raise the evaluation lengths or drop that value");
     }
   }

@@ -57,6 +57,12 @@ TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
   ExpectUsageError("train --task passkey --eval-sweep passkey.depth=3", "depth");
   ExpectUsageError("train --task char-lm --char-lm.data /nonexistent/corpus.txt", "not found");
   ExpectUsageError("train --task listops --train-len 4", "listops");
+  ExpectUsageError("train --task listops --listops.min-len 300 --train-len 256", "--listops.min-len 300");
+  ExpectUsageError("train --task mqar --mqar.vocab 64 --mqar.mixture 64:4,256:16 --train-len 128", "longer than the training length");
+  ExpectUsageError("train --task mqar --mqar.mixture 64:x", "--mqar.mixture entry '64:x'");
+  ExpectUsageError("train --task mqar --mqar.vocab 64 --eval-lens 64 --eval-sweep mqar.pairs=20", "cannot be generated at any --eval-lens");
+  ExpectUsageError("compare --mixers softmax@spiral", "--pos");
+  ExpectUsageError("compare --mixers mamba@rope", "does not support positional encoding 'rope'");
 }
 
 // A small compare end to end: two learning rates x two seeds, the report and tables, a repeated compare that skips
