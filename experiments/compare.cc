@@ -189,15 +189,26 @@ void SelectLearningRates(std::vector<Run>& runs) {
   }
 }
 
+// The selected runs of `task` paired with their analysis JSON at RUN/`file`; runs without a readable one are left out.
+std::vector<std::pair<const Run*, nlohmann::json>> SelectedAnalyses(const std::vector<Run>& runs, const std::string& task,
+                                                                    const std::string& file) {
+  std::vector<std::pair<const Run*, nlohmann::json>> out;
+  for (const auto& r : runs) {
+    std::ifstream in(r.result.run_dir + "/" + file);
+    if (r.task != task || !r.selected || !in) continue;
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded()) out.emplace_back(&r, std::move(j));
+  }
+  return out;
+}
+
 // One row per selected run with an analysis/analysis.json: its most induction-like and previous-token-like heads,
 // what ablating the induction head costs, the in-context score and the dead heads.
 void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
-  for (const auto& r : runs) {
-    std::ifstream in(r.result.run_dir + "/analysis/analysis.json");
-    if (r.task != task || !r.selected || !in) continue;
-    const auto a = nlohmann::json::parse(in, nullptr, false);
-    if (a.is_discarded() || a["heads"].empty()) continue;
+  for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/analysis.json")) {
+    const Run& r = *run;
+    if (a["heads"].empty()) continue;
     auto best = [&](const char* key) {
       const nlohmann::json* top = &a["heads"][0];
       for (const auto& h : a["heads"])
@@ -228,11 +239,9 @@ void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std
 // the first and last snapshot, and the phase-change verdict of each (experiments/phase_change.h).
 void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
-  for (const auto& r : runs) {
-    std::ifstream in(r.result.run_dir + "/analysis/over_training/over_training.json");
-    if (r.task != task || !r.selected || !in) continue;
-    const auto a = nlohmann::json::parse(in, nullptr, false);
-    if (a.is_discarded() || !a.contains("phase_changes") || a["snapshots"].empty()) continue;
+  for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/over_training/over_training.json")) {
+    const Run& r = *run;
+    if (!a.contains("phase_changes") || a["snapshots"].empty()) continue;
     const auto& first = a["snapshots"].front();
     const auto& last = a["snapshots"].back();
     auto verdict = [&](const char* key) {
