@@ -67,6 +67,16 @@ std::pair<std::string, std::vector<std::string>> ParseSweep(const TrainOptions& 
   return {name.substr(prefix.size()), SplitList(o.eval_sweep.substr(eq + 1), ',')};
 }
 
+// Whether the task can generate sequences of length T (CheckLength does not throw).
+bool CanGenerate(const Task& task, int T) {
+  try {
+    task.CheckLength(T);
+    return true;
+  } catch (const UsageError&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
@@ -104,15 +114,6 @@ nlohmann::json TrainResult::ToJson() const {
           {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
           {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb}, {"test", EvalJson(test)},
           {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
-}
-
-bool CanGenerate(const Task& task, int T) {
-  try {
-    task.CheckLength(T);
-    return true;
-  } catch (const UsageError&) {
-    return false;
-  }
 }
 
 void ValidateRun(const RunSpec& spec, const Task& task) {
