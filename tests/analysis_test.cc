@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <set>
 
@@ -82,6 +84,54 @@ TEST(HeadScores, RepeatedRandomSequenceRepeats) {
     EXPECT_EQ(seq[i], seq[i + 20]);
     EXPECT_TRUE(seq[i] >= 0 && seq[i] < 7);
   }
+}
+
+TEST(HeadScores, ProbesDrawOnlyTheTokensTheTaskUses) {
+  // A text of three letters: the alphabet is those bytes, not the 256 a byte model's vocabulary holds.
+  const auto path = std::filesystem::temp_directory_path() / "mixlab_alphabet_test.txt";
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 400; ++i) out << "abc"[(i * 7) % 3];
+  }
+  auto task = MakeTask("char-lm", {{"data", path.string()}});
+  EXPECT_EQ(TaskAlphabet(*task, 16, 0), (std::vector<int32_t>{'a', 'b', 'c'}));
+  Rng rng(2);
+  const auto seq = RepeatedRandomSequence(30, TaskAlphabet(*task, 16, 0), rng);
+  std::set<int32_t> drawn(seq.begin(), seq.end());
+  EXPECT_EQ(drawn, (std::set<int32_t>{'a', 'b', 'c'}));
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(seq[i], seq[i + 30]);
+}
+
+// Mean next-token loss over positions [from, to) of the model's last Forward, computed directly.
+double MeanLoss(const LanguageModel& model, const std::vector<int32_t>& targets, int from, int to) {
+  double sum = 0;
+  for (int t = from; t < to; ++t) {
+    const float* z = model.logits() + int64_t(t) * model.vocab();
+    double norm = 0;
+    for (int v = 0; v < model.vocab(); ++v) norm += std::exp(double(z[v]));
+    sum += std::log(norm) - z[targets[t]];
+  }
+  return sum / (to - from);
+}
+
+TEST(HeadScores, InContextScoresAreLateMinusEarlyLoss) {
+  auto task = MakeTask("induction", {});
+  ModelOptions o;
+  o.d_model = 16;
+  o.n_layers = 1;
+  LanguageModel model(ResolveModelConfig(o, {}, task->Vocab()));
+  model.Initialize(3);
+  Rng rng(4);
+  const auto repeated = RepeatedRandomSequence(20, task->Vocab(), rng);  // T = 40: targets 1..19 early, 20..39 late
+  const double score = InContextScore(model, repeated);
+  std::vector<int32_t> next(repeated.begin() + 1, repeated.end());
+  model.Forward(repeated.data(), 1, 40);
+  EXPECT_NEAR(score, MeanLoss(model, next, 19, 39) - MeanLoss(model, next, 0, 19), 1e-5);
+
+  const Batch sample = task->Sample(1, 50, rng, Split::kTest);
+  const double text = TextInContextScore(model, sample);  // last tenth [45, 50) minus second tenth [5, 10)
+  model.Forward(sample.tokens.data(), 1, 50);
+  EXPECT_NEAR(text, MeanLoss(model, sample.targets, 45, 50) - MeanLoss(model, sample.targets, 5, 10), 1e-5);
 }
 
 struct Fixture {
