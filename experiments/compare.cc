@@ -124,6 +124,16 @@ std::string ResolvePosition(const std::string& pos, const std::string& variant) 
   return "rope";
 }
 
+// The (variant, positional encoding) pairs of one --mixers entry: "VARIANT@POS" fixes the variant's encoding, a plain
+// "VARIANT" is crossed with every encoding of --positions.
+std::vector<std::pair<std::string, std::string>> VariantPositions(const std::string& entry, const std::string& positions) {
+  const auto at = entry.find('@');
+  if (at != std::string::npos) return {{entry.substr(0, at), entry.substr(at + 1)}};
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& pos : SplitList(positions, ',')) pairs.emplace_back(entry, pos);
+  return pairs;
+}
+
 // Applies "FLAG=value" of --sweep to the run's options: a prefixed flag (mqar.pairs) to the parsed flags, any
 // other to the model or training options.
 void ApplySweep(const std::string& flag, const std::string& value, TrainOptions& t, ModelOptions& m, ParsedFlags& flags) {
@@ -264,8 +274,8 @@ void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const
   md << "\nTraining dynamics (`mixlab analyze --over-training`, each run's `analysis/over_training/`): the best head's induction "
         "score on repeated random sequences, the in-context score on them (second half minus first half loss) and on the task's "
         "own sequences (last tenth minus second tenth, Olsson's score) at the first and last snapshot; a "
-        "phase change is a window of a tenth of the snapshots holding at least half the curve's range and rising at least 4 "
-        "spreads above the other intervals' changes:\n\n"
+        "phase change is a window of a tenth of the snapshots that follows a plateau, holds at least half the curve's range and "
+        "rises at least 4 spreads above the other intervals' changes (experiments/phase_change.h):\n\n"
         "| run | induction score | phase change in it | in-context score | phase change (drop) | together | text in-context score | "
         "phase change (drop) |\n|---|---|---|---|---|---|---|---|\n"
      << rows;
@@ -454,13 +464,10 @@ int CompareCommand(int argc, char** argv) {
   std::vector<Run> runs;
   for (const auto& task : tasks)
     for (const auto& entry : SplitList(o.mixers, ','))
-      // VARIANT@POS fixes that variant's positional encoding instead of crossing it with --positions
-      for (const auto& pos_flag : entry.find('@') == std::string::npos ? SplitList(o.positions, ',')
-                                                                       : std::vector<std::string>{entry.substr(entry.find('@') + 1)})
+      for (const auto& [variant, pos_flag] : VariantPositions(entry, o.positions))
         for (const auto& sweep_value : sweep_values)
           for (float lr : lrs)
             for (int s = 0; s < o.seeds; ++s) {
-              const std::string variant = entry.substr(0, entry.find('@'));
               const std::string pos = ResolvePosition(pos_flag, variant);
               Run r;
               r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = train.seed + s;

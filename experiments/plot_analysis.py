@@ -130,18 +130,17 @@ def over_training(out):
     axes[4].plot(steps, [p["text_in_context_score"] for p in points], marker="^", label="in-context score, task text (last - second tenth)")
     axes[4].plot(steps, [p["mean_entropy_ratio"] for p in points], marker="s", label="mean entropy ratio")
     axes[4].legend(fontsize=7)
-    # Shade only windows the detector calls abrupt; the title says which curves changed abruptly, or that none did.
-    shades = {"max_induction": "orange", "in_context_drop": "green", "accuracy": "purple"}
+    # Shade only windows the detector calls abrupt, for every curve it tested; the title names them, or says none.
+    colors = ["orange", "green", "purple", "red", "blue", "brown"]
     found = []
-    for key, color in shades.items():
-        c = changes[key]
+    for (key, c), color in zip(sorted(changes.items()), colors):
         if c["detected"]:
             found.append(f"{key} at steps {c['from_step']}-{c['to_step']}")
             for ax in axes:
                 ax.axvspan(c["from_step"], c["to_step"], color=color, alpha=0.2)
     for ax in axes:
         ax.set_xlabel("step")
-    title = "phase change: " + "; ".join(found) if found else "no phase change in the induction score, in-context score or accuracy"
+    title = "phase change: " + "; ".join(found) if found else "no phase change in any curve (" + ", ".join(sorted(changes)) + ")"
     fig.suptitle(f"{a['model']} on {a['task']}: {title}", fontsize=9)
     fig.tight_layout()
     fig.savefig(f"{out}/over_training.png", dpi=110)

@@ -42,18 +42,18 @@ std::vector<Setting> ParseMixture(const std::string& text, int vocab) {
   if (text.front() == ',' || text.back() == ',' || text.find(",,") != std::string::npos)
     throw UsageError("--mqar.mixture '" + text + "' has an empty entry; expected LENGTH:PAIRS,LENGTH:PAIRS,...");
   for (const auto& entry : SplitList(text, ',')) {
+    const UsageError malformed("--mqar.mixture entry '" + entry + "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
     const auto colon = entry.find(':');
+    if (colon == std::string::npos) throw malformed;
     Setting s{};
     size_t used_length = 0, used_pairs = 0;
     try {
-      if (colon == std::string::npos) throw std::invalid_argument("no colon");
       s.length = std::stoi(entry.substr(0, colon), &used_length);
       s.pairs = std::stoi(entry.substr(colon + 1), &used_pairs);
     } catch (const std::exception&) {
-      used_length = 0;
+      throw malformed;
     }
-    if (used_length == 0 || used_length != colon || used_pairs != entry.size() - colon - 1 || s.pairs < 1)
-      throw UsageError("--mqar.mixture entry '" + entry + "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
+    if (used_length != colon || used_pairs != entry.size() - colon - 1 || s.pairs < 1) throw malformed;
     if (s.length < 4 * s.pairs)
       throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) + " pairs need length >= " +
                        std::to_string(4 * s.pairs));
