@@ -13,6 +13,7 @@
 #include "experiments/flags.h"
 #include "experiments/phase_change.h"
 #include "experiments/run_builder.h"
+#include "experiments/subprocess.h"
 
 namespace mixlab {
 
@@ -56,11 +57,12 @@ int ProbeLength(const AnalyzeOptions& o, const RunSpec& spec, const Task& task) 
   return T;
 }
 
-void DrawFigures(const AnalyzeOptions& o, const std::string& out, const std::string& mode_flag) {
+void DrawFigures(const AnalyzeOptions& o, const std::string& out, bool over_training) {
   std::fflush(stdout);
   if (!o.plots) return;
-  const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_analysis.py '" + out + "'" + mode_flag;
-  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", cmd.c_str());
+  std::vector<std::string> cmd = {"/usr/bin/python3", MIXLAB_SOURCE_DIR "/experiments/plot_analysis.py", out};
+  if (over_training) cmd.push_back("--over-training");
+  if (RunProgram(cmd) != 0) std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", CommandLine(cmd).c_str());
   else if (!o.quiet) std::printf("drew the figures into %s\n", out.c_str());
 }
 
@@ -187,7 +189,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
     }
   }
   if (!o.quiet) std::printf("wrote %s/analysis.json and one CSV per score\n", out.c_str());
-  DrawFigures(o, out, "");
+  DrawFigures(o, out, false);
   return 0;
 }
 
@@ -280,7 +282,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
                 change["to_step"].get<int>(), change["rise"].get<double>(), 100 * change["share"].get<double>(),
                 change["z"].get<double>(), change["reason"].get<std::string>().c_str());
   std::printf("wrote %s/over_training.json and over_training.csv\n", out.c_str());
-  DrawFigures(o, out, " --over-training");
+  DrawFigures(o, out, true);
   return 0;
 }
 

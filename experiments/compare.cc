@@ -14,6 +14,7 @@
 #include "experiments/commands.h"
 #include "experiments/presets.h"
 #include "experiments/run_builder.h"
+#include "experiments/subprocess.h"
 #include "experiments/trainer.h"
 #include "mixers/registry.h"
 #include "models/language_model.h"
@@ -111,7 +112,7 @@ std::string MeanSpread(const std::vector<double>& v, const char* fmt) {
 // Mixer names of a variant's sequence layers ("mamba+softmax:n-heads=2/moe" -> mamba, softmax).
 std::vector<std::string> SequenceMixers(const std::string& variant) {
   std::vector<std::string> names;
-  for (const auto& layer : SplitList(variant.substr(0, variant.find('/')), '+')) names.push_back(layer.substr(0, layer.find(':')));
+  for (const auto& layer : SplitList(variant.substr(0, variant.find('/')), '+', "--mixers variant")) names.push_back(layer.substr(0, layer.find(':')));
   return names;
 }
 
@@ -130,7 +131,7 @@ std::vector<std::pair<std::string, std::string>> VariantPositions(const std::str
   const auto at = entry.find('@');
   if (at != std::string::npos) return {{entry.substr(0, at), entry.substr(at + 1)}};
   std::vector<std::pair<std::string, std::string>> pairs;
-  for (const auto& pos : SplitList(positions, ',')) pairs.emplace_back(entry, pos);
+  for (const auto& pos : SplitList(positions, ',', "--positions")) pairs.emplace_back(entry, pos);
   return pairs;
 }
 
@@ -293,7 +294,7 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
      << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
      << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
      << "at the training length (floats).\n\n";
-  for (const auto& task : SplitList(o.tasks, ',')) {
+  for (const auto& task : SplitList(o.tasks, ',', "--tasks")) {
     md << "## " << task << "\n\n| variant | lr |";
     for (int len : t.eval_lens) md << " acc @" << len << " |";
     md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
@@ -351,7 +352,7 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
     }
     if (!o.lrs.empty()) {
       md << "\nValidation accuracy at the training length per learning rate (mean over seeds; the chosen one in bold):\n\n| variant |";
-      const auto lrs = SplitList(o.lrs, ',');
+      const auto lrs = SplitList(o.lrs, ',', "--lrs");
       for (const auto& lr : lrs) md << " lr " << lr << " |";
       md << "\n|---|";
       for (size_t i = 0; i < lrs.size(); ++i) md << "---|";
@@ -439,12 +440,10 @@ int CompareCommand(int argc, char** argv) {
     return 0;
   const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
   std::vector<float> lrs;
-  for (const auto& lr : SplitList(o.lrs, ',')) {
-    try {
-      lrs.push_back(std::stof(lr));
-    } catch (const std::exception&) {
-      throw UsageError("--lrs: '" + lr + "' is not a number; give comma-separated learning rates, e.g. 1e-3,3e-3");
-    }
+  for (const auto& lr : o.lrs.empty() ? std::vector<std::string>{} : SplitList(o.lrs, ',', "--lrs")) {
+    char* end = nullptr;
+    lrs.push_back(std::strtof(lr.c_str(), &end));
+    if (*end != '\0') throw UsageError("--lrs: '" + lr + "' is not a number; give comma-separated learning rates, e.g. 1e-3,3e-3");
     if (!(lrs.back() > 0 && lrs.back() <= 10)) throw UsageError("--lrs: " + lr + " is outside (0, 10]");
   }
   if (lrs.empty()) lrs.push_back(train.lr);
@@ -452,18 +451,18 @@ int CompareCommand(int argc, char** argv) {
   std::vector<std::string> sweep_values{""};
   if (!o.sweep.empty()) {
     const auto eq = o.sweep.find('=');
-    if (eq == std::string::npos || eq + 1 >= o.sweep.size()) throw UsageError("--sweep '" + o.sweep + "': expected FLAG=v1,v2,...");
+    if (eq == std::string::npos || eq == 0) throw UsageError("--sweep '" + o.sweep + "': expected FLAG=v1,v2,...");
     sweep_flag = o.sweep.substr(0, eq);
-    sweep_values = SplitList(o.sweep.substr(eq + 1), ',');
+    sweep_values = SplitList(o.sweep.substr(eq + 1), ',', "--sweep values");
   }
-  const auto tasks = SplitList(o.tasks, ',');
+  const auto tasks = SplitList(o.tasks, ',', "--tasks");
   const std::string sweep_task = train.eval_sweep.substr(0, train.eval_sweep.find('.'));
   if (!train.eval_sweep.empty() && std::find(tasks.begin(), tasks.end(), sweep_task) == tasks.end())
     throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + sweep_task + "', which is not among --tasks " + o.tasks);
   // Build every spec first, so a bad combination fails before any training.
   std::vector<Run> runs;
   for (const auto& task : tasks)
-    for (const auto& entry : SplitList(o.mixers, ','))
+    for (const auto& entry : SplitList(o.mixers, ',', "--mixers"))
       for (const auto& [variant, pos_flag] : VariantPositions(entry, o.positions))
         for (const auto& sweep_value : sweep_values)
           for (float lr : lrs)
@@ -537,8 +536,9 @@ int CompareCommand(int argc, char** argv) {
   WriteTables(out, runs);
   std::string plot_note;
   if (o.plots) {
-    const std::string cmd = "/usr/bin/python3 " MIXLAB_SOURCE_DIR "/experiments/plot_report.py '" + out + "'";
-    if (std::system(cmd.c_str()) != 0) plot_note = "not drawn (python3-matplotlib missing or the plot script failed; run `" + cmd + "`)";
+    const std::vector<std::string> cmd = {"/usr/bin/python3", MIXLAB_SOURCE_DIR "/experiments/plot_report.py", out};
+    if (RunProgram(cmd) != 0)
+      plot_note = "not drawn (python3-matplotlib missing or the plot script failed; run `" + CommandLine(cmd) + "`)";
   } else {
     plot_note = "disabled with --plots false";
   }

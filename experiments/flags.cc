@@ -9,11 +9,15 @@
 #include "experiments/task.h"
 #include "mixers/registry.h"
 #include "mixers/tensor.h"
+#include "models/file_io.h"
+#include "models/json_text.h"
 
 namespace po = boost::program_options;
 
 namespace mixlab {
 namespace {
+
+constexpr int64_t kMaxConfigBytes = 16 << 20;
 
 std::string FlagName(const FlagGroup& g, const std::string& field) {
   return g.prefix.empty() ? field : g.prefix + "." + field;
@@ -71,7 +75,13 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
   po::variables_map vm;
   try {
     namespace style = po::command_line_style;  // no abbreviated flags: a typo is an error, not a guess
-    po::store(po::command_line_parser(argc, argv).options(desc).style(style::default_style & ~style::allow_guessing).run(), vm);
+    const po::parsed_options given =
+        po::command_line_parser(argc, argv).options(desc).style(style::default_style & ~style::allow_guessing).run();
+    for (const auto& option : given.options)  // a stray word or "--=5" is an error, not silently dropped
+      if (option.position_key >= 0 || option.string_key.empty())
+        throw UsageError("unexpected argument '" + (option.original_tokens.empty() ? std::string() : option.original_tokens[0]) +
+                         "'; every value follows its --flag; see `mixlab " + command + " --help`");
+    po::store(given, vm);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + "; see `mixlab " + command + " --help`");
   }
@@ -84,14 +94,7 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
   }
   if (vm.count("config")) {
     const std::string path = vm["config"].as<std::string>();
-    std::ifstream in(path);
-    if (!in) throw UsageError("--config: cannot read '" + path + "'");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception&) {
-      throw UsageError("--config: '" + path + "' is not valid JSON");
-    }
+    const nlohmann::json j = ParseJsonText(ReadTextFile(path, "--config", kMaxConfigBytes), "--config '" + path + "'");
     if (!j.is_object()) throw UsageError("--config: '" + path + "' must hold a JSON object of flag names to values");
     for (const auto& [k, v] : j.items()) {
       if (!owner.count(k)) throw UsageError("--config: unknown flag '" + k + "' in '" + path + "'; see `mixlab " + command + " --help`");

@@ -20,9 +20,14 @@ constexpr const char* kUsage =
 }
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+  if (argc < 2) {
+    std::cerr << "mixlab: no command given; usage: mixlab <command> [flags] with a command of train, eval, compare, analyze, "
+                 "generate, probe, list (mixlab --help describes them)\n";
+    return 2;
+  }
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
+    return 0;
   }
   const std::string command = argv[1];
   try {

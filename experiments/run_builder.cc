@@ -1,6 +1,7 @@
 #include "experiments/run_builder.h"
 
 #include "models/checkpoint.h"
+#include "models/json_text.h"
 
 #include <algorithm>
 
@@ -49,12 +50,11 @@ LoadedRun LoadRun(const std::string& checkpoint) {
   auto meta = ReadCheckpointMetadata(checkpoint);
   if (!meta.count("run")) throw UsageError("checkpoint '" + checkpoint + "' has no run config (not written by mixlab train)");
   LoadedRun run;
-  try {
-    run.spec = RunSpec::FromJson(nlohmann::json::parse(meta["run"]));
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError("checkpoint '" + checkpoint + "': run config is not valid JSON");
-  }
+  run.spec = RunSpec::FromJson(ParseJsonText(meta["run"], "checkpoint '" + checkpoint + "' run config"));
+  MakeTask(run.spec.train.task, run.spec.task_options);  // refuses an unknown task or option value
   run.model = LoadCheckpoint(checkpoint);
+  if (run.model->config().ToJson() != run.spec.model.ToJson())
+    throw UsageError("checkpoint '" + checkpoint + "' refused: its model config disagrees with its run config");
   run.step = meta["step"];
   return run;
 }

@@ -39,9 +39,7 @@ struct Setting {
 std::vector<Setting> ParseMixture(const std::string& text, int vocab) {
   std::vector<Setting> settings;
   if (text.empty()) return settings;
-  if (text.front() == ',' || text.back() == ',' || text.find(",,") != std::string::npos)
-    throw UsageError("--mqar.mixture '" + text + "' has an empty entry; expected LENGTH:PAIRS,LENGTH:PAIRS,...");
-  for (const auto& entry : SplitList(text, ',')) {
+  for (const auto& entry : SplitList(text, ',', "--mqar.mixture")) {
     const UsageError malformed("--mqar.mixture entry '" + entry + "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
     const auto colon = entry.find(':');
     if (colon == std::string::npos) throw malformed;

@@ -12,8 +12,11 @@
 #include <fstream>
 #include <iostream>
 
+#include "experiments/memory_check.h"
 #include "models/adamw.h"
 #include "models/checkpoint.h"
+#include "models/file_io.h"
+#include "models/json_text.h"
 
 namespace mixlab {
 namespace {
@@ -37,23 +40,79 @@ std::string FirstNonFinite(const ParamStore& store, const float* buffer) {
   return "";
 }
 
-// Keeps the metrics lines up to `step` (a resumed run rewrites what followed its checkpoint) and returns the first
-// validation step with accuracy >= 0.99 at `train_len` among them, or -1.
-int TruncateMetrics(const std::string& path, int step, int train_len) {
+// Where the first activation of the last forward pass that holds NaN/Inf was produced, or "".
+std::string FirstNonFiniteActivation(const LanguageModel& model, int64_t B, int64_t T) {
+  const int64_t n = B * T * model.config().d_model;
+  const auto finite = [n](const float* x) { return std::all_of(x, x + n, [](float v) { return std::isfinite(v); }); };
+  if (!finite(model.residual(0))) return "the embeddings";
+  for (int l = 0; l < model.n_layers(); ++l) {
+    if (!finite(model.mixer_output(l))) return "the output of layers." + std::to_string(l) + ".mixer";
+    if (!finite(model.residual(l + 1))) return "the output of layers." + std::to_string(l) + " (after its channel mixer)";
+  }
+  return "the logits";
+}
+
+// The metrics of a run up to its checkpoint's `step`, read back when resuming.
+struct MetricsSoFar {
+  std::vector<std::string> lines;       // the lines up to `step`, rewritten (what followed the checkpoint is dropped)
+  bool has_validation = false;          // some line records a validation, i.e. a checkpoint was written
+  nlohmann::json last_validation;       // the validation at `step`, if any
+  int steps_to_99 = -1;                 // first validation step with accuracy >= 0.99 at the training length
+};
+
+MetricsSoFar ReadMetrics(const std::string& path, int step, int train_len) {
   std::ifstream in(path);
-  std::vector<std::string> kept;
-  int steps_to_99 = -1;
+  MetricsSoFar m;
+  const std::string key = std::to_string(train_len);
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("step", 0) > step) continue;
-    kept.push_back(line);
-    if (j.contains("validation") && j["validation"].contains(std::to_string(train_len)) && steps_to_99 < 0 &&
-        j["validation"][std::to_string(train_len)].value("accuracy", 0.0) >= 0.99)
-      steps_to_99 = j["step"];
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || j["step"].get<int>() > step) continue;
+    m.lines.push_back(line);
+    if (!j.contains("validation") || !j["validation"].is_object()) continue;
+    m.has_validation = true;
+    if (j["step"].get<int>() == step) m.last_validation = j["validation"];
+    if (m.steps_to_99 < 0 && j["validation"].contains(key) && j["validation"][key].value("accuracy", 0.0) >= 0.99)
+      m.steps_to_99 = j["step"];
   }
-  std::ofstream out(path, std::ios::trunc);
-  for (const auto& l : kept) out << l << "\n";
-  return steps_to_99;
+  return m;
+}
+
+// "%.17g": a double that reads back bit-identical (resume restores the running loss sum exactly).
+std::string ExactDouble(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+double ParseDouble(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& file) {
+  const auto it = meta.find(key);
+  char* end = nullptr;
+  const double x = it == meta.end() ? 0 : std::strtod(it->second.c_str(), &end);
+  if (it == meta.end() || it->second.empty() || *end != '\0')
+    throw UsageError("cannot resume from '" + file + "': metadata '" + key + "' is missing or not a number");
+  return x;
+}
+
+int ParseStep(const std::map<std::string, std::string>& meta, const std::string& file) {
+  const double step = ParseDouble(meta, "step", file);
+  if (step < 0 || step > 1e9 || step != std::floor(step)) throw UsageError("cannot resume from '" + file + "': impossible step");
+  return int(step);
+}
+
+// The optimizer state that belongs to the model checkpoint of `step` (see the checkpoint pair in Train).
+std::string OptimizerFile(const std::string& run_dir, int step) {
+  return run_dir + "/optimizer-" + std::to_string(step) + ".safetensors";
+}
+
+// Removes optimizer files of other steps (and temporaries a crash left behind).
+void RemoveStaleFiles(const std::string& run_dir, int keep_step) {
+  std::error_code ec;
+  const std::string keep = "optimizer-" + std::to_string(keep_step) + ".safetensors";
+  for (const auto& entry : std::filesystem::directory_iterator(run_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool optimizer = name.rfind("optimizer", 0) == 0 && name != keep;
+    if (optimizer || name.find(".tmp.") != std::string::npos) RemoveQuietly(entry.path().string());
+  }
 }
 
 // (name, values) of --eval-sweep "task.option=v1,v2"; refuses an option the task does not have.
@@ -64,7 +123,7 @@ std::pair<std::string, std::vector<std::string>> ParseSweep(const TrainOptions& 
   if (eq == std::string::npos || name.rfind(prefix, 0) != 0 || !task_options.count(name.substr(prefix.size())))
     throw UsageError("--eval-sweep '" + o.eval_sweep + "': expected " + prefix + "OPTION=v1,v2,... with an option of task '" +
                      o.task + "' (see `mixlab list`)");
-  return {name.substr(prefix.size()), SplitList(o.eval_sweep.substr(eq + 1), ',')};
+  return {name.substr(prefix.size()), SplitList(o.eval_sweep.substr(eq + 1), ',', "--eval-sweep values")};
 }
 
 // Whether the task can generate sequences of length T (CheckLength does not throw).
@@ -147,10 +206,12 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
 
   TrainResult result;
   result.run_dir = o.out.empty() ? "runs/" + spec.DefaultRunName() : o.out;
-  std::filesystem::create_directories(result.run_dir);
+  CheckMemory(spec);
+  CreateDirectories(result.run_dir);
+  const DirectoryLock lock(result.run_dir);
   const std::string ckpt = result.run_dir + "/model.safetensors";
+  const std::string metrics_file = result.run_dir + "/metrics.jsonl";
   const nlohmann::json spec_json = spec.ToJson();
-  const std::string optimizer_file = result.run_dir + "/optimizer.safetensors";
   LanguageModel model(spec.model);
   model.Initialize(uint64_t(o.seed));
   result.params = model.params().size();
@@ -166,38 +227,58 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   Rng data = SplitRng(uint64_t(o.seed), Split::kTrain, o.train_len);
   double train_time = 0, loss_sum = 0, first_step_time = 0;
   int first_step = 0;
+  bool have_checkpoint = false;  // a good checkpoint exists in the run directory (written or resumed from)
+  std::vector<std::string> kept_metrics;
   if (hooks.resume && std::filesystem::exists(ckpt)) {
-    // Bit-exact continuation: weights, AdamW moments, the step, and the data stream replayed to that step.
+    // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that step.
     auto meta = ReadCheckpointMetadata(ckpt);
-    if (!meta.count("run") || nlohmann::json::parse(meta["run"], nullptr, false) != spec_json)
+    if (!meta.count("run") || ParseJsonText(meta["run"], "checkpoint '" + ckpt + "' run config") != spec_json)
       throw UsageError("cannot resume run '" + result.run_dir + "': its checkpoint was written by a different config; "
                        "use another --out or drop --resume to start over");
+    first_step = ParseStep(meta, ckpt);
+    const std::string optimizer_file = OptimizerFile(result.run_dir, first_step);
     LoadCheckpointInto(ckpt, model);
     auto opt_meta = LoadOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment());
-    if (opt_meta["step"] != meta["step"])
-      throw UsageError("cannot resume run '" + result.run_dir + "': optimizer state is from step " + opt_meta["step"] +
-                       ", the checkpoint from step " + meta["step"] + "; drop --resume to start over");
-    first_step = std::stoi(meta["step"]);
-    train_time = std::stod(opt_meta.at("train_seconds"));
-    loss_sum = std::stod(opt_meta.at("loss_sum"));
+    if (ParseStep(opt_meta, optimizer_file) != first_step)
+      throw UsageError("cannot resume run '" + result.run_dir + "': '" + optimizer_file + "' is not from step " + std::to_string(first_step));
+    train_time = ParseDouble(opt_meta, "train_seconds", optimizer_file);
+    loss_sum = ParseDouble(opt_meta, "loss_sum", optimizer_file);
     for (int s = 0; s < first_step; ++s) task->Sample(o.batch, o.train_len, data, Split::kTrain);
-    result.steps_to_99 = TruncateMetrics(result.run_dir + "/metrics.jsonl", first_step, o.train_len);
+    const MetricsSoFar so_far = ReadMetrics(metrics_file, first_step, o.train_len);
+    kept_metrics = so_far.lines;
+    result.steps_to_99 = so_far.steps_to_99;
+    if (!so_far.last_validation.is_null()) result.validation = EvalsFromJson(so_far.last_validation);
     result.resumed_from = result.steps_done = first_step;
+    have_checkpoint = true;
+    RemoveStaleFiles(result.run_dir, first_step);
+  } else if (hooks.resume && ReadMetrics(metrics_file, o.steps, o.train_len).has_validation) {
+    throw UsageError("cannot resume run '" + result.run_dir + "': its metrics record checkpoints but '" + ckpt +
+                     "' is missing; restore it, or drop --resume to start over");
+  } else if (hooks.resume && std::filesystem::exists(metrics_file)) {
+    std::cerr << "mixlab: " << result.run_dir << " has no checkpoint yet (stopped before its first); starting it from step 0\n";
   }
-  {
-    std::ofstream(result.run_dir + "/config.json") << spec_json.dump(2) << "\n";
+  WriteFileAtomic(result.run_dir + "/config.json", spec_json.dump(2) + "\n");
+  if (first_step > 0) {  // the lines up to the checkpoint, replaced atomically: a crash here loses nothing
+    std::string text;
+    for (const auto& line : kept_metrics) text += line + "\n";
+    WriteFileAtomic(metrics_file, text);
   }
-  std::ofstream metrics(result.run_dir + "/metrics.jsonl", first_step > 0 ? std::ios::app : std::ios::trunc);
+  AppendFile metrics(metrics_file, first_step == 0);
 
   const bool tty = !hooks.quiet && isatty(fileno(stderr));
   const auto start = Clock::now();
   double window_loss = 0;
   int window = 0;
-  auto save = [&](int step) {  // optimizer state first: the model checkpoint's step is the authority on resume
-    SaveOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment(),
-                       {{"step", std::to_string(step)}, {"train_seconds", std::to_string(train_time)},
-                        {"loss_sum", std::to_string(loss_sum)}});
+  // The checkpoint pair: optimizer-STEP.safetensors first, then model.safetensors (whose step names the optimizer
+  // file that belongs to it), then the older optimizer files are removed. Each write is atomic, so a crash at any
+  // instant leaves a model checkpoint and its own optimizer state.
+  auto save = [&](int step) {
+    SaveOptimizerState(OptimizerFile(result.run_dir, step), optimizer.first_moment(), optimizer.second_moment(),
+                       {{"step", std::to_string(step)}, {"train_seconds", ExactDouble(train_time)}, {"loss_sum", ExactDouble(loss_sum)}});
+    if (hooks.between_checkpoint_files) hooks.between_checkpoint_files();
     SaveCheckpoint(ckpt, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
+    have_checkpoint = true;
+    RemoveStaleFiles(result.run_dir, step);
   };
   auto validate = [&](int step) {
     std::vector<EvalResult> evals;
@@ -205,7 +286,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
       evals.push_back(Evaluate(model, *task, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
                                Split::kValidation));
     result.validation = evals;
-    metrics << nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump() << "\n" << std::flush;
+    metrics.WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
     for (const auto& e : evals)
       if (e.length == o.train_len && e.accuracy >= 0.99 && result.steps_to_99 < 0) result.steps_to_99 = step;
     return evals;
@@ -214,7 +295,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   auto snapshot = [&](int step) {  // light: weights only, for analysis over training
     char name[64];
     std::snprintf(name, sizeof name, "/snapshots/step_%08d.safetensors", step);
-    std::filesystem::create_directories(result.run_dir + "/snapshots");
+    CreateDirectories(result.run_dir + "/snapshots");
     SaveCheckpoint(result.run_dir + name, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
   };
   if (o.snapshot_every > 0 && first_step == 0) snapshot(0);
@@ -230,7 +311,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     float grad_norm = 0;
     if (!std::isfinite(loss)) {
       const std::string tensor = FirstNonFinite(model.params(), model.params().values());
-      bad = "non-finite loss" + (tensor.empty() ? std::string(" (all parameters finite)") : " (parameter " + tensor + " is non-finite)");
+      bad = "non-finite loss" + (tensor.empty() ? " (all parameters finite; first non-finite activation: " +
+                                                      FirstNonFiniteActivation(model, batch.B, batch.T) + ")"
+                                                : " (parameter " + tensor + " is non-finite)");
     }
     if (bad.empty()) {
       model.Backward();
@@ -242,9 +325,10 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     if (!bad.empty()) {
       result.diverged = true;
       result.divergence = "step " + std::to_string(step) + ": " + bad;
-      metrics << nlohmann::json{{"step", step}, {"diverged", result.divergence}}.dump() << "\n";
-      if (!hooks.quiet) std::cerr << (tty ? "\n" : "") << hooks.progress_prefix << " stopped: " << result.divergence
-                                  << "; last good checkpoint kept at " << ckpt << "\n";
+      metrics.WriteLine(nlohmann::json{{"step", step}, {"diverged", result.divergence}}.dump());
+      if (!hooks.quiet)
+        std::cerr << (tty ? "\n" : "") << hooks.progress_prefix << " stopped: " << result.divergence
+                  << (have_checkpoint ? "; last good checkpoint kept at " + ckpt : "; no checkpoint was written before it") << "\n";
       break;
     }
     optimizer.Step(step, grad_norm);
@@ -265,7 +349,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
         for (const auto& [mixer, slot] : {std::pair<Mixer*, const char*>{&model.mixer(l), "mixer"}, {&model.channel(l), "channel"}})
           if (auto stats = mixer->Stats(); !stats.empty())
             line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
-      metrics << line.dump() << "\n";
+      metrics.WriteLine(line.dump());
       if (!hooks.quiet) {
         const double elapsed = Seconds(start, t1);
         const double eta = elapsed / (result.steps_done - first_step) * (o.steps - result.steps_done);
@@ -321,7 +405,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   result.peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
-  std::ofstream(result.run_dir + "/results.json") << result.ToJson().dump(2) << "\n";
+  WriteFileAtomic(result.run_dir + "/results.json", result.ToJson().dump(2) + "\n");
   return result;
 }
 

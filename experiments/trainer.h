@@ -40,6 +40,8 @@ struct TrainHooks {
   bool resume = false;          // continue from the run directory's checkpoint and optimizer state when present
   // Called after every optimizer step (tests use it to inject faults).
   std::function<void(LanguageModel&, int step)> after_step;
+  // Called between writing a checkpoint's optimizer state and its model file (tests kill the process there).
+  std::function<void()> between_checkpoint_files;
 };
 
 // Throws UsageError when resuming a run whose checkpoint was written by another config.

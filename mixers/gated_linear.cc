@@ -39,7 +39,7 @@ struct GlaOptions : Options {
              {"gla", "retnet", "none"});
     v.Int("gate-rank", gate_rank, "rank of the gla gate projection", 1, 4096);
     v.Float("gate-temperature", gate_temperature, "gla gate: log g = logsigmoid(.) / temperature", 1.0f, 1000.0f);
-    v.Int("chunk", chunk, "tokens per chunk of the chunked scan", 1, 1 << 16);
+    v.Int("chunk", chunk, "tokens per chunk of the chunked scan (quadratic inside a chunk)", 1, 4096);
     v.Choice("impl", impl, "chunked scan, or the naive O(T^2) reference", {"chunked", "naive"});
   }
 };
@@ -303,7 +303,7 @@ class GatedLinear : public Mixer {
   }
 
   void ChunkedForward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc, RowMatrix& out) const {
-    const int64_t T = Q.rows(), C = o_.chunk;
+    const int64_t T = Q.rows(), C = std::min<int64_t>(o_.chunk, T);
     RowMatrix S = RowMatrix::Zero(dh_, dh_);
     for (int64_t t0 = 0; t0 < T; t0 += C) {
       const int64_t n = std::min(C, T - t0);
@@ -316,7 +316,7 @@ class GatedLinear : public Mixer {
 
   void ChunkedBackward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc, ConstStridedMap dO,
                        RowMatrix& dQ, RowMatrix& dK, RowMatrix& dV) const {
-    const int64_t T = Q.rows(), C = o_.chunk;
+    const int64_t T = Q.rows(), C = std::min<int64_t>(o_.chunk, T);
     RowMatrix S = RowMatrix::Zero(dh_, dh_);
     for (int64_t t0 = 0; t0 < T; t0 += C) {  // forward scan: dQ
       const int64_t n = std::min(C, T - t0);

@@ -44,7 +44,7 @@ struct LinearOptions : Options {
     v.Choice("feature-map", feature_map, "phi applied to queries and keys", {"elu1", "relu"});
     v.Bool("normalize", normalize, "divide by the running sum of phi(q).phi(k) (+ eps)");
     v.Float("eps", eps, "added to the normaliser", 0.0f, 1.0f);
-    v.Int("chunk", chunk, "tokens per chunk of the chunked scan", 1, 1 << 16);
+    v.Int("chunk", chunk, "tokens per chunk of the chunked scan (quadratic inside a chunk)", 1, 4096);
     v.Choice("impl", impl, "chunked scan, or the naive masked T x T reference", {"chunked", "naive"});
   }
 };
@@ -65,7 +65,7 @@ struct PerformerOptions : Options {
     v.Int("n-features", n_features, "random features per head (m)", 1, 1 << 16);
     v.Int("redraw", redraw, "redraw the random features every N training steps; 0 = never", 0, 1 << 30);
     v.Float("eps", eps, "added to the normaliser", 0.0f, 1.0f);
-    v.Int("chunk", chunk, "tokens per chunk of the chunked scan", 1, 1 << 16);
+    v.Int("chunk", chunk, "tokens per chunk of the chunked scan (quadratic inside a chunk)", 1, 4096);
     v.Float("rope-base", rope_base, "RoPE base (with --pos rope, applied to q and k before the features)", 1.0f, 1e9f);
     v.Int("seed", seed, "seed of the random features", 0, 1 << 30);
     v.Choice("impl", impl, "chunked scan, or the naive masked T x T reference", {"chunked", "naive"});
@@ -349,7 +349,7 @@ class LinearAttention : public Mixer {
   // The same in chunks of C: Am = tril(q_c k_c^T) inside a chunk; across chunks the state S = sum k_s v_s^T
   // (F, dh) and the key sum z = sum k_s (F).
   void ChunkedCausal(const float* q, const float* k, const float* v, int64_t T, float* num, float* den) const {
-    const int64_t C = o_.chunk, F = F_, dh = dh_, ldf = HF_, ldd = HD_;
+    const int64_t C = std::min<int64_t>(o_.chunk, T), F = F_, dh = dh_, ldf = HF_, ldd = HD_;
     thread_local Buffer S, z, kt, Am;
     S.assign(F * dh, 0.0f);
     z.assign(F, 0.0f);
@@ -394,7 +394,7 @@ class LinearAttention : public Mixer {
   // of G_t q_t^T (dh, F), r = sum of gden_t q_t (F)). P of every chunk is kept between the two scans.
   void ChunkedCausalBackward(const float* q, const float* k, const float* v, const float* G, const float* gden,
                              int64_t T, float* dq, float* dk, float* dv) const {
-    const int64_t C = o_.chunk, F = F_, dh = dh_, ldf = HF_, ldd = HD_, chunks = (T + C - 1) / C;
+    const int64_t C = std::min<int64_t>(o_.chunk, T), F = F_, dh = dh_, ldf = HF_, ldd = HD_, chunks = (T + C - 1) / C;
     thread_local Buffer St, z, R, Rt, r, kt, vt, Am, Pm;
     St.assign(dh * F, 0.0f);
     z.assign(F, 0.0f);

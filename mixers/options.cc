@@ -91,7 +91,7 @@ class Setter : public OptionVisitor {
     auto* s = Find(n);
     if (!s) return;
     std::vector<int> out;
-    for (const auto& item : SplitList(*s, ',')) out.push_back(ParseInt(n, item, lo, hi));
+    for (const auto& item : SplitList(*s, ',', Label(n))) out.push_back(ParseInt(n, item, lo, hi));
     if (out.empty()) Fail(n, *s, "a comma-separated list of integers in " + Range(lo, hi));
     v = out;
   }
@@ -152,13 +152,17 @@ void SetOptions(Options& options, const std::map<std::string, std::string>& valu
   setter.CheckAllUsed();
 }
 
-std::vector<std::string> SplitList(const std::string& text, char sep) {
+std::vector<std::string> SplitList(const std::string& text, char sep, const std::string& what) {
   std::vector<std::string> out;
-  std::string cur;
-  std::istringstream s(text);
-  while (std::getline(s, cur, sep))
-    if (!cur.empty()) out.push_back(cur);
-  return out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(sep, start);
+    out.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (out.back().empty())
+      throw UsageError(what + " '" + text + "' has an empty item; expected items separated by '" + std::string(1, sep) + "'");
+    if (end == std::string::npos) return out;
+    start = end + 1;
+  }
 }
 
 std::string JoinList(const std::vector<std::string>& items, const std::string& sep) {

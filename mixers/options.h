@@ -47,7 +47,9 @@ std::map<std::string, std::string> OptionValues(Options& options);
 void SetOptions(Options& options, const std::map<std::string, std::string>& values, const std::string& owner);
 
 // Helpers shared by parsers.
-std::vector<std::string> SplitList(const std::string& text, char sep);
+// Splits "a,b,c" at `sep`; throws UsageError naming `what` (e.g. "--mixers") on an empty list or an empty item
+// ("a,,b", ",", "a,").
+std::vector<std::string> SplitList(const std::string& text, char sep, const std::string& what);
 std::string JoinList(const std::vector<std::string>& items, const std::string& sep);
 
 }  // namespace mixlab

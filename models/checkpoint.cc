@@ -1,5 +1,6 @@
 #include "models/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -8,12 +9,13 @@
 #include <vector>
 
 #include "mixers/tensor.h"
+#include "models/file_io.h"
+#include "models/json_text.h"
 
 namespace mixlab {
 namespace {
 
-uint64_t Fnv1a64(const char* data, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+uint64_t Fnv1a64(const char* data, size_t n, uint64_t h = 0xcbf29ce484222325ULL) {
   for (size_t i = 0; i < n; ++i) {
     h ^= uint8_t(data[i]);
     h *= 0x100000001b3ULL;
@@ -21,43 +23,117 @@ uint64_t Fnv1a64(const char* data, size_t n) {
   return h;
 }
 
+// A tensor entry of the header, checked: F32, a shape whose size matches its byte range.
+struct TensorEntry {
+  std::vector<int64_t> shape;
+  int64_t begin = 0, end = 0;
+};
+
 struct Parsed {
-  nlohmann::json header;
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, TensorEntry> tensors;
   std::vector<char> data;
 };
+
+constexpr int64_t kMaxHeaderBytes = 64 << 20;
+constexpr const char* kChecksumKey = "fnv1a64";            // over the header (without this key) and the data
+constexpr const char* kLegacyChecksumKey = "data_fnv1a64";  // files written before the header was covered: data only
 
 [[noreturn]] void Refuse(const std::string& path, const std::string& why) {
   throw UsageError("checkpoint '" + path + "' refused: " + why);
 }
 
+uint64_t Checksum(const nlohmann::json& header, const std::vector<char>& data) {
+  nlohmann::json covered = header;
+  covered["__metadata__"].erase(kChecksumKey);
+  const std::string text = covered.dump();
+  return Fnv1a64(data.data(), data.size(), Fnv1a64(text.data(), text.size()));
+}
+
+TensorEntry ParseEntry(const std::string& path, const std::string& name, const nlohmann::json& info, int64_t data_size) {
+  const auto bad = [&](const std::string& why) { Refuse(path, "tensor '" + name + "' " + why); };
+  if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+    bad("is not an object with dtype, shape and data_offsets");
+  if (info["dtype"] != "F32") bad("has dtype " + info["dtype"].dump() + "; mixlab reads F32 only");
+  TensorEntry e;
+  int64_t numel = 1;
+  if (!info["shape"].is_array()) bad("has a shape that is not a list");
+  for (const auto& d : info["shape"]) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) bad("has an impossible shape " + info["shape"].dump());
+    e.shape.push_back(d.get<int64_t>());
+  }
+  for (int64_t dim : e.shape) {  // bounded by the data size at every factor, so the product cannot overflow
+    if (dim > 0 && numel > data_size / dim) bad("has a shape " + info["shape"].dump() + " larger than the file's data");
+    numel *= dim;
+  }
+  const auto& off = info["data_offsets"];
+  if (!off.is_array() || off.size() != 2 || !off[0].is_number_integer() || !off[1].is_number_integer())
+    bad("has data_offsets that are not two integers");
+  e.begin = off[0].get<int64_t>(), e.end = off[1].get<int64_t>();
+  if (e.begin < 0 || e.end < e.begin || e.end > data_size) bad("has data_offsets " + off.dump() + " outside the data section");
+  if (e.end - e.begin != numel * int64_t(sizeof(float)))
+    bad("has data_offsets " + off.dump() + " that do not hold its shape " + info["shape"].dump() + " of F32");
+  return e;
+}
+
+// Reads and checks a checkpoint: the header length against the file size, the header's JSON, every tensor entry,
+// the safetensors layout (entries contiguous in offset order, non-overlapping, covering the data exactly) and the
+// checksum over header and data.
 Parsed ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) Refuse(path, "file not found or unreadable");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) Refuse(path, std::filesystem::exists(path, ec) ? "not a regular file" : "file not found");
+  if (!in) Refuse(path, "unreadable");
   in.seekg(0, std::ios::end);
   const int64_t size = in.tellg();
   in.seekg(0);
   if (size < 8) Refuse(path, "truncated (shorter than the 8-byte header length)");
   uint64_t header_len = 0;
   in.read(reinterpret_cast<char*>(&header_len), 8);
-  if (header_len == 0 || int64_t(header_len) > size - 8) Refuse(path, "truncated or not a safetensors file (bad header length)");
-  std::string header(header_len, '\0');
-  in.read(header.data(), int64_t(header_len));
+  if (header_len < 2 || header_len > uint64_t(std::min<int64_t>(size - 8, kMaxHeaderBytes)))
+    Refuse(path, "truncated or not a safetensors file (header length " + std::to_string(header_len) + " in a file of " +
+                     std::to_string(size) + " bytes)");
+  std::string text(header_len, '\0');
+  in.read(text.data(), int64_t(header_len));
+  const nlohmann::json header = ParseJsonText(text, "checkpoint '" + path + "' header");
+  if (!header.is_object()) Refuse(path, "header is not a JSON object");
   Parsed p;
-  try {
-    p.header = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception&) {
-    Refuse(path, "header is not valid JSON");
-  }
-  p.data.resize(size - 8 - int64_t(header_len));
+  p.data.resize(size_t(size - 8 - int64_t(header_len)));
   in.read(p.data.data(), int64_t(p.data.size()));
   if (!in) Refuse(path, "read error");
-  const auto& meta = p.header.value("__metadata__", nlohmann::json::object());
-  if (!meta.contains("data_fnv1a64")) Refuse(path, "no data checksum in metadata (not written by mixlab)");
-  if (meta["data_fnv1a64"].get<std::string>() != std::to_string(Fnv1a64(p.data.data(), p.data.size())))
-    Refuse(path, "data checksum mismatch (file is corrupt or truncated)");
+  const auto meta = header.find("__metadata__");
+  if (meta == header.end() || !meta->is_object()) Refuse(path, "no __metadata__ object (not written by mixlab)");
+  for (const auto& [k, v] : meta->items()) {
+    if (!v.is_string()) Refuse(path, "metadata '" + k + "' is not a string");
+    p.metadata[k] = v.get<std::string>();
+  }
+  if (p.metadata.count(kChecksumKey)) {
+    if (p.metadata[kChecksumKey] != std::to_string(Checksum(header, p.data)))
+      Refuse(path, "checksum mismatch (the file is corrupt or truncated)");
+  } else if (p.metadata.count(kLegacyChecksumKey)) {
+    if (p.metadata[kLegacyChecksumKey] != std::to_string(Fnv1a64(p.data.data(), p.data.size())))
+      Refuse(path, "data checksum mismatch (the file is corrupt or truncated)");
+  } else {
+    Refuse(path, "no checksum in metadata (not written by mixlab)");
+  }
+  std::vector<std::pair<int64_t, std::string>> order;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    p.tensors[name] = ParseEntry(path, name, info, int64_t(p.data.size()));
+    order.emplace_back(p.tensors[name].begin, name);
+  }
+  std::sort(order.begin(), order.end());
+  int64_t expected = 0;
+  for (const auto& [begin, name] : order) {
+    if (begin != expected)
+      Refuse(path, "tensor '" + name + "' starts at byte " + std::to_string(begin) + " of the data, expected " + std::to_string(expected) +
+                       " (tensors must be contiguous, non-overlapping and in order)");
+    expected = p.tensors[name].end;
+  }
+  if (expected != int64_t(p.data.size()))
+    Refuse(path, "the tensors cover " + std::to_string(expected) + " of the " + std::to_string(p.data.size()) + " data bytes");
   return p;
 }
-
 
 // One named F32 tensor to write.
 struct TensorOut {
@@ -66,42 +142,26 @@ struct TensorOut {
   const float* data;
 };
 
-// Writes tensors contiguously (in order) with the metadata and the data checksum, to path.tmp then renamed.
+// Writes tensors contiguously (in order) with the metadata and the checksum, atomically (see WriteFileAtomic).
 void WriteSafetensors(const std::string& path, const std::vector<TensorOut>& tensors, nlohmann::json meta) {
   nlohmann::json header;
   int64_t offset = 0;
-  for (const auto& t : tensors) {
-    int64_t numel = 1;
-    for (auto d : t.shape) numel *= d;
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * int64_t(sizeof(float))}}};
-    offset += numel * int64_t(sizeof(float));
-  }
   std::vector<char> data;
-  data.reserve(size_t(offset));
   for (const auto& t : tensors) {
     int64_t numel = 1;
     for (auto d : t.shape) numel *= d;
-    const char* bytes = reinterpret_cast<const char*>(t.data);
-    data.insert(data.end(), bytes, bytes + numel * int64_t(sizeof(float)));
+    const int64_t bytes = numel * int64_t(sizeof(float));
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.insert(data.end(), reinterpret_cast<const char*>(t.data), reinterpret_cast<const char*>(t.data) + bytes);
   }
   meta["format"] = "mixlab";
-  meta["data_fnv1a64"] = std::to_string(Fnv1a64(data.data(), data.size()));
   header["__metadata__"] = meta;
+  header["__metadata__"][kChecksumKey] = std::to_string(Checksum(header, data));
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data section to 8 bytes
   const uint64_t len = text.size();
-
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw UsageError("cannot write checkpoint '" + tmp + "'");
-    out.write(reinterpret_cast<const char*>(&len), 8);
-    out.write(text.data(), int64_t(text.size()));
-    out.write(data.data(), int64_t(data.size()));
-    out.flush();
-    if (!out) throw UsageError("error while writing checkpoint '" + tmp + "' (disk full?)");
-  }
-  std::filesystem::rename(tmp, path);
+  WriteFileAtomic(path, {std::string_view(reinterpret_cast<const char*>(&len), 8), text, std::string_view(data.data(), data.size())});
 }
 
 nlohmann::json MetadataJson(const std::map<std::string, std::string>& metadata) {
@@ -128,69 +188,43 @@ void SaveOptimizerState(const std::string& path, const Buffer& m, const Buffer& 
 
 std::map<std::string, std::string> LoadOptimizerState(const std::string& path, Buffer& m, Buffer& v) {
   Parsed p = ReadFile(path);
-  std::map<std::string, std::string> out;
-  for (const auto& [k, val] : p.header["__metadata__"].items())
-    if (val.is_string()) out[k] = val.get<std::string>();
   for (auto [name, buf] : {std::pair<const char*, Buffer*>{"m", &m}, {"v", &v}}) {
-    if (!p.header.contains(name)) Refuse(path, std::string("optimizer state lacks tensor '") + name + "'");
-    try {
-      const auto off = p.header[name].at("data_offsets").get<std::vector<int64_t>>();
-      if (off.size() != 2 || off[0] < 0 || off[1] > int64_t(p.data.size()) || off[1] - off[0] != int64_t(buf->size() * sizeof(float)))
-        Refuse(path, std::string("optimizer tensor '") + name + "' does not match the model's " + std::to_string(buf->size()) + " parameters");
-      std::memcpy(buf->data(), p.data.data() + off[0], size_t(off[1] - off[0]));
-    } catch (const nlohmann::json::exception&) {
-      Refuse(path, std::string("malformed entry for optimizer tensor '") + name + "'");
-    }
+    const auto it = p.tensors.find(name);
+    if (it == p.tensors.end()) Refuse(path, std::string("optimizer state lacks tensor '") + name + "'");
+    if (it->second.end - it->second.begin != int64_t(buf->size() * sizeof(float)))
+      Refuse(path, std::string("optimizer tensor '") + name + "' does not match the model's " + std::to_string(buf->size()) + " parameters");
+    std::memcpy(buf->data(), p.data.data() + it->second.begin, size_t(it->second.end - it->second.begin));
   }
-  return out;
+  if (p.tensors.size() != 2) Refuse(path, "optimizer state holds " + std::to_string(p.tensors.size()) + " tensors, expected m and v");
+  return p.metadata;
 }
 
 std::map<std::string, std::string> ReadCheckpointMetadata(const std::string& path) {
   Parsed p = ReadFile(path);
-  std::map<std::string, std::string> out;
-  for (const auto& [k, v] : p.header["__metadata__"].items())
-    if (v.is_string()) out[k] = v.get<std::string>();
-  if (!out.count("config")) Refuse(path, "no model config in metadata");
-  return out;
+  if (!p.metadata.count("config")) Refuse(path, "no model config in metadata");
+  return p.metadata;
 }
 
 void LoadCheckpointInto(const std::string& path, LanguageModel& model) {
   Parsed p = ReadFile(path);
   ParamStore& store = model.params();
-  size_t tensors = 0;
-  for (const auto& [name, info] : p.header.items()) {
-    if (name == "__metadata__") continue;
-    ++tensors;
+  for (const auto& [name, entry] : p.tensors) {
     const int idx = store.Find(name);
     if (idx < 0) Refuse(path, "tensor '" + name + "' does not exist in the model");
     const auto& spec = store.params()[idx].spec;
-    try {
-      if (info.at("dtype") != "F32") Refuse(path, "tensor '" + name + "' has dtype " + info.at("dtype").dump() + ", expected F32");
-      if (info.at("shape").get<std::vector<int64_t>>() != spec.shape)
-        Refuse(path, "tensor '" + name + "' has shape " + info.at("shape").dump() + ", the model expects " +
-                         nlohmann::json(spec.shape).dump());
-      const auto off = info.at("data_offsets").get<std::vector<int64_t>>();
-      if (off.size() != 2 || off[0] < 0 || off[1] > int64_t(p.data.size()) ||
-          off[1] - off[0] != spec.Numel() * int64_t(sizeof(float)))
-        Refuse(path, "tensor '" + name + "' has bad data offsets");
-      std::memcpy(store.values() + store.params()[idx].offset, p.data.data() + off[0], size_t(off[1] - off[0]));
-    } catch (const nlohmann::json::exception& e) {
-      Refuse(path, "malformed entry for tensor '" + name + "'");
-    }
+    if (entry.shape != spec.shape)
+      Refuse(path, "tensor '" + name + "' has shape " + nlohmann::json(entry.shape).dump() + ", the model expects " +
+                       nlohmann::json(spec.shape).dump());
+    std::memcpy(store.values() + store.params()[idx].offset, p.data.data() + entry.begin, size_t(entry.end - entry.begin));
   }
-  if (tensors != store.params().size())
-    Refuse(path, "holds " + std::to_string(tensors) + " tensors, the model has " + std::to_string(store.params().size()));
+  if (p.tensors.size() != store.params().size())
+    Refuse(path, "holds " + std::to_string(p.tensors.size()) + " tensors, the model has " + std::to_string(store.params().size()));
 }
 
 std::unique_ptr<LanguageModel> LoadCheckpoint(const std::string& path) {
-  auto meta = ReadCheckpointMetadata(path);
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(meta.at("config"));
-  } catch (const nlohmann::json::exception&) {
-    Refuse(path, "model config in metadata is not valid JSON");
-  }
-  auto model = std::make_unique<LanguageModel>(ModelConfig::FromJson(cfg));
+  const auto meta = ReadCheckpointMetadata(path);
+  const ModelConfig config = ModelConfig::FromJson(ParseJsonText(meta.at("config"), "checkpoint '" + path + "' model config"));
+  auto model = std::make_unique<LanguageModel>(config);
   LoadCheckpointInto(path, *model);
   return model;
 }

@@ -17,7 +17,7 @@ void AddInto(float* out, const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_norm_(config.norm_position == "pre") {
+LanguageModel::LanguageModel(const ModelConfig& config, bool allocate) : config_(config), pre_norm_(config.norm_position == "pre") {
   const int D = config_.d_model;
   embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
   if (config_.pos == "learned")
@@ -45,6 +45,7 @@ LanguageModel::LanguageModel(const ModelConfig& config) : config_(config), pre_n
     decoder_ = std::make_unique<CompressionDecoder>(store_, D, config_.vocab, config_.norm, config_.init);
   else if (!config_.tie_embeddings)
     head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, config_.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(D))});
+  if (!allocate) return;
   store_.Allocate();
   for (auto& layer : layers_) {
     std::vector<ParamRef> m, c;

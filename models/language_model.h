@@ -16,7 +16,9 @@ namespace mixlab {
 
 class LanguageModel {
  public:
-  explicit LanguageModel(const ModelConfig& config);
+  explicit LanguageModel(const ModelConfig& config) : LanguageModel(config, true) {}
+  // Parameters the config declares, counted without allocating them (memory checks before a run or a load).
+  static int64_t PlannedParams(const ModelConfig& config) { return LanguageModel(config, false).store_.declared_size(); }
   void Initialize(uint64_t seed);
 
   // tokens (B, T); positions are 0..T-1. Keeps activations for Backward.
@@ -62,6 +64,7 @@ class LanguageModel {
   int d_model() const { return config_.d_model; }
 
  private:
+  LanguageModel(const ModelConfig& config, bool allocate);
   using Norm = NormLayer;
   struct Layer {
     std::unique_ptr<Mixer> mixer, channel;

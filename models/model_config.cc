@@ -5,6 +5,8 @@
 
 namespace mixlab {
 
+constexpr int kMaxVocab = 1 << 24;
+
 void ModelOptions::Visit(OptionVisitor& v) {
   v.Int("d-model", d_model, "residual stream width", 1, 8192);
   v.Int("n-layers", n_layers, "number of blocks (when --layers is not given)", 1, 256);
@@ -26,8 +28,7 @@ namespace {
 
 // "softmax:n-heads=2:dropout=0.1" -> name and options
 std::pair<std::string, OptionMap> ParseLayerEntry(const std::string& entry, const std::string& flag) {
-  auto parts = SplitList(entry, ':');
-  if (parts.empty()) throw UsageError("empty entry in --" + flag);
+  auto parts = SplitList(entry, ':', "--" + flag + " entry");
   OptionMap opts;
   for (size_t i = 1; i < parts.size(); ++i) {
     auto eq = parts[i].find('=');
@@ -44,7 +45,7 @@ std::vector<std::pair<std::string, OptionMap>> ParseLayerList(const std::string&
   if (list.empty()) {
     for (int i = 0; i < n_layers; ++i) out.push_back(ParseLayerEntry(single, flag));
   } else {
-    for (const auto& e : SplitList(list, ',')) out.push_back(ParseLayerEntry(e, flag));
+    for (const auto& e : SplitList(list, ',', "--" + flag)) out.push_back(ParseLayerEntry(e, flag));
   }
   return out;
 }
@@ -130,7 +131,15 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
       s.channel_options = l.at("channel_options").get<OptionMap>();
       c.layers.push_back(s);
     }
-    if (c.vocab < 1 || c.d_model < 1 || c.layers.empty()) throw UsageError("model config has an empty dimension");
+    if (c.vocab < 1 || c.vocab > kMaxVocab)
+      throw UsageError("model config: vocab " + std::to_string(c.vocab) + " is outside [1, " + std::to_string(kMaxVocab) + "]");
+    if (c.layers.empty()) throw UsageError("model config has no layers");
+    // The skeleton's fields pass the same checks as the flags that set them (mixer options are checked when built).
+    ModelOptions skeleton;
+    SetOptions(skeleton,
+               {{"d-model", std::to_string(c.d_model)}, {"max-len", std::to_string(c.max_len)}, {"pos", c.pos}, {"norm", c.norm},
+                {"norm-position", c.norm_position}, {"init", c.init}},
+               "model config");
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw UsageError(std::string("malformed model config: ") + e.what());

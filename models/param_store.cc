@@ -9,7 +9,7 @@ namespace mixlab {
 
 int ParamStore::Add(const std::string& name, const ParamSpec& spec) {
   if (!values_.empty()) throw std::logic_error("ParamStore::Add after Allocate");
-  if (Find(name) >= 0) throw std::logic_error("duplicate parameter name " + name);
+  if (!index_.emplace(name, int(params_.size())).second) throw std::logic_error("duplicate parameter name " + name);
   const int64_t offset = params_.empty() ? 0 : params_.back().offset + params_.back().spec.Numel();
   params_.push_back({name, spec, offset});
   return int(params_.size()) - 1;
@@ -39,9 +39,8 @@ void ParamStore::Initialize(uint64_t seed) {
 }
 
 int ParamStore::Find(const std::string& name) const {
-  for (size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].name == name) return int(i);
-  return -1;
+  const auto it = index_.find(name);
+  return it == index_.end() ? -1 : it->second;
 }
 
 void ParamStore::ZeroGrad() {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mixers/mixer.h"
@@ -32,10 +33,12 @@ class ParamStore {
   float* grads() { return grads_.data(); }
   const float* values() const { return values_.data(); }
   int64_t size() const { return int64_t(values_.size()); }
+  int64_t declared_size() const { return params_.empty() ? 0 : params_.back().offset + params_.back().spec.Numel(); }
   void ZeroGrad();
 
  private:
   std::vector<NamedParam> params_;
+  std::unordered_map<std::string, int> index_;  // name -> position in params_ (building stays linear in the layer count)
   Buffer values_, grads_;
 };
 
