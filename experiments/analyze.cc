@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "experiments/ablation.h"
@@ -14,6 +15,7 @@
 #include "experiments/phase_change.h"
 #include "experiments/run_builder.h"
 #include "experiments/subprocess.h"
+#include "models/file_io.h"
 
 namespace mixlab {
 
@@ -72,7 +74,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = ProbeLength(o, run.spec, *task);
   const std::string out = o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
-  std::filesystem::create_directories(out);
+  CreateDirectories(out);
   if (!o.quiet)
     std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(), run.spec.model.Summary().c_str(),
               run.spec.train.task.c_str(), T);
@@ -104,7 +106,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   j["in_context_score"] = survey.in_context;
   j["text_in_context_score"] = survey.text_in_context;
   if (!survey.expert_roles.empty()) {
-    std::ofstream roles_csv(out + "/moe_roles.csv");
+    std::ostringstream roles_csv;
     roles_csv << "layer,role,expert,fraction\n";
     for (const auto& [layer, roles] : survey.expert_roles)
       for (const auto& [role, row] : roles) {
@@ -116,6 +118,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
         }
         if (!o.quiet) std::printf("  moe layer %d: %-12s tokens per expert%s\n", layer, role.c_str(), shares.c_str());
       }
+    WriteFileAtomic(out + "/moe_roles.csv", roles_csv.str());
   }
   nlohmann::json heads = nlohmann::json::array(), maps = nlohmann::json::array();
   int flat = 0;
@@ -171,9 +174,9 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
                     {"final_top1_rank", r.final_top1_rank}, {"top_tokens", r.top_tokens}});
   j["logit_lens"] = lens;
 
-  std::ofstream(out + "/analysis.json") << j.dump(1) << "\n";
+  WriteFileAtomic(out + "/analysis.json", j.dump(1) + "\n");
   for (const auto& [name, field] : ScoreFields()) {
-    std::ofstream csv(out + "/" + name + ".csv");
+    std::ostringstream csv;
     size_t width = 0;
     for (const auto& l : mean) width = std::max(width, l.size());
     csv << "layer";
@@ -187,6 +190,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
       }
       csv << "\n";
     }
+    WriteFileAtomic(out + "/" + name + ".csv", csv.str());
   }
   if (!o.quiet) std::printf("wrote %s/analysis.json and one CSV per score\n", out.c_str());
   DrawFigures(o, out, false);
@@ -206,7 +210,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   if (files.size() < 2)
     throw UsageError("--over-training '" + o.over_training + "' needs at least 2 snapshots, found " + std::to_string(files.size()));
   const std::string out = o.out.empty() ? (fs::path(o.over_training) / "analysis" / "over_training").string() : o.out;
-  fs::create_directories(out);
+  CreateDirectories(out);
 
   LoadedRun first = LoadRun(files.front());
   auto task = MakeTask(first.spec.train.task, first.spec.task_options);
@@ -217,7 +221,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   std::printf("over training: %zu snapshots of %s on %s, T=%d\n", files.size(), config.c_str(), first.spec.train.task.c_str(), T);
 
   nlohmann::json points = nlohmann::json::array();
-  std::ofstream csv(out + "/over_training.csv");
+  std::ostringstream csv;
   csv << "step,accuracy,loss,in_context_score,text_in_context_score,max_induction,max_answer_induction,mean_entropy_ratio\n";
   for (const auto& file : files) {
     LoadedRun run = LoadRun(file);
@@ -275,7 +279,8 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   }
   nlohmann::json j = {{"run", o.over_training}, {"model", config}, {"task", first.spec.train.task}, {"length", T},
                       {"snapshots", points}, {"train_loss", train_loss}, {"phase_changes", phase_changes}};
-  std::ofstream(out + "/over_training.json") << j.dump(1) << "\n";
+  WriteFileAtomic(out + "/over_training.csv", csv.str());
+  WriteFileAtomic(out + "/over_training.json", j.dump(1) + "\n");
   for (const auto& [key, change] : phase_changes.items())
     std::printf("%-21s %s between steps %d and %d (rise %+.3f, %.0f%% of the range, %.1f spreads): %s\n", key.c_str(),
                 change["detected"].get<bool>() ? "PHASE CHANGE" : "no phase change", change["from_step"].get<int>(),

@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "experiments/commands.h"
 #include "experiments/presets.h"
 #include "experiments/run_builder.h"
 #include "experiments/subprocess.h"
+#include "models/file_io.h"
 #include "experiments/trainer.h"
 #include "mixers/registry.h"
 #include "models/language_model.h"
@@ -150,7 +152,7 @@ void ApplySweep(const std::string& flag, const std::string& value, TrainOptions&
 
 // results.csv (one row per run x metric) and runs.json (each run's directory, for the plots).
 void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
-  std::ofstream csv(dir + "/results.csv");
+  std::ostringstream csv;
   csv << "task,label,variant,pos,sweep,lr,selected,seed,metric,length,value\n";
   nlohmann::json index = nlohmann::json::array();
   for (const auto& r : runs) {
@@ -177,7 +179,8 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
     index.push_back({{"task", r.task}, {"label", r.label}, {"lr", r.lr}, {"selected", r.selected}, {"seed", r.seed},
                      {"run_dir", r.result.run_dir}});
   }
-  std::ofstream(dir + "/runs.json") << index.dump(2) << "\n";
+  WriteFileAtomic(dir + "/results.csv", csv.str());
+  WriteFileAtomic(dir + "/runs.json", index.dump(2) + "\n");
 }
 
 // Chooses per (task, label) the learning rate with the best mean validation accuracy at the training length
@@ -215,7 +218,7 @@ std::vector<std::pair<const Run*, nlohmann::json>> SelectedAnalyses(const std::v
 
 // One row per selected run with an analysis/analysis.json: its most induction-like and previous-token-like heads,
 // what ablating the induction head costs, the in-context score and the dead heads.
-void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
+void WriteHeadSummary(std::ostream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
   for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/analysis.json")) {
     const Run& r = *run;
@@ -248,7 +251,7 @@ void WriteHeadSummary(std::ofstream& md, const std::vector<Run>& runs, const std
 
 // One row per selected run with analysis/over_training/over_training.json: the induction score and in-context score at
 // the first and last snapshot, and the phase-change verdict of each (experiments/phase_change.h).
-void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const std::string& task) {
+void WriteDynamicsSummary(std::ostream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
   for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/over_training/over_training.json")) {
     const Run& r = *run;
@@ -284,7 +287,7 @@ void WriteDynamicsSummary(std::ofstream& md, const std::vector<Run>& runs, const
 
 void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
                  const std::string& plot_note, double wall_seconds) {
-  std::ofstream md(dir + "/report.md");
+  std::ostringstream md;
   md << "# mixlab compare\n\n"
      << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
      << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
@@ -384,6 +387,7 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
   }
   if (!plot_note.empty()) md << "Plots: " << plot_note << "\n";
   md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see `runs.json`).\n";
+  WriteFileAtomic(dir + "/report.md", md.str());
 }
 
 // The preset named on the command line, found before parsing so its values can sit under every other flag.
@@ -410,8 +414,8 @@ void ClaimDirectory(const std::string& out, const std::vector<Run>& runs, bool f
                        (in ? "a different experiment" : std::string("files not written by this compare")) +
                        "; pass --force to overwrite it or choose another --out");
   }
-  fs::create_directories(out);
-  std::ofstream(path) << experiment.dump(1) << "\n";
+  CreateDirectories(out);
+  WriteFileAtomic(path, experiment.dump(1) + "\n");
 }
 
 }  // namespace
@@ -507,6 +511,7 @@ int CompareCommand(int argc, char** argv) {
               runs.push_back(std::move(r));
             }
   ClaimDirectory(out, runs, o.force);
+  const DirectoryLock lock(out);  // one compare per experiment directory at a time
   const auto start = std::chrono::steady_clock::now();
   int trained = 0;
   for (size_t i = 0; i < runs.size(); ++i) {

@@ -1,6 +1,8 @@
 // mixlab: train, evaluate and compare sequence mixers. `mixlab --help` lists the subcommands.
 #include <cstring>
 #include <exception>
+#include <filesystem>
+#include <new>
 #include <iostream>
 #include <string>
 
@@ -42,6 +44,12 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const mixlab::UsageError& e) {
     std::cerr << "mixlab " << command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refused, named with its reason
+    std::cerr << "mixlab " << command << ": cannot use '" << e.path1().string() << "': " << e.code().message() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mixlab " << command << ": out of memory; reduce --batch, the lengths, --d-model or the number of layers\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "mixlab " << command << ": internal error: " << e.what() << "\n";

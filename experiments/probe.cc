@@ -9,6 +9,7 @@
 #include "experiments/commands.h"
 #include "experiments/evaluate.h"
 #include "experiments/flags.h"
+#include "models/file_io.h"
 #include "experiments/response_map.h"
 #include "experiments/run_builder.h"
 #include "experiments/task.h"
@@ -105,7 +106,7 @@ int ProbeCommand(int argc, char** argv) {
     j["training"]["loss"] = {{"fragment", {t.fragment_before, t.fragment_after}}, {"heldout", {t.heldout_before, t.heldout_after}},
                              {"unrelated", {t.unrelated_before, t.unrelated_after}}};
   }
-  if (!o.out.empty()) std::ofstream(o.out) << j.dump(1) << "\n";
+  if (!o.out.empty()) WriteFileAtomic(o.out, j.dump(1) + "\n");
   return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "experiments/task.h"
 #include "mixers/tensor.h"
+#include "models/file_io.h"
 
 namespace mixlab {
 namespace {
@@ -26,6 +27,8 @@ struct CharLmOptions : Options {
   }
 };
 
+constexpr int64_t kMaxCorpusBytes = int64_t(1) << 30;
+
 std::string ReadCorpus(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -40,10 +43,8 @@ std::string ReadCorpus(const std::string& path) {
     files.push_back(path);
   }
   std::string text;
-  for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) throw UsageError("task 'char-lm': cannot read '" + f.string() + "'");
-    text.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  for (const auto& f : files) {  // regular files only (/dev/zero never ends), at most kMaxCorpusBytes in all
+    text += ReadTextFile(f.string(), "task 'char-lm'", kMaxCorpusBytes - int64_t(text.size()));
   }
   return text;
 }

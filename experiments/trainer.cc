@@ -56,7 +56,6 @@ std::string FirstNonFiniteActivation(const LanguageModel& model, int64_t B, int6
 struct MetricsSoFar {
   std::vector<std::string> lines;       // the lines up to `step`, rewritten (what followed the checkpoint is dropped)
   bool has_validation = false;          // some line records a validation, i.e. a checkpoint was written
-  nlohmann::json last_validation;       // the validation at `step`, if any
   int steps_to_99 = -1;                 // first validation step with accuracy >= 0.99 at the training length
 };
 
@@ -70,7 +69,6 @@ MetricsSoFar ReadMetrics(const std::string& path, int step, int train_len) {
     m.lines.push_back(line);
     if (!j.contains("validation") || !j["validation"].is_object()) continue;
     m.has_validation = true;
-    if (j["step"].get<int>() == step) m.last_validation = j["validation"];
     if (m.steps_to_99 < 0 && j["validation"].contains(key) && j["validation"][key].value("accuracy", 0.0) >= 0.99)
       m.steps_to_99 = j["step"];
   }
@@ -247,7 +245,6 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     const MetricsSoFar so_far = ReadMetrics(metrics_file, first_step, o.train_len);
     kept_metrics = so_far.lines;
     result.steps_to_99 = so_far.steps_to_99;
-    if (!so_far.last_validation.is_null()) result.validation = EvalsFromJson(so_far.last_validation);
     result.resumed_from = result.steps_done = first_step;
     have_checkpoint = true;
     RemoveStaleFiles(result.run_dir, first_step);
@@ -280,13 +277,13 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     have_checkpoint = true;
     RemoveStaleFiles(result.run_dir, step);
   };
-  auto validate = [&](int step) {
+  auto validate = [&](int step, bool record) {
     std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
       evals.push_back(Evaluate(model, *task, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
                                Split::kValidation));
     result.validation = evals;
-    metrics.WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
+    if (record) metrics.WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
     for (const auto& e : evals)
       if (e.length == o.train_len && e.accuracy >= 0.99 && result.steps_to_99 < 0) result.steps_to_99 = step;
     return evals;
@@ -364,7 +361,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     }
     if (o.snapshot_every > 0 && (step + 1) % o.snapshot_every == 0) snapshot(step + 1);
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
-      auto evals = validate(step + 1);
+      auto evals = validate(step + 1, true);
       bool finite = true;
       for (const auto& e : evals) finite &= std::isfinite(e.loss);
       if (finite) save(step + 1);  // a checkpoint is only ever replaced by a good one
@@ -391,7 +388,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     return evals;
   };
   if (!result.diverged) {
-    if (result.validation.empty()) validate(result.steps_done);  // a resumed run that had already finished
+    if (result.validation.empty()) validate(result.steps_done, false);  // a finished run resumed: already in the metrics
     result.test = test(*task);
     if (!o.eval_sweep.empty()) {
       const auto [option, values] = ParseSweep(o, spec.task_options);

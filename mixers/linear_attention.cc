@@ -137,10 +137,7 @@ class LinearAttention : public Mixer {
     for (auto* b : {&c.q_raw, &c.k_raw, &c.v, &c.o}) b->resize(N * HD_);
     for (auto* b : {&c.fq, &c.fk}) b->resize(N * HF_);
     c.den.resize(int64_t(B) * H_ * T);
-    if (favor_ && o_.redraw > 0 && mode.training) {
-      const int64_t draw = mode.step / o_.redraw;
-      if (draw != draw_) W_ = DrawFeatures(draw_ = draw);
-    }
+    if (mode.training) UseDrawOfStep(mode.step);
     c.W = W_;
     LinearForward(x, P(0), c.q_raw.data(), N, D_, HD_);
     LinearForward(x, P(1), c.k_raw.data(), N, D_, HD_);
@@ -260,6 +257,16 @@ class LinearAttention : public Mixer {
 
   // Orthogonal random features (m, dh): Gaussian blocks orthogonalised by QR, rows rescaled to the norms of
   // independent Gaussian vectors (the paper's "regularised" ORF), from (seed, layer, draw).
+  // The features of training step `step`'s draw (redraw > 0: draw step / redraw).
+  void UseDrawOfStep(int64_t step) {
+    if (!favor_ || o_.redraw <= 0) return;
+    const int64_t draw = step / o_.redraw;
+    if (draw != draw_) W_ = DrawFeatures(draw_ = draw);
+  }
+
+  // Loaded weights trained for `steps` steps: the last training forward ran at step steps - 1.
+  void RestoreTrainedSteps(int64_t steps) override { UseDrawOfStep(std::max<int64_t>(steps - 1, 0)); }
+
   RowMatrix DrawFeatures(int64_t draw) const {
     Rng rng(uint64_t(o_.seed) * 1000003ULL + uint64_t(dims_.layer_index), uint64_t(draw));
     RowMatrix W(F_, dh_);

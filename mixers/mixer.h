@@ -99,6 +99,9 @@ class Mixer {
   // Receives views for Params(), in order. Parameters are initialised by the model; kCustom ones here.
   void Bind(std::vector<ParamRef> refs) { params_ = std::move(refs); }
   virtual void InitCustomParams(uint64_t seed) {}
+  // Called when weights trained for `steps` optimizer steps are loaded: a mixer whose forward depends on the training
+  // step (Performer's periodically redrawn features) restores the state those weights were trained with.
+  virtual void RestoreTrainedSteps(int64_t steps) {}
 
   virtual std::unique_ptr<MixerContext> NewContext() const = 0;
   // x, y are (B, T, D); positions (B, T). y is overwritten.

@@ -5,7 +5,9 @@
 // Auxiliary losses added to the training loss: Switch load balancing aux_coef * E * sum_e f_e * P_e (f_e the
 // fraction of assignments to e, P_e its mean router probability; gradient through P only) and the router z-loss
 // z_coef * mean(logsumexp(x Wr)^2). capacity_factor > 0 caps each expert at ceil(cf * N * k / E) assignments,
-// taken in token order; the rest are dropped (counted). Cost O(T * k * D * d_ff). The context saves x, the
+// taken in token order; the rest are dropped (counted). Capacity applies in training only (as in Switch, where it
+// exists to balance a batch over devices): evaluation and decoding route every token, so a position's prediction
+// never depends on the sequence length or on the other sequences of a batch, and Step equals Forward. Cost O(T * k * D * d_ff). The context saves x, the
 // router probabilities, the routing, and each expert's hidden pre-activations.
 #include <algorithm>
 #include <cmath>
@@ -34,7 +36,7 @@ struct MoeOptions : Options {
     v.Int("d-ff", d_ff, "hidden width of each expert; 0 = 4 * d_model", 0, 1 << 16);
     v.Float("aux-coef", aux_coef, "Switch load-balancing loss coefficient", 0.0f, 100.0f);
     v.Float("z-coef", z_coef, "router z-loss coefficient; 0 = off", 0.0f, 100.0f);
-    v.Float("capacity-factor", capacity_factor, "expert capacity as a multiple of N*k/E; 0 = unlimited", 0.0f, 1000.0f);
+    v.Float("capacity-factor", capacity_factor, "expert capacity in training as a multiple of N*k/E; 0 = unlimited (evaluation and decoding never drop)", 0.0f, 1000.0f);
     v.Bool("renormalize", renormalize, "renormalise the top-k gates to sum to 1");
   }
 };
@@ -78,7 +80,7 @@ class Moe : public ChannelMixer {
     return c;
   }
 
-  void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode&) override {
+  void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode& mode) override {
     auto& c = static_cast<MoeContext&>(base);
     last_ = &c;
     const int64_t N = int64_t(B) * T;
@@ -89,7 +91,7 @@ class Moe : public ChannelMixer {
     c.lse.resize(N);
     LinearForward(x, P(0), c.logits.data(), N, D_, E_);
     SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
-    Route(c);
+    Route(c, mode.training);
     c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
     // Experts run one after another; each product is parallel inside (oneDNN, AddWeightGradient).
     for (int e = 0; e < E_; ++e) {
@@ -211,14 +213,14 @@ class Moe : public ChannelMixer {
     }
   }
 
-  // Chooses the top-k experts per token (ties to the lower index), applies capacity, and fills the losses.
-  void Route(MoeContext& c) const {
+  // Chooses the top-k experts per token (ties to the lower index), applies capacity (training only), and fills the losses.
+  void Route(MoeContext& c, bool training) const {
     const int64_t N = c.N;
     c.topk.assign(N, {});
     c.kept.assign(N, {});
     c.routed.assign(E_, {});
     c.load.assign(E_, 0.0);
-    const int64_t capacity = o_.capacity_factor > 0
+    const int64_t capacity = o_.capacity_factor > 0 && training
                                  ? int64_t(std::ceil(o_.capacity_factor * double(N) * K_ / E_))
                                  : std::numeric_limits<int64_t>::max();
     c.dropped = 0;

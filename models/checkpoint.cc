@@ -36,8 +36,7 @@ struct Parsed {
 };
 
 constexpr int64_t kMaxHeaderBytes = 64 << 20;
-constexpr const char* kChecksumKey = "fnv1a64";            // over the header (without this key) and the data
-constexpr const char* kLegacyChecksumKey = "data_fnv1a64";  // files written before the header was covered: data only
+constexpr const char* kChecksumKey = "fnv1a64";  // over the header (without this key) and the data
 
 [[noreturn]] void Refuse(const std::string& path, const std::string& why) {
   throw UsageError("checkpoint '" + path + "' refused: " + why);
@@ -107,15 +106,10 @@ Parsed ReadFile(const std::string& path) {
     if (!v.is_string()) Refuse(path, "metadata '" + k + "' is not a string");
     p.metadata[k] = v.get<std::string>();
   }
-  if (p.metadata.count(kChecksumKey)) {
-    if (p.metadata[kChecksumKey] != std::to_string(Checksum(header, p.data)))
-      Refuse(path, "checksum mismatch (the file is corrupt or truncated)");
-  } else if (p.metadata.count(kLegacyChecksumKey)) {
-    if (p.metadata[kLegacyChecksumKey] != std::to_string(Fnv1a64(p.data.data(), p.data.size())))
-      Refuse(path, "data checksum mismatch (the file is corrupt or truncated)");
-  } else {
-    Refuse(path, "no checksum in metadata (not written by mixlab)");
-  }
+  if (!p.metadata.count(kChecksumKey))
+    Refuse(path, "no header-and-data checksum in its metadata (not written by this version of mixlab)");
+  if (p.metadata[kChecksumKey] != std::to_string(Checksum(header, p.data)))
+    Refuse(path, "checksum mismatch (the file is corrupt or truncated)");
   std::vector<std::pair<int64_t, std::string>> order;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
@@ -219,11 +213,21 @@ void LoadCheckpointInto(const std::string& path, LanguageModel& model) {
   }
   if (p.tensors.size() != store.params().size())
     Refuse(path, "holds " + std::to_string(p.tensors.size()) + " tensors, the model has " + std::to_string(store.params().size()));
+  if (const auto step = p.metadata.find("step"); step != p.metadata.end()) {
+    char* end = nullptr;
+    const long long steps = std::strtoll(step->second.c_str(), &end, 10);
+    if (step->second.empty() || *end != '\0' || steps < 0) Refuse(path, "metadata step '" + step->second + "' is not a step count");
+    model.RestoreTrainedSteps(steps);
+  }
 }
 
 std::unique_ptr<LanguageModel> LoadCheckpoint(const std::string& path) {
   const auto meta = ReadCheckpointMetadata(path);
   const ModelConfig config = ModelConfig::FromJson(ParseJsonText(meta.at("config"), "checkpoint '" + path + "' model config"));
+  const int64_t planned = LanguageModel::PlannedParams(config);  // before allocating: a crafted config cannot ask for more
+  const int64_t stored = int64_t(std::filesystem::file_size(path));
+  if (planned > stored / int64_t(sizeof(float)))
+    Refuse(path, "its config describes " + std::to_string(planned) + " parameters, more than the file's " + std::to_string(stored) + " bytes hold");
   auto model = std::make_unique<LanguageModel>(config);
   LoadCheckpointInto(path, *model);
   return model;

@@ -1,7 +1,9 @@
 // Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header naming each
 // tensor (dtype F32, shape, byte offsets), then the raw data. The header's __metadata__ holds the resolved
-// model config ("config"), any caller metadata, and an FNV-1a checksum of the data ("data_fnv1a64"), so a
-// flipped byte is refused, not silently loaded. Written to a temporary file and renamed (atomic).
+// model config ("config"), any caller metadata, and an FNV-1a checksum ("fnv1a64") of the header (without that
+// key, as compact JSON) followed by the data, so a flipped byte anywhere is refused, not silently loaded. Loading
+// also enforces the safetensors layout (entries contiguous in offset order, non-overlapping, covering the data
+// exactly, sizes matching shapes) and bounds every size by the file's before allocating. Written atomically.
 #pragma once
 #include <map>
 #include <string>

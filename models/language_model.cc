@@ -64,6 +64,13 @@ void LanguageModel::Initialize(uint64_t seed) {
   }
 }
 
+void LanguageModel::RestoreTrainedSteps(int64_t steps) {
+  for (auto& layer : layers_) {
+    layer.mixer->RestoreTrainedSteps(steps);
+    layer.channel->RestoreTrainedSteps(steps);
+  }
+}
+
 LanguageModel::Norm LanguageModel::MakeNorm(const std::string& prefix) {
   return NormLayer::Declare(store_, prefix, config_.d_model, config_.norm);
 }

@@ -20,6 +20,8 @@ class LanguageModel {
   // Parameters the config declares, counted without allocating them (memory checks before a run or a load).
   static int64_t PlannedParams(const ModelConfig& config) { return LanguageModel(config, false).store_.declared_size(); }
   void Initialize(uint64_t seed);
+  // After loading weights trained for `steps` steps: every mixer restores the step-dependent state they were trained with.
+  void RestoreTrainedSteps(int64_t steps);
 
   // tokens (B, T); positions are 0..T-1. Keeps activations for Backward.
   void Forward(const int32_t* tokens, int B, int T, const ForwardMode& mode = {});

@@ -51,6 +51,8 @@ std::vector<MixerCase> ExtraCases() {
       {"mamba_window4", "mamba", MixerKind::kSequence, "none", {{"inference-window", "4"}}},  // windows cross the conv history
       {"mamba_conv1", "mamba", MixerKind::kSequence, "none", {{"d-conv", "1"}, {"chunk", "1"}, {"dt-rank", "4"}, {"dt-min", "0.1"}, {"dt-max", "1"}}, false, 2e-2, 3e-2f},
       {"sparse_block2_naive", "sparse", MixerKind::kSequence, "rope", {{"block", "2"}, {"impl", "naive"}}},
+      // Capacity drops tokens in training only; outside it Step must equal Forward whatever the batch holds.
+      {"moe_capacity", "moe", MixerKind::kChannel, "none", {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, false, 2e-2, 1e-3f},
   };
 }
 

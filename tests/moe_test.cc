@@ -25,7 +25,7 @@ TEST(Moe, CapacityDropsAreCountedAndGetNoOutput) {
   auto x = RandomVector(N * D, 2);
   MixerHarness h("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"},
                  {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, 3);
-  const auto y = h.Forward(x, Positions(B, T), B, T);
+  const auto y = h.Forward(x, Positions(B, T), B, T, ForwardMode{true});
   const double dropped = h.mixer->Stats().at("dropped");
   EXPECT_EQ(dropped, N - 4 * 2);  // capacity ceil(0.25 * 32 * 1 / 4) = 2 per expert, 4 experts
   int zero_rows = 0;
@@ -38,6 +38,18 @@ TEST(Moe, CapacityDropsAreCountedAndGetNoOutput) {
   MixerHarness unlimited("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"}, {{"top-k", "1"}, {"n-experts", "4"}}, 3);
   unlimited.Forward(x, Positions(B, T), B, T);
   EXPECT_EQ(unlimited.mixer->Stats().at("dropped"), 0.0);
+  h.Forward(x, Positions(B, T), B, T);  // evaluation: capacity applies in training only
+  EXPECT_EQ(h.mixer->Stats().at("dropped"), 0.0);
+}
+
+TEST(Moe, EvaluationOfAPositionIgnoresTheRestOfTheBatch) {
+  // With capacity, a token's output in evaluation must not depend on how many other tokens share the call.
+  const int T = 16;
+  auto x = RandomVector(2 * T * D, 4);
+  MixerHarness h("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"}, {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, 3);
+  const auto both = h.Forward(x, Positions(2, T), 2, T);
+  const auto first = h.Forward(std::vector<float>(x.begin(), x.begin() + T * D), Positions(1, T), 1, T);
+  for (int i = 0; i < T * D; ++i) ASSERT_EQ(both[i], first[i]) << "element " << i;
 }
 
 TEST(Moe, RefusesTopKAboveExperts) {
