@@ -12,6 +12,7 @@
 #include "experiments/analysis.h"
 #include "experiments/commands.h"
 #include "experiments/flags.h"
+#include "experiments/memory_check.h"
 #include "experiments/phase_change.h"
 #include "experiments/run_builder.h"
 #include "experiments/subprocess.h"
@@ -51,6 +52,20 @@ nlohmann::json MatrixJson(const RowMatrix& m) {
   return rows;
 }
 
+// One line on stderr per phase (a long --length takes minutes); compare's analyses stay quiet.
+void Progress(const AnalyzeOptions& o, const std::string& phase) {
+  if (!o.quiet) std::fprintf(stderr, "mixlab analyze: %s\n", phase.c_str());
+}
+
+// Mixing maps are T x T per head: refuse a length whose maps alone (one per layer, a lower bound) exceed the machine.
+void CheckMapMemory(const ModelConfig& config, int T) {
+  const double bytes = 4.0 * double(T) * double(T) * double(config.layers.size());
+  if (bytes > double(PhysicalMemoryBytes()))
+    throw UsageError("--length " + std::to_string(T) + ": the mixing maps alone need at least " + std::to_string(int64_t(bytes / (1 << 30))) +
+                     " GiB (T x T floats per head and layer), more than this machine's " +
+                     std::to_string(PhysicalMemoryBytes() >> 30) + " GiB; choose a shorter --length");
+}
+
 // The probe length: --length, else the run's training length; the task must generate it.
 int ProbeLength(const AnalyzeOptions& o, const RunSpec& spec, const Task& task) {
   const int T = o.length ? o.length : spec.train.train_len;
@@ -73,13 +88,16 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   LanguageModel& model = *run.model;
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = ProbeLength(o, run.spec, *task);
+  CheckMapMemory(run.spec.model, T);
   const std::string out = o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
   CreateDirectories(out);
   if (!o.quiet)
     std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(), run.spec.model.Summary().c_str(),
               run.spec.train.task.c_str(), T);
 
+  Progress(o, "surveying the heads' mixing maps at T=" + std::to_string(T) + " on " + std::to_string(o.samples) + " samples");
   const HeadSurvey survey = SurveyHeads(model, *task, T, o.samples, uint64_t(run.spec.train.seed));
+  Progress(o, "ablating each head");
   const auto& mean = survey.mean;
   const auto& similarity = survey.similarity;
   AblationSetup setup;
@@ -166,6 +184,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
     j["pruning"] = curve;
   }
 
+  Progress(o, "reading the logit lens");
   Rng lens_rng = SplitRng(uint64_t(run.spec.train.seed) + 1, Split::kTest, T);
   Batch lens_sample = task->Sample(1, T, lens_rng, Split::kTest);
   nlohmann::json lens = nlohmann::json::array();

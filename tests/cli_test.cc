@@ -65,6 +65,57 @@ TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
   ExpectUsageError("compare --mixers mamba@rope", "does not support positional encoding 'rope'");
 }
 
+// At least one case of every class the hardening review found (issue "Hardening"): stray arguments, empty lists,
+// crashing sizes, impossible sizes (memory estimate), hostile configs and paths, endless inputs, and shell
+// metacharacters in paths, which must name a directory and never run a command.
+TEST(Cli, RefusesHostileInput) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mixlab_cli_hostile";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "a_directory");
+  std::ofstream(dir / "a_file") << "x";
+  std::ofstream(dir / "deep.json") << std::string(5000, '[') << std::string(5000, ']');
+  const std::string d = dir.string();
+  const Outcome none = RunMixlab("");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_EQ(Lines(none.err), 1) << none.err;
+  ExpectUsageError("train garbage", "unexpected argument 'garbage'");
+  ExpectUsageError("list extra", "unexpected argument 'extra'");
+  ExpectUsageError("analyze a b", "unexpected argument 'b'");
+  ExpectUsageError("train --=5", "unexpected argument");
+  ExpectUsageError("train --layers ,", "--layers");
+  ExpectUsageError("train --layers ,,", "--layers");
+  ExpectUsageError("compare --mixers ''", "--mixers");
+  ExpectUsageError("compare --mixers ,", "--mixers");
+  ExpectUsageError("compare --tasks ,", "--tasks");
+  ExpectUsageError("compare --positions ''", "--positions");
+  ExpectUsageError("compare --sweep =64", "--sweep");
+  ExpectUsageError("compare --sweep d-model=,", "--sweep");
+  ExpectUsageError("compare --lrs 1e-3x", "--lrs");
+  ExpectUsageError("train --eval-sweep mqar.pairs=", "--eval-sweep");
+  ExpectUsageError("train --mixer linear --pos none --linear.chunk 65536", "--linear.chunk");
+  ExpectUsageError("train --config " + d + "/deep.json", "nests deeper");
+  ExpectUsageError("train --config " + d + "/a_directory", "not a regular file");
+  ExpectUsageError("train --batch 1048576", "more than this machine's");
+  ExpectUsageError("train --train-len 16777216 --eval-lens 64", "more than this machine's");
+  ExpectUsageError("train --d-model 8192 --n-layers 256", "more than this machine's");
+  ExpectUsageError("train --steps 1 --out " + d + "/a_file", "cannot create directory");
+  ExpectUsageError("train --steps 1 --out " + d + "/a_file/below", "cannot create directory");
+  ExpectUsageError("train --steps 1 --out /proc/mixlab_run", "cannot create directory");
+  ExpectUsageError("train --task char-lm --char-lm.data /dev/zero", "not a regular file");
+
+  const std::string run = d + "/run";
+  ASSERT_EQ(RunMixlab("train --d-model 16 --steps 2 --batch 4 --train-len 16 --eval-lens 16 --out " + run).code, 0);
+  ExpectUsageError("analyze " + run + "/model.safetensors --length 65536", "mixing maps alone");
+  ExpectUsageError("probe " + run + "/model.safetensors --fragment-tokens 1 --out " + d + "/a_file/x.json", "cannot write");
+  // A quote closes any quoting a shell command line could give the path; then ";touch" would run.
+  const std::string hostile = d + "/figs';touch " + d + "/injected;'";
+  const Outcome injected = RunMixlab("analyze " + run + "/model.safetensors --samples 1 --eval-batches 1 --out \"" + hostile + "\"");
+  EXPECT_EQ(injected.code, 0) << injected.err;
+  EXPECT_TRUE(fs::is_directory(hostile)) << "the path is one directory name";
+  EXPECT_FALSE(fs::exists(d + "/injected")) << "a path ran as a shell command";
+}
+
 // A small compare end to end: two learning rates x two seeds, the report and tables, a repeated compare that skips
 // every finished run, and refusal of a different experiment in the same directory without --force.
 TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGuardsItsDirectory) {
