@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "experiments/commands.h"
+#include "experiments/memory_check.h"
 #include "experiments/presets.h"
 #include "experiments/run_builder.h"
 #include "experiments/subprocess.h"
@@ -40,6 +42,7 @@ struct CompareOptions : Options {
   bool analyze = true;
   bool resume = false;
   bool force = false;
+  bool dry_run = false;
   void Visit(OptionVisitor& v) override {
     v.String("preset", preset, "a published configuration (see `mixlab list`); other flags override its values");
     v.String("tasks", tasks, "comma-separated tasks");
@@ -55,6 +58,7 @@ struct CompareOptions : Options {
     v.Bool("analyze", analyze, "run `mixlab analyze` on every trained run (RUN/analysis) and summarise the heads in the report");
     v.Bool("resume", resume, "continue unfinished runs from their last checkpoint");
     v.Bool("force", force, "overwrite an experiment directory that holds a different experiment");
+    v.Bool("dry-run", dry_run, "check every run's configuration and list the runs, without training");
   }
 };
 
@@ -109,6 +113,13 @@ std::string MeanSpread(const std::vector<double>& v, const char* fmt) {
     s += " ± " + std::string(buf);
   }
   return s;
+}
+
+// A learning rate as a short exact label ("1e-05", "1.5e-05", "0.003"): distinct rates never share a run directory.
+std::string LearningRateText(float lr) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", double(lr));
+  return buf;
 }
 
 // Mixer names of a variant's sequence layers ("mamba+softmax:n-heads=2/moe" -> mamba, softmax).
@@ -220,7 +231,9 @@ std::vector<std::pair<const Run*, nlohmann::json>> SelectedAnalyses(const std::v
 // what ablating the induction head costs, the in-context score and the dead heads.
 void WriteHeadSummary(std::ostream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
-  for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/analysis.json")) {
+  for (const auto& selected : SelectedAnalyses(runs, task, "analysis/analysis.json")) {
+    const Run* run = selected.first;
+    const nlohmann::json& a = selected.second;  // a named reference, which lambdas may capture (clang 14)
     const Run& r = *run;
     if (a["heads"].empty()) continue;
     auto best = [&](const char* key) {
@@ -253,7 +266,9 @@ void WriteHeadSummary(std::ostream& md, const std::vector<Run>& runs, const std:
 // the first and last snapshot, and the phase-change verdict of each (experiments/phase_change.h).
 void WriteDynamicsSummary(std::ostream& md, const std::vector<Run>& runs, const std::string& task) {
   std::string rows;
-  for (const auto& [run, a] : SelectedAnalyses(runs, task, "analysis/over_training/over_training.json")) {
+  for (const auto& selected : SelectedAnalyses(runs, task, "analysis/over_training/over_training.json")) {
+    const Run* run = selected.first;
+    const nlohmann::json& a = selected.second;
     const Run& r = *run;
     if (!a.contains("phase_changes") || a["snapshots"].empty()) continue;
     const auto& first = a["snapshots"].front();
@@ -498,18 +513,29 @@ int CompareCommand(int argc, char** argv) {
               if (!sweep_flag.empty()) ApplySweep(sweep_flag, sweep_value, t, m, f);
               r.spec = BuildRunSpec(t, m, f, false);
               ValidateRun(r.spec, *MakeTask(task, r.spec.task_options));
+              CheckMemory(r.spec);
               std::string name = task + "-" + variant + "-" + pos + (r.sweep_value.empty() ? "" : "-" + r.sweep_value) +
-                                 (lrs.size() > 1 ? "-lr" + std::to_string(lr).substr(0, 7) : "") + "-s" + std::to_string(r.seed);
+                                 (lrs.size() > 1 ? "-lr" + LearningRateText(lr) : "") + "-s" + std::to_string(r.seed);
               for (char& c : name)
                 if (c == ':' || c == '=' || c == '+' || c == '/' || c == ',') c = '_';
               r.spec.train.out = out + "/" + name;
-              LanguageModel probe(r.spec.model);
-              for (int l = 0; l < probe.n_layers(); ++l) {
-                const auto d = probe.mixer(l).Describe(t.train_len);
+              const auto declared = LanguageModel::Declared(r.spec.model);
+              for (int l = 0; l < declared->n_layers(); ++l) {
+                const auto d = declared->mixer(l).Describe(t.train_len);
                 r.state_floats += d.state_floats_fixed + d.state_floats_per_token * t.train_len;
               }
               runs.push_back(std::move(r));
             }
+  std::set<std::string> directories;  // duplicates in a list ("softmax,softmax", "1e-3,0.001") would overwrite each other
+  for (const auto& r : runs)
+    if (!directories.insert(r.spec.train.out).second)
+      throw UsageError("two runs would share the directory '" + r.spec.train.out + "' (" + r.task + " " + r.label +
+                       "); remove the duplicate from --mixers, --positions, --lrs or --sweep");
+  if (o.dry_run) {
+    for (const auto& r : runs) std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
+    std::printf("%zu runs; nothing trained (--dry-run)\n", runs.size());
+    return 0;
+  }
   ClaimDirectory(out, runs, o.force);
   const DirectoryLock lock(out);  // one compare per experiment directory at a time
   const auto start = std::chrono::steady_clock::now();
@@ -519,7 +545,7 @@ int CompareCommand(int argc, char** argv) {
     const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::string eta = trained ? " (experiment ETA " + std::to_string(int(so_far / trained * double(runs.size() - i))) + "s)" : "";
     const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "]" + eta + " " + r.task + " " +
-                               r.label + (lrs.size() > 1 ? " lr " + std::to_string(r.lr).substr(0, 7) : "") + " s" + std::to_string(r.seed);
+                               r.label + (lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;

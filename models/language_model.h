@@ -18,7 +18,11 @@ class LanguageModel {
  public:
   explicit LanguageModel(const ModelConfig& config) : LanguageModel(config, true) {}
   // Parameters the config declares, counted without allocating them (memory checks before a run or a load).
-  static int64_t PlannedParams(const ModelConfig& config) { return LanguageModel(config, false).store_.declared_size(); }
+  static int64_t PlannedParams(const ModelConfig& config) { return Declared(config)->store_.declared_size(); }
+  // The model's structure (mixers, parameter declarations) without parameter memory: for counts and Describe().
+  static std::unique_ptr<LanguageModel> Declared(const ModelConfig& config) {
+    return std::unique_ptr<LanguageModel>(new LanguageModel(config, false));
+  }
   void Initialize(uint64_t seed);
   // After loading weights trained for `steps` steps: every mixer restores the step-dependent state they were trained with.
   void RestoreTrainedSteps(int64_t steps);

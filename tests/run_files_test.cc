@@ -220,6 +220,13 @@ TEST(RunFiles, ResumeRefusesWhatItCannotContinueAndChangesNothingWhenFinished) {
   EXPECT_EQ(Slurp(dir / "metrics.jsonl"), metrics) << "resuming a finished run appends nothing";
   EXPECT_EQ(WithoutTimings(nlohmann::json::parse(results)), WithoutTimings(nlohmann::json::parse(Slurp(dir / "results.json"))));
 
+  std::string optimizer = Slurp(dir / "optimizer-20.safetensors");
+  optimizer[optimizer.size() / 2] ^= 0x10;
+  std::ofstream(dir / "optimizer-20.safetensors", std::ios::binary) << optimizer;
+  EXPECT_THROW(Train(spec, {.quiet = true, .resume = true}), UsageError) << "a corrupt optimizer state";
+  optimizer[optimizer.size() / 2] ^= 0x10;
+  std::ofstream(dir / "optimizer-20.safetensors", std::ios::binary) << optimizer;
+
   fs::rename(dir / "model.safetensors", dir / "moved.safetensors");
   EXPECT_THROW(Train(spec, {.quiet = true, .resume = true}), UsageError) << "metrics record checkpoints, the model is gone";
   EXPECT_EQ(Slurp(dir / "metrics.jsonl"), metrics) << "a refused resume leaves the metrics alone";
