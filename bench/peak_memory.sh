@@ -12,7 +12,7 @@ for m in "${mixers[@]}"; do
   mb=()
   for T in 4096 8192 16384; do
     line=$(build/mixlab train --task copy --copy.vocab 255 --d-model 128 --mixer "$m" --pos none --train-len "$T" --eval-lens "$T" \
-           --eval-batches 1 --batch 1 --steps 1 --eval-every 0 --tie-embeddings false --threads 2 --out "/tmp/mixlab_memory/$m-$T" 2>/dev/null | grep '^run ')
+           --val-answers 1 --test-answers 1 --batch 1 --steps 1 --eval-every 0 --tie-embeddings false --threads 2 --out "/tmp/mixlab_memory/$m-$T" 2>/dev/null | grep '^run ')
     mb+=("$(sed -E 's/.*peak memory ([0-9]+) MB.*/\1/' <<<"$line")")
   done
   echo "| $m | ${mb[0]} | ${mb[1]} | ${mb[2]} | $(python3 -c "print(f'{${mb[1]}/${mb[0]}:.2f}')") | $(python3 -c "print(f'{${mb[2]}/${mb[1]}:.2f}')") |"

@@ -24,7 +24,7 @@ for T in "${lens[@]}"; do
     [[ -n ${ONLY:-} && ! $name =~ ^(${ONLY})$ ]] && continue
     seq=${name%%/*}
     heads=(); [[ $seq != mamba ]] && heads=(--"$seq".n-heads 4)   # mamba has no heads
-    args=(--task copy --copy.vocab 255 --d-model 128 "${heads[@]}" --train-len "$T" --eval-lens "$T" --eval-batches 1
+    args=(--task copy --copy.vocab 255 --d-model 128 "${heads[@]}" --train-len "$T" --eval-lens "$T" --val-answers 1 --test-answers 1
           --batch 8 --pos learned --max-len "$T" --tie-embeddings false --steps "$steps" --eval-every 0 --threads 2
           --mixer "$seq" --out "/tmp/mixlab_throughput/$seq-$T")
     [[ $name == */moe ]] && args+=(--channel moe)

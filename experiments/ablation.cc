@@ -86,7 +86,7 @@ Ablation::~Ablation() {
 
 EvalResult EvaluateAblated(LanguageModel& model, const AblationSetup& setup, const std::vector<HeadId>& removed) {
   Ablation ablation(model, setup, removed);
-  return Evaluate(model, *setup.task, setup.length, setup.batches, setup.batch, setup.seed, Split::kTest);
+  return Evaluate(model, *setup.task, setup.length, setup.answers, setup.batch, setup.seed, Split::kTest);
 }
 
 std::vector<std::vector<double>> HeadOutputShares(LanguageModel& model, const AblationSetup& setup) {
@@ -117,7 +117,7 @@ std::vector<PruningPoint> GreedyPruning(LanguageModel& model, const AblationSetu
   for (int l = 0; l < int(setup.heads_per_layer.size()); ++l)
     for (int h = 0; h < setup.heads_per_layer[l]; ++h) remaining.push_back({l, h});
   const double total = double(remaining.size());
-  const EvalResult base = Evaluate(model, *setup.task, setup.length, setup.batches, setup.batch, setup.seed, Split::kTest);
+  const EvalResult base = Evaluate(model, *setup.task, setup.length, setup.answers, setup.batch, setup.seed, Split::kTest);
   std::vector<PruningPoint> curve{{0.0, base.accuracy, base.loss, {-1, -1}}};
   while (!remaining.empty()) {
     size_t best = 0;

@@ -20,7 +20,8 @@ enum class AblationMode { kZero, kMean };
 
 struct AblationSetup {
   const Task* task = nullptr;
-  int length = 64, batches = 4, batch = 16;
+  int length = 64, batch = 16;
+  int64_t answers = 2000;  // the test set scored with and without each head
   uint64_t seed = 0;
   AblationMode mode = AblationMode::kZero;
   std::vector<int> heads_per_layer;  // Mixing().size() of each layer

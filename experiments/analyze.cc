@@ -24,7 +24,7 @@ namespace {
 
 struct AnalyzeOptions : Options {
   std::string checkpoint, over_training, out;
-  int length = 0, samples = 16, eval_batches = 4, batch = 0, threads = 2;
+  int length = 0, samples = 16, answers = 0, batch = 0, threads = 2;
   std::string ablation = "zero";
   bool prune = true, plots = true;
   bool quiet = false;  // no per-head lines (compare); not a flag
@@ -34,7 +34,7 @@ struct AnalyzeOptions : Options {
     v.String("out", out, "output directory; empty = RUN/analysis (RUN/analysis/over_training with --over-training)");
     v.Int("length", length, "sequence length of the probes; 0 = the run's training length", 0, 1 << 16);
     v.Int("samples", samples, "task sequences (and repeated random sequences) the head scores average over", 1, 1 << 16);
-    v.Int("eval-batches", eval_batches, "test batches per ablation evaluation", 1, 1 << 16);
+    v.Int("answers", answers, "scored answers per evaluation (baseline, each ablation, each snapshot); 0 = the run's --test-answers, the set its final test scored", 0, 1 << 24);
     v.Int("batch", batch, "sequences per evaluation batch; 0 = the run's --batch", 0, 1 << 20);
     v.Choice("ablation", ablation, "how a removed head is replaced", {"zero", "mean"});
     v.Bool("prune", prune, "draw the greedy pruning curve (quadratic in the number of heads)");
@@ -103,12 +103,12 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   AblationSetup setup;
   setup.task = task.get();
   setup.length = T;
-  setup.batches = o.eval_batches;
+  setup.answers = o.answers ? o.answers : run.spec.train.test_answers;
   setup.batch = o.batch ? o.batch : run.spec.train.batch;
   setup.seed = uint64_t(run.spec.train.seed);
   setup.mode = o.ablation == "mean" ? AblationMode::kMean : AblationMode::kZero;
   for (const auto& l : mean) setup.heads_per_layer.push_back(int(l.size()));
-  const EvalResult base = Evaluate(model, *task, T, setup.batches, setup.batch, setup.seed, Split::kTest);
+  const EvalResult base = Evaluate(model, *task, T, setup.answers, setup.batch, setup.seed, Split::kTest);
   const auto shares = HeadOutputShares(model, setup);
 
   nlohmann::json j;
@@ -247,7 +247,7 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     if (run.spec.model.Summary() != config || run.spec.train.task != first.spec.train.task)
       throw UsageError("snapshot '" + file + "' comes from another config (" + run.spec.model.Summary() + ")");
     const HeadSurvey survey = SurveyHeads(*run.model, *task, T, o.samples, seed);
-    const EvalResult val = Evaluate(*run.model, *task, T, o.eval_batches, batch, seed, Split::kValidation);
+    const EvalResult val = Evaluate(*run.model, *task, T, o.answers ? o.answers : run.spec.train.val_answers, batch, seed, Split::kValidation);
     nlohmann::json heads = nlohmann::json::array();
     double max_induction = 0, max_answer = 0, entropy_ratio = 0;
     int n_heads = 0;

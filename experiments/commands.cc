@@ -14,31 +14,36 @@
 #include "experiments/trainer.h"
 #include "mixers/registry.h"
 #include "models/checkpoint.h"
+#include "models/file_io.h"
 
 namespace mixlab {
 
 namespace {
 
 void PrintEvals(const std::vector<EvalResult>& evals, const char* split) {
-  for (const auto& e : evals)
-    std::printf("  %s T=%-6d accuracy %.4f  loss %.4f  bits/token %.4f  (%ld scored)\n", split, e.length, e.accuracy, e.loss,
-                e.loss / std::log(2.0), long(e.scored));
+  for (const auto& e : evals) {
+    const auto [low, high] = WilsonInterval(e.correct, e.scored);
+    std::printf("  %s T=%-6d accuracy %.4f (95%% CI %.4f-%.4f, n = %ld answers)  loss %.4f  bits/token %.4f\n", split, e.length,
+                e.accuracy, low, high, long(e.scored), e.loss, e.loss / std::log(2.0));
+  }
 }
 
 struct EvalOptions : Options {
   std::string checkpoint;
   std::vector<int> eval_lens;
-  int eval_batches = 8;
+  int answers = 0;
   int batch = 0;
   int threads = 2;
   std::string split = "test";
+  std::string out;
   void Visit(OptionVisitor& v) override {
     v.String("checkpoint", checkpoint, "path to RUN/model.safetensors");
     v.IntList("eval-lens", eval_lens, "lengths to evaluate; empty = the run's --eval-lens", 2, 1 << 24);
-    v.Int("eval-batches", eval_batches, "batches per length", 1, 1 << 20);
-    v.Int("batch", batch, "sequences per batch; 0 = the run's --batch", 0, 1 << 20);
+    v.Int("answers", answers, "scored answers per length; 0 = the run's --test-answers (or --val-answers for the validation split), the same set train scored", 0, 1 << 24);
+    v.Int("batch", batch, "sequences per batch (does not change the set scored); 0 = as train evaluates", 0, 1 << 20);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);
     v.Choice("split", split, "data split to draw from", {"test", "validation"});
+    v.String("out", out, "also write the results as JSON here (results.json's per-length schema under the split's name)");
   }
 };
 
@@ -89,14 +94,18 @@ int EvalCommand(int argc, char** argv) {
   if (!o.eval_lens.empty()) spec.train.eval_lens = o.eval_lens;
   ValidateRun(spec, *task);
   omp_set_num_threads(o.threads);
-  const int batch = o.batch ? o.batch : spec.train.batch;
   std::printf("checkpoint %s (step %s): %s on %s\n", o.checkpoint.c_str(), run.step.c_str(),
               spec.model.Summary().c_str(), spec.train.task.c_str());
+  const int answers = o.answers ? o.answers : o.split == "test" ? spec.train.test_answers : spec.train.val_answers;
   std::vector<EvalResult> evals;
-  for (int T : spec.train.eval_lens)
-    evals.push_back(Evaluate(*model, *task, T, o.eval_batches, batch, uint64_t(spec.train.seed),
+  for (int T : spec.train.eval_lens) {
+    const int batch = o.batch ? o.batch : EvalBatchSize(spec.train.batch, spec.train.train_len, T);
+    evals.push_back(Evaluate(*model, *task, T, answers, batch, uint64_t(spec.train.seed),
                              o.split == "test" ? Split::kTest : Split::kValidation));
+  }
   PrintEvals(evals, o.split.c_str());
+  if (!o.out.empty())
+    WriteFileAtomic(o.out, nlohmann::json{{"checkpoint", o.checkpoint}, {"step", run.step}, {"split", o.split}, {o.split, EvalJson(evals)}}.dump(2) + "\n");
   return 0;
 }
 

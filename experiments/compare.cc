@@ -122,6 +122,25 @@ std::string LearningRateText(float lr) {
   return buf;
 }
 
+// A test-accuracy cell: one seed "0.912 (95% CI 0.899-0.924)"; several "0.912 ± 0.010 (0.901, 0.915, 0.921)".
+std::string AccuracyCell(const std::vector<const EvalResult*>& evals) {
+  if (evals.empty()) return "diverged";
+  char buf[96];
+  if (evals.size() == 1) {
+    const auto [low, high] = WilsonInterval(evals[0]->correct, evals[0]->scored);
+    std::snprintf(buf, sizeof buf, "%.3f (95%% CI %.3f-%.3f)", evals[0]->accuracy, low, high);
+    return buf;
+  }
+  std::vector<double> acc;
+  std::string each;
+  for (const auto* e : evals) {
+    acc.push_back(e->accuracy);
+    std::snprintf(buf, sizeof buf, "%s%.3f", each.empty() ? "" : ", ", e->accuracy);
+    each += buf;
+  }
+  return MeanSpread(acc, "%.3f") + " (" + each + ")";
+}
+
 // Mixer names of a variant's sequence layers ("mamba+softmax:n-heads=2/moe" -> mamba, softmax).
 std::vector<std::string> SequenceMixers(const std::string& variant) {
   std::vector<std::string> names;
@@ -164,22 +183,28 @@ void ApplySweep(const std::string& flag, const std::string& value, TrainOptions&
 // results.csv (one row per run x metric) and runs.json (each run's directory, for the plots).
 void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
   std::ostringstream csv;
-  csv << "task,label,variant,pos,sweep,lr,selected,seed,metric,length,value\n";
+  csv << "task,label,variant,pos,sweep,lr,selected,seed,metric,length,value,n,ci_low,ci_high\n";
   nlohmann::json index = nlohmann::json::array();
   for (const auto& r : runs) {
     auto row = [&](const std::string& metric, int len, double v) {
-      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << r.lr << ","
-          << r.selected << "," << r.seed << "," << metric << "," << len << "," << v << "\n";
+      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << LearningRateText(r.lr) << ","
+          << r.selected << "," << r.seed << "," << metric << "," << len << "," << v << ",,,\n";
+    };
+    auto accuracy_row = [&](const std::string& metric, const EvalResult& e) {  // with its n and 95% Wilson interval
+      const auto [low, high] = WilsonInterval(e.correct, e.scored);
+      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << LearningRateText(r.lr) << ","
+          << r.selected << "," << r.seed << "," << metric << "," << e.length << "," << e.accuracy << "," << e.scored << "," << low << ","
+          << high << "\n";
     };
     const int T = r.spec.train.train_len;
     for (const auto& e : r.result.test) {
-      row("test_accuracy", e.length, e.accuracy);
+      accuracy_row("test_accuracy", e);
       row("test_loss", e.length, e.loss);
       row("test_bits_per_token", e.length, e.loss / std::log(2.0));
     }
-    for (const auto& e : r.result.validation) row("validation_accuracy", e.length, e.accuracy);
+    for (const auto& e : r.result.validation) accuracy_row("validation_accuracy", e);
     for (const auto& [value, evals] : r.result.sweep)
-      for (const auto& e : evals) row("test_accuracy[" + value + "]", e.length, e.accuracy);
+      for (const auto& e : evals) accuracy_row("test_accuracy[" + value + "]", e);
     row("steps_to_99", T, r.result.steps_to_99);
     row("tokens_to_99", T, double(r.result.tokens_to_99));
     row("mean_train_loss", T, r.result.mean_train_loss);
@@ -306,15 +331,22 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
   md << "# mixlab compare\n\n"
      << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
      << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
-     << " seed(s); learning rates `" << (o.lrs.empty() ? std::to_string(t.lr) : o.lrs) << "` (the best per variant on validation accuracy). Training length "
+     << " seed(s); learning rates `" << (o.lrs.empty() ? LearningRateText(t.lr) : o.lrs) << "` (the best per variant on validation accuracy). Training length "
      << t.train_len << ", " << t.steps << " steps of batch " << t.batch << ". " << runs.size() << " runs, wall time "
-     << int(wall_seconds) << " s.\n\nTest accuracy is measured on the held-out test split at every evaluation length (mean ± std over seeds); "
+     << int(wall_seconds) << " s.\n\nTest accuracy is measured on the held-out test split at every evaluation length, on n scored "
+     << "answers (a fixed set, --test-answers): one seed shows the accuracy and its 95% Wilson interval, several seeds the mean ± "
+     << "standard deviation over seeds and each seed's value; "
      << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
      << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
      << "at the training length (floats).\n\n";
   for (const auto& task : SplitList(o.tasks, ',', "--tasks")) {
     md << "## " << task << "\n\n| variant | lr |";
-    for (int len : t.eval_lens) md << " acc @" << len << " |";
+    for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+      int64_t n = 0;  // the test set's answers at this length (the same set for every run of the task)
+      for (const auto& r : runs)
+        if (r.task == task && li < r.result.test.size()) n = r.result.test[li].scored;
+      md << " acc @" << t.eval_lens[li] << (n ? " (n=" + std::to_string(n) + ")" : "") << " |";
+    }
     md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
     for (size_t i = 0; i < t.eval_lens.size() + 8; ++i) md << "---|";
     md << "\n";
@@ -327,12 +359,12 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
       for (const auto& r : runs)
         if (r.task == task && r.label == label && r.selected) group.push_back(&r);
       if (group.empty()) continue;
-      md << "| " << label << " | " << group[0]->lr << " |";
+      md << "| " << label << " | " << LearningRateText(group[0]->lr) << " |";
       for (size_t li = 0; li < t.eval_lens.size(); ++li) {
-        std::vector<double> acc;
+        std::vector<const EvalResult*> evals;
         for (auto* r : group)
-          if (li < r->result.test.size()) acc.push_back(r->result.test[li].accuracy);
-        md << " " << (acc.empty() ? "diverged" : MeanSpread(acc, "%.3f")) << " |";
+          if (li < r->result.test.size()) evals.push_back(&r->result.test[li]);
+        md << " " << AccuracyCell(evals) << " |";
       }
       std::vector<double> steps, tokens, loss, bits, tok_s, secs;
       for (auto* r : group) {

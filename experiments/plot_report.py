@@ -22,16 +22,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def band(ax, xs, series, label):
-    """Mean line with a min..max band over seeds; series[i] holds the seeds' values at xs[i]."""
-    keep = [(x, v) for x, v in zip(xs, series) if v]
+def band(ax, xs, series, label, intervals=None):
+    """Mean line with a min..max band over seeds; series[i] holds the seeds' values at xs[i]. With one seed, the band is
+    intervals[i] = (low, high), the 95% Wilson interval of that accuracy, when given."""
+    keep = [(x, v, i) for x, v, i in zip(xs, series, intervals or [None] * len(xs)) if v]
     if not keep:
         return
-    xs, series = zip(*keep)
+    xs, series, intervals = zip(*keep)
     mean = [sum(v) / len(v) for v in series]
     ax.plot(xs, mean, marker="o" if len(xs) < 20 else None, label=label)
     if any(len(v) > 1 for v in series):
         ax.fill_between(xs, [min(v) for v in series], [max(v) for v in series], alpha=0.2)
+    elif all(i is not None for i in intervals):
+        ax.fill_between(xs, [i[0] for i in intervals], [i[1] for i in intervals], alpha=0.2)
 
 
 def save(fig, ax, root, name, title):
@@ -77,17 +80,21 @@ def main(root):
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
         acc = defaultdict(lambda: defaultdict(list))  # label -> length -> [acc]
+        ci = defaultdict(dict)  # label -> length -> (low, high) of the (last) seed
         for r in rows:
             if r["task"] == task and r["metric"] == "test_accuracy":
                 acc[r["label"]][int(r["length"])].append(float(r["value"]))
+                if r.get("ci_low"):
+                    ci[r["label"]][int(r["length"])] = (float(r["ci_low"]), float(r["ci_high"]))
         for label, by_len in acc.items():
             lens = sorted(by_len)
-            band(ax, lens, [by_len[n] for n in lens], label)
+            band(ax, lens, [by_len[n] for n in lens], label, [ci[label].get(n) for n in lens])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("evaluation length (tokens)")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(-0.02, 1.02)
-        save(fig, ax, root, f"accuracy_vs_length_{task}.png", f"{task}: accuracy vs length (train short, test long)")
+        save(fig, ax, root, f"accuracy_vs_length_{task}.png",
+             f"{task}: accuracy vs length (shaded: min-max over seeds, or the 95% interval of one seed)")
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
         by_pos = defaultdict(lambda: defaultdict(list))  # label -> bin -> [acc]

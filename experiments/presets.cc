@@ -46,7 +46,7 @@ const std::vector<Preset>& Presets() {
        "99% by step 600",
        {{"tasks", "induction"}, {"mixers", "softmax@rope,softmax@alibi,softmax@none,mamba,gla"}, {"train-len", "64"},
         {"eval-lens", "64,128,256,1024,4096,16384"}, {"steps", "2000"}, {"batch", "64"}, {"lr", "1e-3"}, {"warmup", "200"},
-        {"eval-every", "500"}, {"eval-batches", "8"}, {"seeds", "3"}}},
+        {"eval-every", "500"}, {"seeds", "3"}}},
       {"mamba-selective-copy",
        "Mamba (Gu and Dao 2023) table 1: selective copying (16 tokens among noise); S6 (Mamba) 99.8%, S4 and linear "
        "time-invariant models 18-57%, attention solves it",

@@ -23,7 +23,8 @@ struct TrainOptions : Options {
   float min_lr_ratio = 0.1f;
   int eval_every = 250;
   int snapshot_every = 0;
-  int eval_batches = 8;
+  int val_answers = 256;
+  int test_answers = 2000;
   int log_every = 50;
   int seed = 0;
   int threads = 2;
@@ -43,7 +44,8 @@ struct TrainOptions : Options {
     v.Float("min-lr-ratio", min_lr_ratio, "cosine decay floor as a fraction of --lr", 0.0f, 1.0f);
     v.Int("eval-every", eval_every, "validation interval in steps (and checkpoint); 0 = only at the end", 0, 100000000);
     v.Int("snapshot-every", snapshot_every, "save RUN/snapshots/step_N.safetensors every N steps (and at step 0) for `mixlab analyze --over-training`; 0 = off", 0, 100000000);
-    v.Int("eval-batches", eval_batches, "batches per evaluation length", 1, 1 << 20);
+    v.Int("val-answers", val_answers, "scored answers per length in each validation (a fixed set of the validation split)", 1, 1 << 24);
+    v.Int("test-answers", test_answers, "scored answers per length in the final test: a fixed set that `eval` and `analyze` score too", 1, 1 << 24);
     v.Int("log-every", log_every, "steps between metric lines", 1, 100000000);
     v.Int("seed", seed, "seed of initialisation, data and dropout", 0, 1 << 30);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "experiments/memory_check.h"
 #include "models/adamw.h"
@@ -97,6 +98,46 @@ int ParseStep(const std::map<std::string, std::string>& meta, const std::string&
   return int(step);
 }
 
+// Training settings a resume may change: none alters the computation up to the checkpoint. (--steps stretches the
+// learning-rate schedule from the checkpoint on; --threads changes float rounding, so bit-exactness needs the same count.)
+const std::set<std::string> kResumableSettings = {"steps",       "eval-lens",    "out",        "threads",       "eval-every",
+                                                  "log-every",   "snapshot-every", "val-answers", "test-answers", "eval-sweep"};
+
+// "train.lr" -> value, for every leaf of a run config.
+void Flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  if (j.is_object())
+    for (const auto& [k, v] : j.items()) Flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  else
+    out[prefix] = j;
+}
+
+// Refuses a resume under a setting that changes the training computation, naming each; notes the allowed changes.
+void CheckResumable(const nlohmann::json& saved, const nlohmann::json& now, int step, const std::string& run_dir) {
+  std::map<std::string, nlohmann::json> a, b;
+  Flatten(saved, "", a);
+  Flatten(now, "", b);
+  std::vector<std::string> refused, noted;
+  for (const auto& [key, value] : b) {
+    const auto it = a.find(key);
+    if (it != a.end() && it->second == value) continue;
+    const std::string setting = key.rfind("train.", 0) == 0 ? key.substr(6) : key;
+    const auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    const std::string change = (key.rfind("train.", 0) == 0 ? "--" + setting : setting) + " " +
+                               (it == a.end() ? std::string("(new)") : text(it->second)) + " -> " + text(value);
+    (kResumableSettings.count(setting) ? noted : refused).push_back(change);
+  }
+  for (const auto& [key, value] : a)
+    if (!b.count(key)) refused.push_back(key + " " + value.dump() + " -> (absent)");
+  if (!refused.empty())
+    throw UsageError("cannot resume run '" + run_dir + "' under changed settings: " + JoinList(refused, ", ") +
+                     "; use another --out, or drop --resume to start over");
+  for (const auto& change : noted)
+    std::cerr << "mixlab: resuming " << run_dir << " from step " << step << " with " << change
+              << (change.rfind("--steps", 0) == 0 ? " (the learning-rate schedule continues as if this many steps had been asked from the start)"
+                  : change.rfind("--threads", 0) == 0 ? " (float rounding follows the thread count: bit-exact only with the old one)" : "")
+              << "\n";
+}
+
 // The optimizer state that belongs to the model checkpoint of `step` (see the checkpoint pair in Train).
 std::string OptimizerFile(const std::string& run_dir, int step) {
   return run_dir + "/optimizer-" + std::to_string(step) + ".safetensors";
@@ -142,8 +183,11 @@ nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
     nlohmann::json by_position = nlohmann::json::array();
     for (int b = 0; b < kPositionBins; ++b)
       by_position.push_back(e.bin_scored[b] ? nlohmann::json(double(e.bin_correct[b]) / double(e.bin_scored[b])) : nlohmann::json());
-    j[std::to_string(e.length)] = {{"loss", e.loss}, {"accuracy", e.accuracy}, {"bits_per_token", e.loss / std::log(2.0)},
-                                   {"scored", e.scored}, {"accuracy_by_position", by_position}};
+    const auto [low, high] = WilsonInterval(e.correct, e.scored);
+    j[std::to_string(e.length)] = {{"loss", e.loss},         {"accuracy", e.accuracy}, {"ci95", {low, high}},
+                                   {"bits_per_token", e.loss / std::log(2.0)},
+                                   {"scored", e.scored},     {"correct", e.correct},   {"sequences", e.sequences},
+                                   {"accuracy_by_position", by_position}};
   }
   return j;
 }
@@ -156,6 +200,8 @@ std::vector<EvalResult> EvalsFromJson(const nlohmann::json& j) {
     r.loss = e.at("loss");
     r.accuracy = e.at("accuracy");
     r.scored = e.value("scored", int64_t(0));
+    r.correct = e.value("correct", std::llround(r.accuracy * double(r.scored)));
+    r.sequences = e.value("sequences", int64_t(0));
     out.push_back(r);
   }
   std::sort(out.begin(), out.end(), [](const EvalResult& a, const EvalResult& b) { return a.length < b.length; });
@@ -230,10 +276,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   if (hooks.resume && std::filesystem::exists(ckpt)) {
     // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that step.
     auto meta = ReadCheckpointMetadata(ckpt);
-    if (!meta.count("run") || ParseJsonText(meta["run"], "checkpoint '" + ckpt + "' run config") != spec_json)
-      throw UsageError("cannot resume run '" + result.run_dir + "': its checkpoint was written by a different config; "
-                       "use another --out or drop --resume to start over");
+    if (!meta.count("run")) throw UsageError("cannot resume run '" + result.run_dir + "': its checkpoint holds no run config");
     first_step = ParseStep(meta, ckpt);
+    CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt + "' run config"), spec_json, first_step, result.run_dir);
     const std::string optimizer_file = OptimizerFile(result.run_dir, first_step);
     LoadCheckpointInto(ckpt, model);
     auto opt_meta = LoadOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment());
@@ -280,7 +325,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   auto validate = [&](int step, bool record) {
     std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
-      evals.push_back(Evaluate(model, *task, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
+      evals.push_back(Evaluate(model, *task, T, o.val_answers, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
                                Split::kValidation));
     result.validation = evals;
     if (record) metrics.WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
@@ -384,7 +429,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     std::vector<EvalResult> evals;
     for (int T : o.eval_lens)
       if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
-        evals.push_back(Evaluate(model, t, T, o.eval_batches, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
+        evals.push_back(Evaluate(model, t, T, o.test_answers, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
     return evals;
   };
   if (!result.diverged) {

@@ -1,5 +1,7 @@
 #include "models/model_config.h"
 
+#include <algorithm>
+
 #include "mixers/registry.h"
 #include "mixers/tensor.h"
 
@@ -14,8 +16,10 @@ void ModelOptions::Visit(OptionVisitor& v) {
   v.String("layers", layers, "one sequence mixer per layer, comma-separated, each NAME[:opt=value:...]; overrides --mixer/--n-layers");
   v.String("channel", channel, "channel mixer of every layer: mlp | swiglu | none | ...");
   v.String("channels", channels, "one channel mixer per layer, comma-separated, each NAME[:opt=value:...]");
-  v.Choice("pos", pos, "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi)",
-           {"none", "learned", "sinusoidal", "rope", "alibi"});
+  v.Choice("pos", pos,
+           "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi); auto = rope where "
+           "every layer's mixer applies it, else none",
+           {"auto", "none", "learned", "sinusoidal", "rope", "alibi"});
   v.Choice("norm", norm, "normalisation layer", {"layernorm", "rmsnorm"});
   v.Choice("norm-position", norm_position, "pre-norm x + f(norm(x)) or post-norm norm(x + f(x))", {"pre", "post"});
   v.Bool("tie-embeddings", tie_embeddings, "LM head shares the token embedding");
@@ -78,6 +82,13 @@ ModelConfig ResolveModelConfig(ModelOptions& o, const std::map<std::string, Opti
   cfg.tie_embeddings = o.tie_embeddings;
   cfg.init = o.init;
   auto seq = ParseLayerList(o.layers, o.mixer, o.n_layers, "layers");
+  if (cfg.pos == "auto") {  // rope where every layer's mixer applies it (as compare's --positions auto), else none
+    cfg.pos = "rope";
+    for (const auto& [name, _] : seq) {
+      const auto& supported = FindMixer(name, MixerKind::kSequence).supported_pos;
+      if (std::find(supported.begin(), supported.end(), "rope") == supported.end()) cfg.pos = "none";
+    }
+  }
   auto ch = ParseLayerList(o.channels, o.channel, int(seq.size()), "channels");
   if (ch.size() == 1 && seq.size() > 1) ch.assign(seq.size(), ch[0]);
   if (ch.size() != seq.size())
@@ -134,6 +145,7 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
     if (c.vocab < 1 || c.vocab > kMaxVocab)
       throw UsageError("model config: vocab " + std::to_string(c.vocab) + " is outside [1, " + std::to_string(kMaxVocab) + "]");
     if (c.layers.empty()) throw UsageError("model config has no layers");
+    if (c.pos == "auto") throw UsageError("model config: pos 'auto' was never resolved to an encoding");
     // The skeleton's fields pass the same checks as the flags that set them (mixer options are checked when built).
     ModelOptions skeleton;
     SetOptions(skeleton,

@@ -27,7 +27,7 @@ struct ModelOptions : Options {
   std::string layers;
   std::string channel = "mlp";
   std::string channels;
-  std::string pos = "rope";
+  std::string pos = "auto";
   std::string norm = "layernorm";
   std::string norm_position = "pre";
   bool tie_embeddings = true;

@@ -148,7 +148,7 @@ struct Fixture {
     model->Initialize(5);
     setup.task = task.get();
     setup.length = 32;
-    setup.batches = 2;
+    setup.answers = 32;
     setup.batch = 4;
     Rng rng(1);
     const Batch b = task->Sample(1, setup.length, rng, Split::kTest);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "tests/test_util.h"
@@ -110,7 +111,7 @@ TEST(Cli, RefusesHostileInput) {
   ExpectUsageError("probe " + run + "/model.safetensors --fragment-tokens 1 --out " + d + "/a_file/x.json", "cannot write");
   // A quote closes any quoting a shell command line could give the path; then ";touch" would run.
   const std::string hostile = d + "/figs';touch " + d + "/injected;'";
-  const Outcome injected = RunMixlab("analyze " + run + "/model.safetensors --samples 1 --eval-batches 1 --out \"" + hostile + "\"");
+  const Outcome injected = RunMixlab("analyze " + run + "/model.safetensors --samples 1 --answers 4 --out \"" + hostile + "\"");
   EXPECT_EQ(injected.code, 0) << injected.err;
   EXPECT_TRUE(fs::is_directory(hostile)) << "the path is one directory name";
   EXPECT_FALSE(fs::exists(d + "/injected")) << "a path ran as a shell command";
@@ -122,7 +123,7 @@ TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGuardsItsDirectory) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_compare").string();
   std::filesystem::remove_all(dir);
   const std::string args = "compare --tasks mqar --mixers softmax,gla/moe --d-model 16 --steps 6 --batch 4 --train-len 16 "
-                           "--eval-lens 16,32 --eval-every 3 --eval-batches 1 --lrs 1e-3,3e-3 --seeds 2 --plots false --out " + dir;
+                           "--eval-lens 16,32 --eval-every 3 --val-answers 8 --test-answers 8 --lrs 1e-3,3e-3 --seeds 2 --plots false --out " + dir;
   Outcome c = RunMixlab(args);
   ASSERT_EQ(c.code, 0) << c.err;
   for (const char* f : {"report.md", "results.csv", "runs.json", "experiment.json"})
@@ -159,9 +160,19 @@ TEST(Cli, TrainThenEvalAtOtherLengths) {
   EXPECT_NE(t.out.find("20 steps"), std::string::npos) << "flags must override --config: " << t.out;
   for (const char* f : {"config.json", "metrics.jsonl", "model.safetensors", "results.json"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
-  Outcome e = RunMixlab("eval --checkpoint " + dir + "/model.safetensors --eval-lens 48,96 --eval-batches 2");
+  Outcome e = RunMixlab("eval --checkpoint " + dir + "/model.safetensors --eval-lens 48,96 --answers 16");
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_NE(e.out.find("T=96"), std::string::npos) << e.out;
+  // The test split at a length is one fixed set: eval of the checkpoint scores exactly what train's final test scored.
+  Outcome same = RunMixlab("eval --checkpoint " + dir + "/model.safetensors --batch 3 --out " + dir + "/eval.json");
+  ASSERT_EQ(same.code, 0) << same.err;
+  std::ifstream results(dir + "/results.json"), evaluated(dir + "/eval.json");
+  const auto train_test = nlohmann::json::parse(results)["test"]["32"];
+  const auto eval_test = nlohmann::json::parse(evaluated)["test"]["32"];
+  EXPECT_EQ(train_test["scored"], eval_test["scored"]);
+  EXPECT_EQ(train_test["correct"], eval_test["correct"]);
+  EXPECT_GE(train_test["scored"].get<int>(), 2000) << "the default test set";
+  EXPECT_EQ(train_test["ci95"].size(), 2u);
 }
 
 TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
@@ -169,7 +180,7 @@ TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
   std::filesystem::remove_all(dir);
   ASSERT_EQ(RunMixlab("train --d-model 16 --steps 4 --batch 4 --train-len 32 --eval-lens 32 --layers softmax,mamba --pos none --out " + dir).code, 0);
   const std::string ckpt = dir + "/model.safetensors";
-  Outcome a = RunMixlab("analyze " + ckpt + " --samples 2 --eval-batches 1 --plots false");
+  Outcome a = RunMixlab("analyze " + ckpt + " --samples 2 --answers 4 --plots false");
   ASSERT_EQ(a.code, 0) << a.err;
   for (const char* f : {"analysis.json", "induction.csv", "previous_token.csv", "sink_mass.csv"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/analysis/" + f)) << f;
@@ -210,7 +221,7 @@ TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
   ASSERT_EQ(RunMixlab("train --task induction --d-model 16 --steps 6 --batch 4 --train-len 32 --eval-lens 32 --snapshot-every 3 --out " + dir).code, 0);
   for (const char* f : {"step_00000000", "step_00000003", "step_00000006"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/snapshots/" + f + ".safetensors")) << f;
-  Outcome a = RunMixlab("analyze --over-training " + dir + " --samples 2 --eval-batches 1 --plots false");
+  Outcome a = RunMixlab("analyze --over-training " + dir + " --samples 2 --answers 4 --plots false");
   ASSERT_EQ(a.code, 0) << a.err;
   // Three snapshots are too few to tell a phase change from noise: every curve gets a verdict, and it is "no".
   for (const char* curve : {"max_induction", "max_answer_induction", "accuracy", "in_context_drop", "text_in_context_drop"})

@@ -164,7 +164,7 @@ RunSpec TinyRun(const std::string& out, int steps = 30, const std::string& task 
   t.steps = steps;
   t.batch = 8;
   t.eval_every = 10;
-  t.eval_batches = 2;
+  t.val_answers = t.test_answers = 32;
   t.out = out;
   ModelOptions m;
   m.d_model = 32;

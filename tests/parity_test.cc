@@ -39,7 +39,7 @@ TEST_P(Parity, MatchesPyTorchReference) {
   // Exact mixers match to float rounding. An estimator (Performer) declares its approximation tolerance, and a
   // looser one for the query/key weight gradients, whose Monte Carlo variance is higher.
   const float tol = j.value("tolerance", 1e-5f), qk_tol = j.value("qk_grad_tolerance", tol);
-  const auto y = h.Forward(x, pos, B, T);
+  const auto y = h.Forward(x, pos, B, T, ForwardMode{true});  // the training forward, which Backward differentiates (MoE capacity)
   EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), tol) << "output";
   // The auxiliary loss (MoE) is part of the differentiated loss <dy, y> + aux.
   EXPECT_NEAR(h.mixer->AuxLoss(), j.value("aux_loss", 0.0), 1e-5 * std::max(1.0, std::abs(j.value("aux_loss", 0.0)))) << "aux loss";

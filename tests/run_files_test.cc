@@ -36,7 +36,7 @@ RunSpec SmallRun(const fs::path& out, int steps, const std::string& mixer = "sof
   t.steps = steps;
   t.batch = 4;
   t.eval_every = 10;
-  t.eval_batches = 2;
+  t.val_answers = t.test_answers = 24;
   t.log_every = 1;
   t.threads = 1;
   t.out = out.string();
@@ -235,6 +235,29 @@ TEST(RunFiles, ResumeRefusesWhatItCannotContinueAndChangesNothingWhenFinished) {
   EXPECT_THROW(Train(spec, {.quiet = true, .resume = true}), UsageError) << "a run config that cannot be compared";
 }
 
+TEST(RunFiles, ResumeMayExtendStepsAndNamesASettingItCannotChange) {
+  const fs::path dir = Fresh("mixlab_resume_extend");
+  RunSpec spec = SmallRun(dir, 20);
+  Train(spec, {.quiet = true});
+  RunSpec longer = SmallRun(dir, 30);
+  longer.train.threads = 2;
+  const TrainResult r = Train(longer, {.quiet = true, .resume = true});
+  EXPECT_EQ(r.resumed_from, 20);
+  EXPECT_EQ(r.steps_done, 30);
+  RunSpec other = SmallRun(dir, 30);
+  other.train.lr = 1e-4f;
+  other.train.seed = 5;
+  try {
+    Train(other, {.quiet = true, .resume = true});
+    ADD_FAILURE() << "a resume under another learning rate and seed";
+  } catch (const UsageError& e) {
+    const std::string why = e.what();
+    EXPECT_NE(why.find("--lr"), std::string::npos) << why;
+    EXPECT_NE(why.find("--seed 0 -> 5"), std::string::npos) << why;
+    EXPECT_EQ(why.find("--steps"), std::string::npos) << "steps may change: " << why;
+  }
+}
+
 TEST(RunFiles, ASecondWriterIsRefused) {
   const fs::path dir = Fresh("mixlab_locked");
   fs::create_directories(dir);
@@ -283,7 +306,7 @@ TEST(RunFiles, ReloadedCheckpointScoresWhatTheTrainerScored) {
     const TrainResult r = Train(spec, {.quiet = true});
     auto model = LoadCheckpoint((dir / "model.safetensors").string());
     auto task = MakeTask(spec.train.task, spec.task_options);
-    const EvalResult e = Evaluate(*model, *task, 16, spec.train.eval_batches, EvalBatchSize(spec.train.batch, 16, 16),
+    const EvalResult e = Evaluate(*model, *task, 16, spec.train.val_answers, EvalBatchSize(spec.train.batch, 16, 16),
                                   uint64_t(spec.train.seed), Split::kValidation);
     ASSERT_EQ(r.validation.size(), 1u);
     EXPECT_EQ(e.loss, r.validation[0].loss) << c.mixer << "/" << c.channel;
