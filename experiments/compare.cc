@@ -3,6 +3,8 @@
 // plots). The learning rate of each variant is chosen on the validation split, never on test. A repeated compare
 // skips finished runs with an identical config; an experiment directory holding a different experiment is only
 // overwritten with --force.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include "experiments/commands.h"
 #include "experiments/memory_check.h"
 #include "experiments/presets.h"
+#include "experiments/provenance.h"
 #include "experiments/run_builder.h"
 #include "experiments/subprocess.h"
 #include "models/file_io.h"
@@ -57,7 +60,7 @@ struct CompareOptions : Options {
     v.Bool("plots", plots, "draw PNG plots with python3-matplotlib");
     v.Bool("analyze", analyze, "run `mixlab analyze` on every trained run (RUN/analysis) and summarise the heads in the report");
     v.Bool("resume", resume, "continue unfinished runs from their last checkpoint");
-    v.Bool("force", force, "overwrite an experiment directory that holds a different experiment");
+    v.Bool("force", force, "write into a directory that compare did not create");
     v.Bool("dry-run", dry_run, "check every run's configuration and list the runs, without training");
   }
 };
@@ -91,6 +94,8 @@ bool LoadFinished(Run& run) {
     r.steps_to_99 = j.at("steps_to_99");
     r.tokens_to_99 = j.at("tokens_to_99");
     r.mean_train_loss = j.at("mean_train_loss");
+    r.peak_rss_mb = j.value("peak_rss_mb", 0.0);
+    r.load_average = j.value("load_average", -1.0);
     r.test = EvalsFromJson(j.at("test"));
     r.validation = EvalsFromJson(j.at("validation"));
     for (const auto& [value, evals] : j.at("sweep").items()) r.sweep.push_back({value, EvalsFromJson(evals)});
@@ -210,6 +215,8 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
     row("mean_train_loss", T, r.result.mean_train_loss);
     row("tokens_per_s", T, r.result.tokens_per_second);
     row("train_seconds", T, r.result.train_seconds);
+    row("load_average", T, r.result.load_average);
+    row("peak_rss_mb", T, r.result.peak_rss_mb);
     row("params", 0, double(r.result.params));
     row("state_floats", T, double(r.state_floats));
     index.push_back({{"task", r.task}, {"label", r.label}, {"lr", r.lr}, {"selected", r.selected}, {"seed", r.seed},
@@ -332,8 +339,13 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
      << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
      << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
      << " seed(s); learning rates `" << (o.lrs.empty() ? LearningRateText(t.lr) : o.lrs) << "` (the best per variant on validation accuracy). Training length "
-     << t.train_len << ", " << t.steps << " steps of batch " << t.batch << ". " << runs.size() << " runs, wall time "
-     << int(wall_seconds) << " s.\n\nTest accuracy is measured on the held-out test split at every evaluation length, on n scored "
+     << t.train_len << ", " << t.steps << " steps of batch " << t.batch << " (AdamW, " << t.warmup << " warmup steps, cosine decay to "
+     << t.min_lr_ratio << " x lr, weight decay " << t.weight_decay << ", clip " << t.clip << "). " << runs.size() << " runs, wall time "
+     << int(wall_seconds) << " s.\n\n";
+  if (!runs.empty()) md << "Model (first run; each variant's layers are in its config.json): " << runs[0].spec.model.Summary() << ", "
+                        << runs[0].spec.model.layers.size() << " layers. Validation on " << t.val_answers << " answers per length, test on "
+                        << t.test_answers << ".\n\n";
+  md << "Test accuracy is measured on the held-out test split at every evaluation length, on n scored "
      << "answers (a fixed set, --test-answers): one seed shows the accuracy and its 95% Wilson interval, several seeds the mean ± "
      << "standard deviation over seeds and each seed's value; "
      << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
@@ -433,6 +445,18 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
     }
   }
   if (!plot_note.empty()) md << "Plots: " << plot_note << "\n";
+  double low_load = 1e9, high_load = -1;
+  for (const auto& r : runs)
+    if (r.result.load_average >= 0) low_load = std::min(low_load, r.result.load_average), high_load = std::max(high_load, r.result.load_average);
+  if (high_load >= 0) {
+    char load[200];
+    std::snprintf(load, sizeof load, "%.1f-%.1f on %ld cores", low_load, high_load, long(sysconf(_SC_NPROCESSORS_ONLN)));
+    md << "\ntokens/s and train s are wall-clock figures under the load seen (1-minute load average at the end of each run: " << load
+       << "); compare speeds with `bench/` on a quiet machine, not with this column.\n";
+  }
+  const nlohmann::json provenance = Provenance(t.threads);
+  md << "\nProvenance: " << VersionLine() << ", " << provenance["date"].get<std::string>() << ", " << provenance["cpu"].get<std::string>()
+     << ", " << t.threads << " threads per run.\n";
   md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see `runs.json`).\n";
   WriteFileAtomic(dir + "/report.md", md.str());
 }
@@ -448,19 +472,29 @@ OptionMap PresetFlags(int argc, char** argv) {
 }
 
 // experiment.json records every run's config; a directory holding another experiment is refused without --force.
+// train's single-run flags that compare replaces with a list would be silently ignored: refuse them, naming the list.
+void RefuseSingleRunFlags(const TrainOptions& train, const ModelOptions& model) {
+  const TrainOptions t;
+  const ModelOptions m;
+  const std::pair<bool, const char*> given[] = {{train.task != t.task, "--task: compare trains every task of --tasks"},
+                                                {model.mixer != m.mixer, "--mixer: compare trains every variant of --mixers"},
+                                                {model.layers != m.layers, "--layers: per-layer hybrids are --mixers entries joined by '+'"},
+                                                {model.pos != m.pos, "--pos: compare crosses variants with --positions (or VARIANT@POS)"}};
+  for (const auto& [set, why] : given)
+    if (set) throw UsageError(std::string(why) + "; see `mixlab compare --help`");
+}
+
+// Run directories are named by their config (a readable part and a hash of the whole), so an experiment directory
+// can grow: a compare with more variants, seeds or learning rates trains only the runs it does not hold yet. Only a
+// directory compare did not write (no experiment.json) is refused without --force.
 void ClaimDirectory(const std::string& out, const std::vector<Run>& runs, bool force) {
   nlohmann::json experiment = nlohmann::json::array();
   for (const auto& r : runs) experiment.push_back(Run(r).spec.ToJson());
   const std::string path = out + "/experiment.json";
   namespace fs = std::filesystem;
-  if (!force && fs::exists(out) && !fs::is_empty(out)) {
-    std::ifstream in(path);
-    const auto previous = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-    if (previous != experiment)
-      throw UsageError("experiment directory '" + out + "' holds " +
-                       (in ? "a different experiment" : std::string("files not written by this compare")) +
-                       "; pass --force to overwrite it or choose another --out");
-  }
+  std::error_code ec;
+  if (!force && fs::exists(out, ec) && !fs::is_empty(out, ec) && !fs::exists(path, ec))
+    throw UsageError("'" + out + "' holds files not written by mixlab compare; choose another --out or pass --force to write into it");
   CreateDirectories(out);
   WriteFileAtomic(path, experiment.dump(1) + "\n");
 }
@@ -489,7 +523,9 @@ int CompareCommand(int argc, char** argv) {
   if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x learning rate x seed and write a report.",
                         argc, argv, groups, flags, PresetFlags(argc, argv)))
     return 0;
-  const std::string out = train.out.empty() ? "runs/compare" : train.out;  // --out names the experiment directory
+  RefuseSingleRunFlags(train, model);
+  // --out names the experiment directory; a preset's default is its own (runs/<preset>)
+  const std::string out = !train.out.empty() ? train.out : o.preset.empty() ? "runs/compare" : "runs/" + o.preset;
   std::vector<float> lrs;
   for (const auto& lr : o.lrs.empty() ? std::vector<std::string>{} : SplitList(o.lrs, ',', "--lrs")) {
     char* end = nullptr;
@@ -550,7 +586,7 @@ int CompareCommand(int argc, char** argv) {
                                  (lrs.size() > 1 ? "-lr" + LearningRateText(lr) : "") + "-s" + std::to_string(r.seed);
               for (char& c : name)
                 if (c == ':' || c == '=' || c == '+' || c == '/' || c == ',') c = '_';
-              r.spec.train.out = out + "/" + name;
+              r.spec.train.out = out + "/" + name + "-" + r.spec.ConfigId();
               const auto declared = LanguageModel::Declared(r.spec.model);
               for (int l = 0; l < declared->n_layers(); ++l) {
                 const auto d = declared->mixer(l).Describe(t.train_len);
@@ -584,6 +620,7 @@ int CompareCommand(int argc, char** argv) {
     }
     r.result = Train(r.spec, {.progress_prefix = prefix, .resume = o.resume});
     if (o.analyze && !r.result.diverged) {
+      std::cerr << prefix << ": analysing the trained model (head scores, ablations, logit lens)\n";
       AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
       if (r.spec.train.snapshot_every > 0) AnalyzeRunOverTraining(r.result.run_dir, o.plots, r.spec.train.threads);
     }

@@ -7,11 +7,12 @@
 #include <string>
 
 #include "experiments/commands.h"
+#include "experiments/provenance.h"
 #include "mixers/tensor.h"
 
 namespace {
 constexpr const char* kUsage =
-    "usage: mixlab <command> [flags]   (mixlab <command> --help for its flags)\n"
+    "usage: mixlab <command> [flags]   (mixlab <command> --help for its flags; mixlab --version)\n"
     "  train     train one model on one task; writes a run directory (config, metrics, checkpoint, results)\n"
     "  eval      evaluate a checkpoint on its task at other lengths\n"
     "  compare   train several mixers / positional encodings / seeds on the same tasks and write a report\n"
@@ -26,6 +27,10 @@ int main(int argc, char** argv) {
     std::cerr << "mixlab: no command given; usage: mixlab <command> [flags] with a command of train, eval, compare, analyze, "
                  "generate, probe, list (mixlab --help describes them)\n";
     return 2;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << mixlab::VersionLine() << "\n";
+    return 0;
   }
   if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::cout << kUsage;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "experiments/evaluate.h"
 #include "mixers/tensor.h"
@@ -35,6 +37,19 @@ void Refuse(const std::string& what, double parameters, double activations, cons
 }
 
 }  // namespace
+
+void ResetPeakResidentMemory(bool* per_run) {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5" << std::flush;
+  *per_run = bool(clear);
+}
+
+double PeakResidentMemoryMb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // "VmHWM:  12345 kB"
+  return 0;
+}
 
 int64_t PhysicalMemoryBytes() { return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE)); }
 

@@ -22,6 +22,12 @@ MemoryEstimate EstimateRunMemory(const RunSpec& spec);
 // The machine's physical memory in bytes.
 int64_t PhysicalMemoryBytes();
 
+// Per-run peak memory in one process (compare trains many runs): ResetPeakResidentMemory() clears the kernel's
+// high-water mark of this process (writing 5 to /proc/self/clear_refs); PeakResidentMemoryMb() reads it (VmHWM).
+// Where the reset is unavailable the peak is the process's since its start, and `per_run` says so.
+void ResetPeakResidentMemory(bool* per_run);
+double PeakResidentMemoryMb();
+
 // Throws UsageError when the estimate exceeds the machine's memory, naming both and the flags to reduce.
 void CheckMemory(const RunSpec& spec);
 

@@ -1,5 +1,7 @@
 #include "experiments/run_spec.h"
 
+#include <cstdio>
+
 #include "mixers/tensor.h"
 
 namespace mixlab {
@@ -24,7 +26,17 @@ std::string RunSpec::DefaultRunName() const {
   std::string mixers;
   for (size_t i = 0; i < model.layers.size(); ++i)
     if (i == 0 || model.layers[i].mixer != model.layers[i - 1].mixer) mixers += (mixers.empty() ? "" : "+") + model.layers[i].mixer;
-  return train.task + "-" + mixers + "-" + model.pos + "-s" + std::to_string(train.seed);
+  return train.task + "-" + mixers + "-" + model.pos + "-s" + std::to_string(train.seed) + "-" + ConfigId();
+}
+
+std::string RunSpec::ConfigId() const {
+  RunSpec copy = *this;
+  copy.train.out.clear();
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : copy.ToJson().dump()) h = (h ^ c) * 0x100000001b3ULL;
+  char id[9];
+  std::snprintf(id, sizeof id, "%08x", unsigned(h ^ (h >> 32)));
+  return id;
 }
 
 }  // namespace mixlab

@@ -50,7 +50,7 @@ struct TrainOptions : Options {
     v.Int("seed", seed, "seed of initialisation, data and dropout", 0, 1 << 30);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);
     v.String("eval-sweep", eval_sweep, "after training, test every eval length for each value of one task option, e.g. passkey.depth=0,0.5,1");
-    v.String("out", out, "run directory; empty = runs/<task>-<mixers>-<pos>-s<seed>");
+    v.String("out", out, "run directory; empty = runs/<task>-<mixers>-<pos>-s<seed>-<hash of the config>");
   }
 };
 
@@ -61,7 +61,9 @@ struct RunSpec {
 
   nlohmann::json ToJson();
   static RunSpec FromJson(const nlohmann::json& j);  // throws UsageError on a malformed spec
-  std::string DefaultRunName() const;
+  std::string DefaultRunName() const;  // runs/<task>-<mixers>-<pos>-s<seed>-<config id>
+  // 8 hex digits of an FNV-1a hash of the whole config except the output path: distinct configs, distinct directories.
+  std::string ConfigId() const;
 };
 
 }  // namespace mixlab

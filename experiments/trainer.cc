@@ -14,6 +14,7 @@
 #include <set>
 
 #include "experiments/memory_check.h"
+#include "experiments/provenance.h"
 #include "models/adamw.h"
 #include "models/checkpoint.h"
 #include "models/file_io.h"
@@ -215,7 +216,8 @@ nlohmann::json TrainResult::ToJson() const {
           {"divergence", divergence},   {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
           {"warm_tokens_per_second", warm_tokens_per_second},
           {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
-          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb}, {"test", EvalJson(test)},
+          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb},
+          {"peak_rss_per_run", peak_rss_per_run}, {"load_average", load_average}, {"provenance", Provenance(threads)}, {"test", EvalJson(test)},
           {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
 }
 
@@ -251,6 +253,8 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   TrainResult result;
   result.run_dir = o.out.empty() ? "runs/" + spec.DefaultRunName() : o.out;
   CheckMemory(spec);
+  ResetPeakResidentMemory(&result.peak_rss_per_run);
+  result.threads = o.threads;
   CreateDirectories(result.run_dir);
   const DirectoryLock lock(result.run_dir);
   const std::string ckpt = result.run_dir + "/model.safetensors";
@@ -419,6 +423,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   }
   if (tty) std::cerr << "\n";
   result.train_seconds = train_time;
+  result.load_average = LoadAverage();
   result.tokens_per_second = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
   if (const int warm_steps = result.steps_done - first_step - 1; warm_steps > 0)
     result.warm_tokens_per_second = double(warm_steps) * o.batch * o.train_len /
@@ -434,6 +439,9 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
   };
   if (!result.diverged) {
     if (result.validation.empty()) validate(result.steps_done, false);  // a finished run resumed: already in the metrics
+    if (!hooks.quiet)
+      std::cerr << hooks.progress_prefix << " testing at " << o.eval_lens.size() << " length(s), " << o.test_answers
+                << " answers each\n";
     result.test = test(*task);
     if (!o.eval_sweep.empty()) {
       const auto [option, values] = ParseSweep(o, spec.task_options);
@@ -444,9 +452,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
       }
     }
   }
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  result.peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
+  result.peak_rss_mb = PeakResidentMemoryMb();
   WriteFileAtomic(result.run_dir + "/results.json", result.ToJson().dump(2) + "\n");
   return result;
 }

@@ -28,7 +28,10 @@ struct TrainResult {
   int64_t tokens_to_99 = -1;           // training tokens seen by then
   double mean_train_loss = 0;          // area under the training-loss curve per step (convergence speed)
   int resumed_from = 0;                // step the run continued from (--resume), 0 for a fresh run
-  double peak_rss_mb = 0;              // peak resident memory of the process by the end of the run
+  double peak_rss_mb = 0;              // peak resident memory of this run (the process's high-water mark, reset at its start)
+  bool peak_rss_per_run = true;        // false where the reset is unavailable: then the process's peak since it started
+  int threads = 0;
+  double load_average = -1;            // the machine's 1-minute load when training ended: tokens/s are wall-clock under it
   // --eval-sweep: per value ("passkey.depth=0.5") the test split at every eval length
   std::vector<std::pair<std::string, std::vector<EvalResult>>> sweep;
   nlohmann::json ToJson() const;

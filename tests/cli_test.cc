@@ -94,6 +94,9 @@ TEST(Cli, RefusesHostileInput) {
   ExpectUsageError("compare --sweep d-model=,", "--sweep");
   ExpectUsageError("compare --lrs 1e-3x", "--lrs");
   ExpectUsageError("train --eval-sweep mqar.pairs=", "--eval-sweep");
+  ExpectUsageError("compare --task induction", "--tasks");
+  ExpectUsageError("compare --mixer mamba", "--mixers");
+  ExpectUsageError("compare --pos alibi", "--positions");
   ExpectUsageError("train --mixer linear --pos none --linear.chunk 65536", "--linear.chunk");
   ExpectUsageError("train --config " + d + "/deep.json", "nests deeper");
   ExpectUsageError("train --config " + d + "/a_directory", "not a regular file");
@@ -118,26 +121,41 @@ TEST(Cli, RefusesHostileInput) {
 }
 
 // A small compare end to end: two learning rates x two seeds, the report and tables, a repeated compare that skips
-// every finished run, and refusal of a different experiment in the same directory without --force.
-TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGuardsItsDirectory) {
+// every finished run, an extended compare that trains only its new runs, and refusal of a directory compare did not write.
+int Count(const std::string& text, const std::string& word) {
+  int n = 0;
+  for (size_t at = 0; (at = text.find(word, at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGrowsItsDirectory) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_compare").string();
   std::filesystem::remove_all(dir);
-  const std::string args = "compare --tasks mqar --mixers softmax,gla/moe --d-model 16 --steps 6 --batch 4 --train-len 16 "
-                           "--eval-lens 16,32 --eval-every 3 --val-answers 8 --test-answers 8 --lrs 1e-3,3e-3 --seeds 2 --plots false --out " + dir;
+  const std::string common = "compare --tasks mqar --d-model 16 --steps 6 --batch 4 --train-len 16 --eval-lens 16,32 --eval-every 3 "
+                             "--val-answers 8 --test-answers 8 --lrs 1e-5,1.5e-5 --seeds 2 --plots false --out " + dir;
+  const std::string args = common + " --mixers softmax,gla/moe";
   Outcome c = RunMixlab(args);
   ASSERT_EQ(c.code, 0) << c.err;
   for (const char* f : {"report.md", "results.csv", "runs.json", "experiment.json"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   std::ifstream report(dir + "/report.md");
   const std::string md(std::istreambuf_iterator<char>(report), {});
-  for (const char* s : {"| softmax rope |", "| gla/moe none |", "per learning rate", "**"}) EXPECT_NE(md.find(s), std::string::npos) << s;
+  for (const char* s : {"| softmax rope |", "| gla/moe none |", "per learning rate", "**", "lr 1e-5 |", "lr 1.5e-5 |", "e-05 |", "(n=8)"})
+    EXPECT_NE(md.find(s), std::string::npos) << s;
+  int run_dirs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) run_dirs += e.is_directory();
+  EXPECT_EQ(run_dirs, 8) << "learning rates 1e-5 and 1.5e-5 must not share a directory";
   Outcome again = RunMixlab(args);
   ASSERT_EQ(again.code, 0) << again.err;
-  int skipped = 0;
-  for (size_t at = 0; (at = again.err.find("skipped", at)) != std::string::npos; ++at) ++skipped;
-  EXPECT_EQ(skipped, 8) << again.err;
-  ExpectUsageError(args + " --weight-decay 0.05", "holds a different experiment");
-  EXPECT_EQ(RunMixlab(args + " --weight-decay 0.05 --force").code, 0);
+  EXPECT_EQ(Count(again.err, "skipped"), 8) << again.err;
+  Outcome grown = RunMixlab(common + " --mixers softmax,gla/moe,linear");
+  ASSERT_EQ(grown.code, 0) << grown.err;
+  EXPECT_EQ(Count(grown.err, "skipped"), 8) << "only linear's four runs are new:\n" << grown.err;
+  EXPECT_EQ(Count(grown.err, ": done"), 4) << grown.err;
+  const std::string foreign = dir + "_foreign";
+  std::filesystem::create_directories(foreign);
+  std::ofstream(foreign + "/notes.txt") << "mine";
+  ExpectUsageError(common.substr(0, common.find("--out")) + "--out " + foreign, "not written by mixlab compare");
 }
 
 TEST(Cli, RefusesMalformedConfigAndCorruptCheckpoint) {
@@ -241,6 +259,10 @@ TEST(Cli, ListAndHelp) {
   for (const char* s : {"softmax", "mlp", "swiglu", "mamba", "moe", "mqar", "induction", "copy", "selective-copy", "listops",
                         "passkey", "char-lm", "fuzzy-recall", "--softmax.n-heads", "params", "zoology-mqar", "mamba-induction"})
     EXPECT_NE(l.out.find(s), std::string::npos) << s;
+  Outcome v = RunMixlab("--version");
+  ASSERT_EQ(v.code, 0);
+  EXPECT_EQ(v.out.rfind("mixlab ", 0), 0u) << v.out;
+  EXPECT_NE(v.out.find("commit"), std::string::npos) << v.out;
   Outcome h = RunMixlab("train --help");
   ASSERT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("--eval-lens"), std::string::npos);

@@ -258,6 +258,19 @@ TEST(RunFiles, ResumeMayExtendStepsAndNamesASettingItCannotChange) {
   }
 }
 
+// compare trains many runs in one process: each run's peak memory is its own, not the largest run's before it.
+TEST(RunFiles, PeakMemoryIsPerRun) {
+  RunSpec big = SmallRun(Fresh("mixlab_peak_big"), 2);
+  big.train.batch = 64;
+  big.train.train_len = 512;
+  big.train.eval_lens = {512};
+  const TrainResult a = Train(big, {.quiet = true});
+  RunSpec small = SmallRun(Fresh("mixlab_peak_small"), 2);
+  const TrainResult b = Train(small, {.quiet = true});
+  if (!b.peak_rss_per_run) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
+  EXPECT_GT(a.peak_rss_mb, b.peak_rss_mb + 20) << "the small run reported the big run's peak";
+}
+
 TEST(RunFiles, ASecondWriterIsRefused) {
   const fs::path dir = Fresh("mixlab_locked");
   fs::create_directories(dir);
