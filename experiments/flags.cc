@@ -72,6 +72,14 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
       desc.add_options()(flag.c_str(), value, "");
       owner[flag] = {&g, f.name};
     }
+  // Boost.ProgramOptions fills its messages by replacing %placeholders%; a token that contains one makes that loop
+  // forever (found by fuzz/flags_fuzz.cc). No flag or value needs such a pattern, so it is refused before parsing.
+  for (int i = 1; i < argc; ++i) {
+    const std::string token = argv[i];
+    const auto open = token.find('%');
+    if (open != std::string::npos && token.find('%', open + 1) != std::string::npos)
+      throw UsageError("argument '" + token + "' contains two '%' signs, which no flag or value uses; see `mixlab " + command + " --help`");
+  }
   po::variables_map vm;
   try {
     namespace style = po::command_line_style;  // no abbreviated flags: a typo is an error, not a guess

@@ -84,6 +84,7 @@ TEST(Cli, RefusesHostileInput) {
   ExpectUsageError("list extra", "unexpected argument 'extra'");
   ExpectUsageError("analyze a b", "unexpected argument 'b'");
   ExpectUsageError("train --=5", "unexpected argument");
+  ExpectUsageError("train '-x%original_token%'", "two '%' signs");  // hung Boost's message formatting (found by fuzzing)
   ExpectUsageError("train --layers ,", "--layers");
   ExpectUsageError("train --layers ,,", "--layers");
   ExpectUsageError("compare --mixers ''", "--mixers");
