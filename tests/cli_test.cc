@@ -170,6 +170,18 @@ TEST(Cli, RefusesMalformedConfigAndCorruptCheckpoint) {
   ExpectUsageError("eval --checkpoint " + (dir / "junk.safetensors").string(), "refused");
 }
 
+TEST(Cli, TheReadmeExampleConfigTrains) {
+  const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_example").string();
+  std::filesystem::remove_all(dir);
+  const Outcome t = RunMixlab(std::string("train --config ") + MIXLAB_SOURCE_DIR + "/docs/examples/mqar_hybrid.json --steps 2 --eval-lens 64 "
+                              "--val-answers 8 --test-answers 8 --out " + dir);
+  ASSERT_EQ(t.code, 0) << t.err;
+  std::ifstream config(dir + "/config.json");
+  const auto j = nlohmann::json::parse(config);
+  EXPECT_EQ(j["model"]["layers"][0]["mixer"], "mamba");
+  EXPECT_EQ(j["model"]["layers"][1]["mixer_options"]["n-heads"], "2");
+}
+
 TEST(Cli, TrainThenEvalAtOtherLengths) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_run").string();
   std::filesystem::remove_all(dir);
