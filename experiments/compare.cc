@@ -291,7 +291,10 @@ void WriteHeadSummary(std::ostream& md, const std::vector<Run>& runs, const std:
         "zero-ablated; the top previous-token head; in-context score = late minus early loss on repeated random sequences:\n\n"
         "| run | top answer-induction head | its ablation | top previous-token head | in-context score | dead heads |\n"
         "|---|---|---|---|---|---|\n"
-     << rows;
+     << rows
+     << "\nFor recurrent mixers (mamba, gla, linear attention) a \"head\" is a channel group and its map the group's average "
+        "implied mixing: a low induction score there does not show that no induction mechanism exists (averaging can cancel "
+        "it); the ablation column, which removes the group's output, is the test that does not depend on that lens.\n";
 }
 
 // One row per selected run with analysis/over_training/over_training.json: the induction score and in-context score at
