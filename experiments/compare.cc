@@ -204,6 +204,7 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
     const int T = r.spec.train.train_len;
     for (const auto& e : r.result.test) {
       accuracy_row("test_accuracy", e);
+      row("test_majority_baseline", e.length, e.majority);
       row("test_loss", e.length, e.loss);
       row("test_bits_per_token", e.length, e.loss / std::log(2.0));
     }
@@ -355,7 +356,18 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
      << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
      << "at the training length (floats).\n\n";
   for (const auto& task : SplitList(o.tasks, ',', "--tasks")) {
-    md << "## " << task << "\n\n| variant | lr |";
+    std::string baselines;  // the majority answer's accuracy on each length's test set: what a model that ignores its input reaches
+    for (size_t li = 0; li < t.eval_lens.size(); ++li)
+      for (const auto& r : runs)
+        if (r.task == task && li < r.result.test.size()) {
+          char cell[64];
+          std::snprintf(cell, sizeof cell, "%s%.3f @%d", baselines.empty() ? "" : ", ", r.result.test[li].majority, t.eval_lens[li]);
+          baselines += cell;
+          break;
+        }
+    md << "## " << task << "\n\n";
+    if (!baselines.empty()) md << "Chance: always giving the most frequent answer of each test set scores " << baselines << ".\n\n";
+    md << "| variant | lr |";
     for (size_t li = 0; li < t.eval_lens.size(); ++li) {
       int64_t n = 0;  // the test set's answers at this length (the same set for every run of the task)
       for (const auto& r : runs)
@@ -441,8 +453,10 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
     WriteDynamicsSummary(md, runs, task);
     md << "\n";
     if (plot_note.empty()) {
-      md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n"
-         << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
+      md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n";
+      std::error_code ec;  // not drawn for tasks with one scored position per sequence
+      if (std::filesystem::exists(dir + "/accuracy_vs_position_" + task + ".png", ec))
+        md << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
       if (t.eval_sweep.rfind(task + ".", 0) == 0) md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task << ".png)\n";
       md << "\n";
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <stdexcept>
 
 namespace mixlab {
@@ -28,6 +29,7 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t 
   EvalResult r;
   r.length = length;
   double loss_sum = 0;  // summed over scored answers
+  std::map<int32_t, int64_t> answer_counts;
   const int V = model.vocab();
   while (r.scored < answers) {
     // The next sequences of the stream, one at a time, stopping as soon as the set holds enough answers.
@@ -56,6 +58,7 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t 
       const int bin = int(int64_t(j % b.T) * kPositionBins / b.T);
       const bool right = (std::max_element(row, row + V) - row) == b.targets[j];
       r.correct += right;
+      ++answer_counts[b.targets[j]];
       ++r.scored;
       r.bin_correct[bin] += right;
       ++r.bin_scored[bin];
@@ -65,6 +68,7 @@ EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t 
   }
   r.loss = r.scored ? loss_sum / double(r.scored) : 0.0;
   r.accuracy = r.scored ? double(r.correct) / double(r.scored) : 0.0;
+  for (const auto& [answer, count] : answer_counts) r.majority = std::max(r.majority, double(count) / double(r.scored));
   return r;
 }
 

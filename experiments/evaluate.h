@@ -19,6 +19,7 @@ struct EvalResult {
   int64_t scored = 0;     // scored answers (n of the accuracy)
   int64_t correct = 0;    // of which right
   int64_t sequences = 0;  // sequences they came from
+  double majority = 0;    // the chance baseline: accuracy of always answering the set's most frequent answer
   std::vector<int64_t> bin_correct = std::vector<int64_t>(kPositionBins), bin_scored = std::vector<int64_t>(kPositionBins);
 };
 

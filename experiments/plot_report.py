@@ -5,7 +5,7 @@ Reads DIR/results.csv and DIR/runs.json (each run's metrics.jsonl and results.js
 runs whose learning rate was selected on validation (one line per variant; bands span the seeds, min..max):
   loss_<task>.png                 training loss against step (log y)
   accuracy_vs_length_<task>.png   test accuracy against evaluation length (log x)
-  accuracy_vs_position_<task>.png test accuracy against the relative position of the scored token, at the longest
+  accuracy_vs_position_<task>.png (not drawn when answers sit in fewer than 3 of the 16 slices) test accuracy against the relative position of the scored token, at the longest
                                   evaluation length
   accuracy_vs_sweep_<task>.png    test accuracy against the --eval-sweep value (e.g. passkey depth), longest length
 Usage: plot_report.py DIR
@@ -89,6 +89,13 @@ def main(root):
         for label, by_len in acc.items():
             lens = sorted(by_len)
             band(ax, lens, [by_len[n] for n in lens], label, [ci[label].get(n) for n in lens])
+        chance = defaultdict(list)  # length -> majority-answer baselines of the runs' test sets
+        for r in rows:
+            if r["task"] == task and r["metric"] == "test_majority_baseline":
+                chance[int(r["length"])].append(float(r["value"]))
+        if chance:
+            lens = sorted(chance)
+            ax.plot(lens, [sum(chance[n]) / len(chance[n]) for n in lens], "k--", lw=1, label="chance (most frequent answer)")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("evaluation length (tokens)")
         ax.set_ylabel("test accuracy")
@@ -107,14 +114,17 @@ def main(root):
             for b, v in enumerate(res["test"][longest].get("accuracy_by_position", [])):
                 if v is not None:
                     by_pos[r["label"]][b].append(v)
-        for label, bins in by_pos.items():
-            xs = sorted(bins)
-            n = 16
-            band(ax, [(b + 0.5) / n for b in xs], [bins[b] for b in xs], label)
-        ax.set_xlabel("relative position of the scored token in the sequence")
-        ax.set_ylabel("test accuracy")
-        ax.set_ylim(-0.02, 1.02)
-        save(fig, ax, root, f"accuracy_vs_position_{task}.png", f"{task}: accuracy vs position at T={longest}")
+        if max((len(bins) for bins in by_pos.values()), default=0) < 3:
+            plt.close(fig)  # one scored position per sequence (induction, the end of a copy): nothing to plot against
+        else:
+            for label, bins in by_pos.items():
+                xs = sorted(bins)
+                n = 16
+                band(ax, [(b + 0.5) / n for b in xs], [bins[b] for b in xs], label)
+            ax.set_xlabel("relative position of the scored token in the sequence")
+            ax.set_ylabel("test accuracy")
+            ax.set_ylim(-0.02, 1.02)
+            save(fig, ax, root, f"accuracy_vs_position_{task}.png", f"{task}: accuracy vs position at T={longest}")
 
         # label -> value -> [acc at the longest evaluation length, where every swept value fits (MQAR pairs need length)]
         sweep = defaultdict(lambda: defaultdict(list))

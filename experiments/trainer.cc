@@ -188,6 +188,7 @@ nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
     j[std::to_string(e.length)] = {{"loss", e.loss},         {"accuracy", e.accuracy}, {"ci95", {low, high}},
                                    {"bits_per_token", e.loss / std::log(2.0)},
                                    {"scored", e.scored},     {"correct", e.correct},   {"sequences", e.sequences},
+                                   {"majority_baseline", e.majority},
                                    {"accuracy_by_position", by_position}};
   }
   return j;
@@ -203,6 +204,7 @@ std::vector<EvalResult> EvalsFromJson(const nlohmann::json& j) {
     r.scored = e.value("scored", int64_t(0));
     r.correct = e.value("correct", std::llround(r.accuracy * double(r.scored)));
     r.sequences = e.value("sequences", int64_t(0));
+    r.majority = e.value("majority_baseline", 0.0);
     out.push_back(r);
   }
   std::sort(out.begin(), out.end(), [](const EvalResult& a, const EvalResult& b) { return a.length < b.length; });

@@ -23,13 +23,14 @@ for t in "${targets[@]}"; do
   cp -n fuzz/corpus/"${t%_fuzz}"/* "$corpus"/ 2>/dev/null || true
   log="build-fuzz/$t.log"
   set +e
+  start=$SECONDS
   OMP_NUM_THREADS=1 "build-fuzz/$t" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$t-" >"$log" 2>&1
   rc=$?
   set -e
   runs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" || echo "?")
   findings=$(ls build-fuzz/findings | grep -c "^$t-" || true)
-  echo "$t: $runs executions in ${seconds}s, exit $rc, $findings finding(s) (log $log)"
+  echo "$t: $runs executions in $((SECONDS - start))s, exit $rc, $findings finding(s) (log $log)"
   [ "$rc" -eq 0 ] || status=1
 done
 exit $status
