@@ -46,7 +46,7 @@ const std::vector<Preset>& Presets() {
        "99% by step 600",
        {{"tasks", "induction"}, {"mixers", "softmax@rope,softmax@alibi,softmax@none,mamba,gla"}, {"train-len", "64"},
         {"eval-lens", "64,128,256,1024,4096,16384"}, {"steps", "2000"}, {"batch", "64"}, {"lr", "1e-3"}, {"warmup", "200"},
-        {"eval-every", "500"}, {"seeds", "3"}}},
+        {"eval-every", "500"}, {"seeds", "3"}, {"test-answers", "256"}}},  // one answer per sequence: 256 x 16384 tokens
       {"mamba-selective-copy",
        "Mamba (Gu and Dao 2023) table 1: selective copying (16 tokens among noise); S6 (Mamba) 99.8%, S4 and linear "
        "time-invariant models 18-57%, attention solves it",
@@ -76,7 +76,7 @@ const std::vector<Preset>& Presets() {
        "character-level language modelling on real English text (Debian's fortunes): bits per byte by mixer",
        "2 layers d_model 128, T = 256, 3000 steps; no published number for this corpus",
        {{"tasks", "char-lm"}, {"mixers", kAllFamilies}, {"d-model", "128"}, {"train-len", "256"}, {"eval-lens", "256,1024"},
-        {"steps", "3000"}, {"batch", "16"}, {"lr", "1e-3"}}},
+        {"steps", "3000"}, {"batch", "16"}, {"lr", "1e-3"}, {"val-answers", "4096"}, {"test-answers", "32768"}}},  // every byte scored: 16 and 128 x 256
       {"olsson-induction",
        "Olsson et al. (2022) induction heads: a 2-layer attention-only transformer trained on natural text forms induction "
        "heads in a short window of training (a phase change), visible as a jump of the induction score on repeated random "
@@ -86,7 +86,7 @@ const std::vector<Preset>& Presets() {
        "by `mixlab analyze --over-training` and tested for a phase change against the other intervals",
        {{"tasks", "char-lm"}, {"mixers", "softmax/none"}, {"d-model", "128"}, {"train-len", "256"}, {"eval-lens", "256,1024"},
         {"steps", "3000"}, {"batch", "16"}, {"lr", "1e-3"}, {"warmup", "100"}, {"snapshot-every", "100"}, {"seeds", "3"},
-        {"eval-every", "500"}}},
+        {"eval-every", "500"}, {"val-answers", "4096"}, {"test-answers", "32768"}}},
       {"positional",
        "positional encodings for softmax attention on recall and induction, train short / test long",
        "2 layers d_model 64",
