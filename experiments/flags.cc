@@ -1,7 +1,6 @@
 #include "experiments/flags.h"
 
 #include <boost/program_options.hpp>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
