@@ -260,6 +260,9 @@ TEST(RunFiles, ResumeMayExtendStepsAndNamesASettingItCannotChange) {
 
 // compare trains many runs in one process: each run's peak memory is its own, not the largest run's before it.
 TEST(RunFiles, PeakMemoryIsPerRun) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's quarantine and shadow memory dominate the resident set";
+#endif
   RunSpec big = SmallRun(Fresh("mixlab_peak_big"), 2);
   big.train.batch = 64;
   big.train.train_len = 512;

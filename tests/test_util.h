@@ -3,6 +3,8 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -39,7 +41,8 @@ struct CommandResult {
 
 inline CommandResult RunCommand(const std::string& cmd, const std::string& tag) {
   const auto dir = std::filesystem::temp_directory_path();
-  const std::string out_path = (dir / (tag + "_out.txt")).string(), err_path = (dir / (tag + "_err.txt")).string();
+  const std::string unique = tag + "_" + std::to_string(getpid());  // tests run in parallel processes (ctest -j)
+  const std::string out_path = (dir / (unique + "_out.txt")).string(), err_path = (dir / (unique + "_err.txt")).string();
   const int status = std::system((cmd + " > " + out_path + " 2> " + err_path).c_str());
   auto slurp = [](const std::string& path) {
     std::ifstream in(path);
