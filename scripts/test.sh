@@ -9,9 +9,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   bash scripts/setup.sh
   cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIXLAB_TESTS=ON -DMIXLAB_SANITIZE=ON > /dev/null
   cmake --build build-sanitize -j "$(nproc)"
-  # libgomp and oneDNN keep thread pools and JIT caches alive until exit: leaks there are not mixlab's.
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-sanitize --output-on-failure --timeout 1800 -E 'EndToEnd'
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-sanitize --output-on-failure --timeout 1800 -j "$(nproc)" -E 'EndToEnd'
   exit
 fi
 bash scripts/build.sh -DMIXLAB_TESTS=ON
