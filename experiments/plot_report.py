@@ -38,7 +38,7 @@ def band(ax, xs, series, label, intervals=None):
 
 
 def save(fig, ax, root, name, title):
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(root, name), dpi=110)
@@ -101,7 +101,7 @@ def main(root):
         ax.set_ylabel("test accuracy")
         ax.set_ylim(-0.02, 1.02)
         save(fig, ax, root, f"accuracy_vs_length_{task}.png",
-             f"{task}: accuracy vs length (shaded: min-max over seeds, or the 95% interval of one seed)")
+             f"{task}: test accuracy vs length (band: range over seeds, or the 95% interval of one seed)")
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
         by_pos = defaultdict(lambda: defaultdict(list))  # label -> bin -> [acc]
