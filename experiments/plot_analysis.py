@@ -20,6 +20,24 @@ import numpy as np
 
 SCORES = ["previous_token", "duplicate_token", "induction", "answer_induction", "entropy_ratio", "mean_distance", "sink_mass",
           "accuracy_change"]
+UNIT_SCORES = {"previous_token", "duplicate_token", "induction", "answer_induction", "entropy_ratio", "sink_mass"}  # in [0, 1]
+RECURRENT = {"mamba", "gla", "linear", "performer"}  # their "heads" are channel groups with averaged implied maps
+
+
+def head_name(h):
+    return f"L{h['layer']}{'G' if h.get('mixer') in RECURRENT else 'H'}{h['head']}"
+
+
+def scale(key, g):
+    """One colour scale per score family: scores in [0, 1] share 0..1 (noise between 0.008 and 0.014 stays dark), the
+    accuracy change is diverging and centred on zero, the mean distance runs from 0 to its largest value."""
+    finite = g[~np.isnan(g)]
+    if key in UNIT_SCORES:
+        return "magma", 0.0, 1.0
+    if key == "accuracy_change":
+        m = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
+        return "RdBu", -m, m
+    return "viridis", 0.0, max(float(finite.max()) if finite.size else 1.0, 1e-6)
 
 
 def grid(heads, key):
@@ -36,32 +54,44 @@ def main(out):
     heads, title = a["heads"], f"{a['model']} on {a['task']} (step {a['step']})"
 
     maps = a["maps"]
+    mixer_of = {(h["layer"], h["head"]): h for h in heads}
     rows, cols = len(maps), max(len(m) for m in maps)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows), squeeze=False)
+    image = None
     for l in range(rows):
         for h in range(cols):
             ax = axes[l][h]
-            ax.set_xticks([]), ax.set_yticks([])
             if h < len(maps[l]):
-                ax.imshow(np.array(maps[l][h]), cmap="viridis", interpolation="nearest")
-                ax.set_title(f"L{l} H{h}", fontsize=8)
+                m = np.array(maps[l][h])
+                image = ax.imshow(m, cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
+                info = mixer_of.get((l, h), {"layer": l, "head": h})
+                ax.set_title(head_name(info) + (f" ({info['mixer']})" if "mixer" in info else ""), fontsize=7)
+                ax.tick_params(labelsize=5)
+                if l == rows - 1:
+                    ax.set_xlabel("source position", fontsize=6)
+                if h == 0:
+                    ax.set_ylabel("query position", fontsize=6)
             else:
                 ax.axis("off")
-    fig.suptitle("mixing maps: " + title, fontsize=9)
-    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, label="share of the row (rows sum to 1 for attention)")
+    fig.suptitle("mixing maps (H: attention head; G: channel group of a recurrent mixer, averaged): " + title, fontsize=8)
     fig.savefig(f"{out}/maps.png", dpi=110)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(SCORES), figsize=(2.6 * len(SCORES), 2.8), squeeze=False)
     for ax, key in zip(axes[0], SCORES):
         g = grid(heads, key)
-        im = ax.imshow(g, cmap="coolwarm" if key == "accuracy_change" else "magma", aspect="auto")
+        cmap, lo, hi = scale(key, g)
+        im = ax.imshow(g, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
         for (l, h), v in np.ndenumerate(g):
             if not np.isnan(v):
-                ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if key != "accuracy_change" else "k")
+                strong = abs(v - (lo + hi) / 2) > 0.3 * (hi - lo)  # dark text on the pale middle of the scale
+                ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color=("w" if strong else "k") if key == "accuracy_change" else ("k" if v > lo + 0.6 * (hi - lo) else "w"))
         ax.set_title(key, fontsize=8)
         ax.set_xticks(range(g.shape[1])), ax.set_yticks(range(g.shape[0]))
-        ax.set_xlabel("head"), ax.set_ylabel("layer")
+        ax.set_xlabel("head (or channel group)"), ax.set_ylabel("layer")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -94,10 +124,12 @@ def main(out):
 
     lens = a["logit_lens"]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([x["layer"] for x in lens], [x["kl_to_final"] for x in lens], marker="o", label="KL(final || lens)")
-    ax.plot([x["layer"] for x in lens], [x["final_top1_rank"] for x in lens], marker="s", label="rank of final top-1")
+    ax.plot([x["layer"] for x in lens], [x["kl_to_final"] for x in lens], marker="o", color="C0")
+    ax.set_ylabel("KL(final || lens) (nats)", color="C0")
+    rank = ax.twinx()  # one quantity per axis
+    rank.plot([x["layer"] for x in lens], [x["final_top1_rank"] for x in lens], marker="s", color="C1")
+    rank.set_ylabel("rank of the final top-1 token", color="C1")
     ax.set_xlabel("residual stream entering layer (last = output)")
-    ax.legend(fontsize=7)
     ax.set_title("logit lens", fontsize=9)
     fig.tight_layout()
     fig.savefig(f"{out}/logit_lens.png", dpi=110)
