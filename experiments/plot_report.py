@@ -57,6 +57,20 @@ def results_json(run):
     return json.load(open(path)) if os.path.exists(path) else None
 
 
+def train_length(runs):
+    """The training length of the runs (from the first run's config.json), or None."""
+    for r in runs:
+        path = os.path.join(r["run_dir"], "config.json")
+        if os.path.exists(path):
+            return int(json.load(open(path))["train"]["train-len"])
+    return None
+
+
+def mark_training_length(ax, length):
+    if length:
+        ax.axvline(length, color="gray", ls=":", lw=1, label=f"training length ({length})")
+
+
 def main(root):
     runs = [r for r in json.load(open(os.path.join(root, "runs.json"))) if r["selected"]]
     rows = [r for r in csv.DictReader(open(os.path.join(root, "results.csv"))) if r["selected"] == "1"]
@@ -96,6 +110,7 @@ def main(root):
         if chance:
             lens = sorted(chance)
             ax.plot(lens, [sum(chance[n]) / len(chance[n]) for n in lens], "k--", lw=1, label="chance (most frequent answer)")
+        mark_training_length(ax, train_length(task_runs))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("evaluation length (tokens)")
         ax.set_ylabel("test accuracy")
@@ -128,6 +143,7 @@ def main(root):
 
         # label -> value -> [acc at the longest evaluation length, where every swept value fits (MQAR pairs need length)]
         sweep = defaultdict(lambda: defaultdict(list))
+        sweep_chance = defaultdict(list)  # value -> majority-answer baselines
         name, sweep_len = None, None
         for r in task_runs:
             res = results_json(r)
@@ -137,6 +153,8 @@ def main(root):
                 name, value = key.split("=", 1)
                 sweep_len = max(evals, key=int)
                 sweep[r["label"]][value].append(evals[sweep_len]["accuracy"])
+                if "majority_baseline" in evals[sweep_len]:
+                    sweep_chance[value].append(evals[sweep_len]["majority_baseline"])
         if sweep:
             values = sorted({v for by_value in sweep.values() for v in by_value}, key=sort_key)
             numeric = all(isinstance(sort_key(v), float) for v in values)
@@ -144,6 +162,10 @@ def main(root):
             for label, by_value in sweep.items():
                 xs = [v for v in values if v in by_value]
                 band(ax, [float(x) if numeric else values.index(x) for x in xs], [by_value[x] for x in xs], label)
+            xs = [v for v in values if v in sweep_chance]
+            if xs:
+                ax.plot([float(x) if numeric else values.index(x) for x in xs], [sum(sweep_chance[x]) / len(sweep_chance[x]) for x in xs],
+                        "k--", lw=1, label="chance (most frequent answer)")
             if not numeric:
                 ax.set_xticks(range(len(values)), values)
             ax.set_xlabel(name)
