@@ -128,8 +128,8 @@ std::string LearningRateText(float lr) {
 }
 
 // A test-accuracy cell: one seed "0.912 (95% CI 0.899-0.924)"; several "0.912 ± 0.010 (0.901, 0.915, 0.921)".
-std::string AccuracyCell(const std::vector<const EvalResult*>& evals) {
-  if (evals.empty()) return "diverged";
+std::string AccuracyCell(const std::vector<const EvalResult*>& evals, const char* when_empty = "diverged") {
+  if (evals.empty()) return when_empty;
   char buf[96];
   if (evals.size() == 1) {
     const auto [low, high] = WilsonInterval(evals[0]->correct, evals[0]->scored);
@@ -409,12 +409,12 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
       for (size_t si = 0; si < group[0]->result.sweep.size(); ++si) {
         std::string row = "| " + label + " | " + group[0]->result.sweep[si].first + " |";
         for (int len : t.eval_lens) {  // a swept value the task cannot generate at a length has no entry there: "-"
-          std::vector<double> acc;
+          std::vector<const EvalResult*> evals;
           for (auto* r : group)
             if (si < r->result.sweep.size())
               for (const auto& e : r->result.sweep[si].second)
-                if (e.length == len) acc.push_back(e.accuracy);
-          row += " " + MeanSpread(acc, "%.3f") + " |";
+                if (e.length == len) evals.push_back(&e);
+          row += " " + AccuracyCell(evals, "-") + " |";
         }
         sweep_rows.push_back(row);
       }
@@ -428,7 +428,8 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
       for (const auto& row : sweep_rows) md << row << "\n";
     }
     if (!o.lrs.empty()) {
-      md << "\nValidation accuracy at the training length per learning rate (mean over seeds; the chosen one in bold):\n\n| variant |";
+      md << "\nValidation accuracy at the training length per learning rate (on " << t.val_answers
+         << " answers; the chosen one in bold):\n\n| variant |";
       const auto lrs = SplitList(o.lrs, ',', "--lrs");
       for (const auto& lr : lrs) md << " lr " << lr << " |";
       md << "\n|---|";
@@ -437,13 +438,13 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
       for (const auto& label : labels) {
         md << "| " << label << " |";
         for (const auto& lr_text : lrs) {
-          std::vector<double> acc;
+          std::vector<const EvalResult*> evals;
           bool chosen = false;
           for (const auto& r : runs)
             if (r.task == task && r.label == label && r.lr == std::stof(lr_text))
               for (const auto& e : r.result.validation)
-                if (e.length == t.train_len) acc.push_back(e.accuracy), chosen = r.selected;
-          const std::string cell = MeanSpread(acc, "%.3f");
+                if (e.length == t.train_len) evals.push_back(&e), chosen = r.selected;
+          const std::string cell = AccuracyCell(evals, "-");
           md << " " << (chosen ? "**" + cell + "**" : cell) << " |";
         }
         md << "\n";
@@ -628,14 +629,15 @@ int CompareCommand(int argc, char** argv) {
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& r = runs[i];
     const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::string eta = trained ? " (experiment ETA " + std::to_string(int(so_far / trained * double(runs.size() - i))) + "s)" : "";
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "]" + eta + " " + r.task + " " +
+    // The runs after this one, at the mean time of those trained so far (unknown before the first).
+    const double later_runs_seconds = trained ? so_far / trained * double(runs.size() - i - 1) : -1;
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " +
                                r.label + (lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
     }
-    r.result = Train(r.spec, {.progress_prefix = prefix, .resume = o.resume});
+    r.result = Train(r.spec, {.progress_prefix = prefix, .later_runs_seconds = later_runs_seconds, .resume = o.resume});
     if (o.analyze && !r.result.diverged) {
       std::cerr << prefix << ": analysing the trained model (head scores, ablations, logit lens)\n";
       AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);

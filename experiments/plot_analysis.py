@@ -145,6 +145,7 @@ def over_training(out):
     if a["train_loss"]:
         axes[0].plot([x[0] for x in a["train_loss"]], [x[1] for x in a["train_loss"]], label="train loss")
     axes[0].plot(steps, [p["loss"] for p in points], marker="o", label="validation loss")
+    axes[0].set_ylabel("loss (nats)")
     axes[0].legend(fontsize=7)
     axes[1].plot(steps, [p["accuracy"] for p in points], marker="o")
     axes[1].set_ylabel("validation accuracy")

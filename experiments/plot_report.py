@@ -144,6 +144,7 @@ def main(root):
         # label -> value -> [acc at the longest evaluation length, where every swept value fits (MQAR pairs need length)]
         sweep = defaultdict(lambda: defaultdict(list))
         sweep_chance = defaultdict(list)  # value -> majority-answer baselines
+        sweep_ci = defaultdict(dict)  # label -> value -> 95% interval of the (last) seed
         name, sweep_len = None, None
         for r in task_runs:
             res = results_json(r)
@@ -153,6 +154,8 @@ def main(root):
                 name, value = key.split("=", 1)
                 sweep_len = max(evals, key=int)
                 sweep[r["label"]][value].append(evals[sweep_len]["accuracy"])
+                if "ci95" in evals[sweep_len]:
+                    sweep_ci[r["label"]][value] = tuple(evals[sweep_len]["ci95"])
                 if "majority_baseline" in evals[sweep_len]:
                     sweep_chance[value].append(evals[sweep_len]["majority_baseline"])
         if sweep:
@@ -161,7 +164,8 @@ def main(root):
             fig, ax = plt.subplots(figsize=(7, 4.5))
             for label, by_value in sweep.items():
                 xs = [v for v in values if v in by_value]
-                band(ax, [float(x) if numeric else values.index(x) for x in xs], [by_value[x] for x in xs], label)
+                band(ax, [float(x) if numeric else values.index(x) for x in xs], [by_value[x] for x in xs], label,
+                     [sweep_ci[label].get(x) for x in xs])
             xs = [v for v in values if v in sweep_chance]
             if xs:
                 ax.plot([float(x) if numeric else values.index(x) for x in xs], [sum(sweep_chance[x]) / len(sweep_chance[x]) for x in xs],

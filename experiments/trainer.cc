@@ -299,9 +299,11 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
         const double elapsed = Seconds(start, t1);
         const double eta = elapsed / (result.steps_done - first_step) * (o.steps - result.steps_done);
         char line[256];
-        std::snprintf(line, sizeof line, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s", hooks.progress_prefix.c_str(),
-                      step + 1, o.steps, window_loss / window, optimizer.LearningRate(step), tok_s,
-                      FormatDuration(eta).c_str());
+        const std::string experiment =
+            hooks.later_runs_seconds >= 0 ? " (experiment " + FormatDuration(eta + hooks.later_runs_seconds) + ")" : "";
+        std::snprintf(line, sizeof line, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s%s", hooks.progress_prefix.c_str(),
+                      step + 1, o.steps, window_loss / window, optimizer.LearningRate(step), tok_s, FormatDuration(eta).c_str(),
+                      experiment.c_str());
         std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
       }
       window_loss = 0;

@@ -39,6 +39,8 @@ struct TrainResult {
 
 struct TrainHooks {
   std::string progress_prefix;  // e.g. "[3/10] mqar softmax rope s0"
+  double later_runs_seconds = -1;  // compare: estimated seconds of the runs after this one; the progress line then shows
+                                   // the experiment's ETA, updated at every line
   bool quiet = false;           // no per-step lines (tests)
   bool resume = false;          // continue from the run directory's checkpoint and optimizer state when present
   // Called after every optimizer step (tests use it to inject faults).
