@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "experiments/memory_check.h"
@@ -50,6 +51,18 @@ std::string FirstNonFiniteActivation(const LanguageModel& model, int64_t B, int6
     if (!finite(model.residual(l + 1))) return "the output of layers." + std::to_string(l) + " (after its channel mixer)";
   }
   return "the logits";
+}
+
+// A resume that trained no step (the run had finished) keeps the figures of the training that happened: throughput,
+// peak memory and load from the earlier results.json, so resuming a finished run changes nothing.
+void KeepTrainingFigures(const std::string& path, TrainResult& result) {
+  std::ifstream in(path);
+  const auto old = nlohmann::json::parse(in, nullptr, false);
+  if (!old.is_object()) return;
+  result.tokens_per_second = old.value("tokens_per_second", result.tokens_per_second);
+  result.warm_tokens_per_second = old.value("warm_tokens_per_second", result.warm_tokens_per_second);
+  result.peak_rss_mb = old.value("peak_rss_mb", result.peak_rss_mb);
+  result.load_average = old.value("load_average", result.load_average);
 }
 
 // (name, values) of --eval-sweep "task.option=v1,v2"; refuses an option the task does not have.
@@ -354,6 +367,7 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     }
   }
   result.peak_rss_mb = PeakResidentMemoryMb();
+  if (result.steps_done == first_step && first_step > 0) KeepTrainingFigures(result.run_dir + "/results.json", result);
   WriteFileAtomic(result.run_dir + "/results.json", result.ToJson().dump(2) + "\n");
   return result;
 }
