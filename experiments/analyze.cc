@@ -57,15 +57,6 @@ void Progress(const AnalyzeOptions& o, const std::string& phase) {
   if (!o.quiet) std::fprintf(stderr, "mixlab analyze: %s\n", phase.c_str());
 }
 
-// Mixing maps are T x T per head: refuse a length whose maps alone (one per layer, a lower bound) exceed the machine.
-void CheckMapMemory(const ModelConfig& config, int T) {
-  const double bytes = 4.0 * double(T) * double(T) * double(config.layers.size());
-  if (bytes > double(PhysicalMemoryBytes()))
-    throw UsageError("--length " + std::to_string(T) + ": the mixing maps alone need at least " + std::to_string(int64_t(bytes / (1 << 30))) +
-                     " GiB (T x T floats per head and layer), more than this machine's " +
-                     std::to_string(PhysicalMemoryBytes() >> 30) + " GiB; choose a shorter --length");
-}
-
 // The probe length: --length, else the run's training length; the task must generate it.
 int ProbeLength(const AnalyzeOptions& o, const RunSpec& spec, const Task& task) {
   const int T = o.length ? o.length : spec.train.train_len;
@@ -88,7 +79,7 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   LanguageModel& model = *run.model;
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = ProbeLength(o, run.spec, *task);
-  CheckMapMemory(run.spec.model, T);
+  CheckMixingMapMemory(run.spec.model, T);
   const std::string out = o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
   CreateDirectories(out);
   if (!o.quiet)

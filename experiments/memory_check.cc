@@ -68,9 +68,11 @@ void CheckMemory(const RunSpec& spec) {
   Refuse("this run", e.parameter_bytes, e.activation_bytes, "reduce --batch, --train-len / --eval-lens, --d-model or the number of layers");
 }
 
-void CheckModelMemory(const ModelConfig& config, int64_t tokens, const std::string& what) {
-  Refuse(what, 8.0 * double(LanguageModel::PlannedParams(config)), ActivationBytes(config, double(tokens)),
-         "reduce the batch or the length");
+void CheckMixingMapMemory(const ModelConfig& config, int T) {
+  const double bytes = 4.0 * double(T) * double(T) * double(config.layers.size()), machine = double(PhysicalMemoryBytes());
+  if (bytes > machine)
+    throw UsageError("--length " + std::to_string(T) + ": the mixing maps alone need at least " + GiB(bytes) +
+                     " (T x T floats per head and layer), more than this machine's " + GiB(machine) + "; choose a shorter --length");
 }
 
 }  // namespace mixlab

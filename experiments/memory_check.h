@@ -31,7 +31,8 @@ double PeakResidentMemoryMb();
 // Throws UsageError when the estimate exceeds the machine's memory, naming both and the flags to reduce.
 void CheckMemory(const RunSpec& spec);
 
-// The same for a model alone (eval, analyze, generate, probe): parameters plus `tokens` tokens of activations.
-void CheckModelMemory(const ModelConfig& config, int64_t tokens, const std::string& what);
+// analyze's mixing maps are T x T floats per head: throws UsageError naming --length when one map per layer (a lower
+// bound) exceeds the machine's memory.
+void CheckMixingMapMemory(const ModelConfig& config, int T);
 
 }  // namespace mixlab
