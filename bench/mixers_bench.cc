@@ -19,7 +19,7 @@
 
 #include "bench/heap_tracker.h"
 #include "mixers/registry.h"
-#include "mixers/rng.h"
+#include "mixers/ops/rng.h"
 #include "models/param_store.h"
 
 namespace mixlab::bench {

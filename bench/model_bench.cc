@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "bench/heap_tracker.h"
-#include "mixers/matmul.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/registry.h"
-#include "mixers/rng.h"
+#include "mixers/ops/rng.h"
 #include "models/adamw.h"
 #include "models/language_model.h"
 

@@ -2,10 +2,10 @@
 # Peak memory of one training step (forward + backward + AdamW, batch 1) of the reference model (2 layers,
 # d_model 128, vocab 256) per mixer at doubling lengths; memory that grows linearly in T doubles at most from one
 # length to the next. Reads the peak RSS mixlab train reports. Usage: bench/peak_memory.sh [mixer ...]
-# (default: linear local mamba gla softmax; lengths 4096 8192 16384)
+# (default: every registered sequence mixer; lengths 4096 8192 16384)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mixers=("${@:-}"); [[ $# -eq 0 ]] && mixers=(linear local mamba gla softmax)
+mixers=("${@:-}"); [[ $# -eq 0 ]] && mapfile -t mixers < <(build/mixlab list --names sequence)
 echo "| mixer | T=4096 MB | T=8192 MB | T=16384 MB | growth 8k/4k | growth 16k/8k |"
 echo "|---|---|---|---|---|---|"
 for m in "${mixers[@]}"; do

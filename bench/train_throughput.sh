@@ -13,8 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 lens=("${@:-256}"); [[ $# -eq 0 ]] && lens=(256 2048)
 peer=../shared/peers/run_peer.sh
-# mixlab variant | peer mixer ('-' = no PyTorch equivalent)
-variants=("softmax|softmax" "linear|linear" "local|local" "mamba|mamba" "softmax/moe|moe" "gla|-" "performer|-" "sparse|-")
+# Every registered sequence mixer (with the MLP), and softmax with the MoE channel mixer, as "mixlab variant|peer mixer"
+# ('-' = no PyTorch equivalent in ../shared/peers).
+peer_of() { case $1 in softmax | linear | local | mamba) echo "$1" ;; softmax/moe) echo moe ;; *) echo - ;; esac; }
+variants=()
+for name in $(build/mixlab list --names sequence) softmax/moe; do variants+=("$name|$(peer_of "$name")"); done
 echo "| mixer | T | mixlab tok/s | mixlab peak MB | PyTorch tok/s | PyTorch peak MB | ratio |"
 echo "|---|---|---|---|---|---|---|"
 for T in "${lens[@]}"; do
@@ -23,7 +26,7 @@ for T in "${lens[@]}"; do
     name=${v%%|*}; peer_name=${v##*|}
     [[ -n ${ONLY:-} && ! $name =~ ^(${ONLY})$ ]] && continue
     seq=${name%%/*}
-    heads=(); [[ $seq != mamba ]] && heads=(--"$seq".n-heads 4)   # mamba has no heads
+    heads=(); build/mixlab list | grep -q -- "--$seq.n-heads " && heads=(--"$seq".n-heads 4)   # mixers with heads
     args=(--task copy --copy.vocab 255 --d-model 128 "${heads[@]}" --train-len "$T" --eval-lens "$T" --val-answers 1 --test-answers 1
           --batch 8 --pos learned --max-len "$T" --tie-embeddings false --steps "$steps" --eval-every 0 --threads 2
           --mixer "$seq" --out "/tmp/mixlab_throughput/$seq-$T")

@@ -1,9 +1,9 @@
 // libFuzzer target: `--config FILE.json` as `mixlab train` reads it (bounded JSON, flag names, values through the
 // option visitor), followed by building the run spec the values describe.
-#include "experiments/flags.h"
-#include "experiments/run_builder.h"
+#include "experiments/cli/flags.h"
+#include "experiments/cli/run_builder.h"
 #include "fuzz/fuzz_util.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = mixlab::fuzz::InputFile(data, size, ".json");

@@ -1,12 +1,12 @@
 // libFuzzer target: the command-line flag parser of `mixlab train` (NUL-separated words as argv), the run spec the
 // flags describe (--layers, --channels, mixer and task options), its validation and the memory estimate.
-#include "experiments/flags.h"
-#include "experiments/memory_check.h"
-#include "experiments/run_builder.h"
-#include "experiments/task.h"
-#include "experiments/trainer.h"
+#include "experiments/cli/flags.h"
+#include "experiments/run/memory_check.h"
+#include "experiments/cli/run_builder.h"
+#include "experiments/tasks/task.h"
+#include "experiments/run/trainer.h"
 #include "fuzz/fuzz_util.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mixlab::fuzz::Argv args("train", mixlab::fuzz::Words(data, size));

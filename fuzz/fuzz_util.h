@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab::fuzz {
 

@@ -2,9 +2,9 @@
 // `mixlab compare --dry-run` parses them, builds and validates every run, and lists them without training.
 #include <cstdio>
 
-#include "experiments/commands.h"
+#include "experiments/cli/commands.h"
 #include "fuzz/fuzz_util.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> lines(1);

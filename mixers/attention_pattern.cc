@@ -4,7 +4,7 @@
 #include <limits>
 #include <numeric>
 
-#include "mixers/rng.h"
+#include "mixers/ops/rng.h"
 
 namespace mixlab {
 

@@ -6,14 +6,14 @@ namespace mixlab {
 namespace {
 // Channel mixers keep nothing between tokens: the state is scratch space, so a clone is a fresh state.
 struct ChannelStepState : MixerState {
-  const ChannelMixer* mixer = nullptr;
+  const ChannelMixerBase* mixer = nullptr;
   int B = 0;
   std::unique_ptr<MixerContext> ctx;
   std::unique_ptr<MixerState> Clone() const override { return mixer->NewState(B); }
 };
 }  // namespace
 
-std::unique_ptr<MixerState> ChannelMixer::NewState(int B) const {
+std::unique_ptr<MixerState> ChannelMixerBase::NewState(int B) const {
   auto s = std::make_unique<ChannelStepState>();
   s->mixer = this;
   s->B = B;
@@ -21,7 +21,7 @@ std::unique_ptr<MixerState> ChannelMixer::NewState(int B) const {
   return s;
 }
 
-void ChannelMixer::Step(const float* x, const int32_t* positions, float* y, MixerState& base) {
+void ChannelMixerBase::Step(const float* x, const int32_t* positions, float* y, MixerState& base) {
   auto& s = static_cast<ChannelStepState&>(base);
   Forward(x, positions, s.B, 1, y, *s.ctx, ForwardMode{});
 }

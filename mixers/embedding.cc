@@ -1,7 +1,7 @@
 // Embedding lookup: forward gathers rows of the table, backward scatters-adds into the table gradient.
 #include <cstring>
 
-#include "mixers/ops.h"
+#include "mixers/ops/ops.h"
 
 namespace mixlab {
 

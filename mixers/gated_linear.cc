@@ -16,10 +16,11 @@
 #include <cmath>
 
 #include "mixers/head_projections.h"
-#include "mixers/matmul.h"
-#include "mixers/mixer.h"
+#include "mixers/ops/matmul.h"
+#include "mixers/mixer_base.h"
 #include "mixers/registry.h"
-#include "mixers/rng.h"
+#include "mixers/ops/rng.h"
+#include "mixers/ops/sigmoid.h"
 
 namespace mixlab {
 namespace {
@@ -44,6 +45,9 @@ struct GlaOptions : Options {
   }
 };
 
+// The gate parameters follow the four projections.
+enum GateParam { kGateDown = kQkvoEnd, kGateUp, kGateBias };
+
 struct GlaContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, q, k, v, a, gate_hidden, gate_pre, o;  // q, k, v, a, gate_pre, o: (B, T, HD); gate_hidden (B, T, rank)
@@ -55,19 +59,15 @@ struct GlaState : CopyableState<GlaState> {
   Buffer S;  // (B, H, dh, dh)
 };
 
-inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-
-class GatedLinear : public Mixer {
+class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
  public:
   GatedLinear(const MixerDims& dims, const GlaOptions& o) : D_(dims.d_model), H_(o.n_heads), o_(o), dims_(dims) {
-    dh_ = ResolveHeadWidth("gla", D_, H_, o.d_head);
+    dh_ = ResolveHeadWidth(dims.name, D_, H_, o.d_head);
     HD_ = H_ * dh_;
     gla_ = o.gate == "gla";
   }
-  std::string Name() const override { return "gla"; }
-  MixerKind Kind() const override { return MixerKind::kSequence; }
   std::vector<ParamSpec> Params() const override {
-    auto p = QkvoParams(dims_, HD_);
+    auto p = QkvoParams(dims_, H_, HD_);
     if (gla_) {
       p.push_back({"wg1", {D_, o_.gate_rank}, Init::kNormal, InputStd(dims_, D_)});
       p.push_back({"wg2", {o_.gate_rank, HD_}, Init::kNormal, InputStd(dims_, o_.gate_rank)});
@@ -82,21 +82,19 @@ class GatedLinear : public Mixer {
     for (int i = 0; i < HD_; ++i) {
       const double g = 0.99 + 0.009 * rng.Uniform();
       const double s = std::pow(g, double(o_.gate_temperature));  // sigmoid(bg) = g^tau
-      params_[6].value[i] = float(std::log(s / (1.0 - s)));
+      params_[kGateBias].value[i] = float(std::log(s / (1.0 - s)));
     }
   }
-  std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<GlaContext>(); }
 
-  void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode&) override {
-    auto& c = static_cast<GlaContext&>(base);
+  void Mix(const float* x, const int32_t*, int B, int T, float* y, GlaContext& c, const ForwardMode&) override {
     c.B = B;
     c.T = T;
     const int64_t N = int64_t(B) * T;
     c.x.assign(x, x + N * D_);
     for (auto* b : {&c.q, &c.k, &c.v, &c.a, &c.o}) b->resize(N * HD_);
-    LinearForward(x, P(0), c.q.data(), N, D_, HD_);
-    LinearForward(x, P(1), c.k.data(), N, D_, HD_);
-    LinearForward(x, P(2), c.v.data(), N, D_, HD_);
+    LinearForward(x, P(kWq), c.q.data(), N, D_, HD_);
+    LinearForward(x, P(kWk), c.k.data(), N, D_, HD_);
+    LinearForward(x, P(kWv), c.v.data(), N, D_, HD_);
     LogGates(x, N, c.a.data(), &c);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
@@ -107,15 +105,14 @@ class GatedLinear : public Mixer {
       else ChunkedForward(Head(c.q, b, h, T), Head(c.k, b, h, T), Head(c.v, b, h, T), Bc, out);
       AsStrided(c.o.data() + b * T * HD_ + h * dh_, T, dh_, HD_) = out;
     }
-    LinearForward(c.o.data(), P(3), y, N, HD_, D_);
+    LinearForward(c.o.data(), P(kWo), y, N, HD_, D_);
   }
 
-  void Backward(MixerContext& base, const float* dy, float* dx) override {
-    auto& c = static_cast<GlaContext&>(base);
+  void MixBackward(GlaContext& c, const float* dy, float* dx) override {
     const int64_t B = c.B, T = c.T, N = B * T;
     c.dtmp.resize(N * HD_);
     for (auto* b : {&c.dq, &c.dk, &c.dv, &c.da}) b->assign(N * HD_, 0.0f);
-    LinearBackward(c.o.data(), P(3), dy, c.dtmp.data(), G(3), N, HD_, D_);
+    LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) {
       const int64_t b = bh / H_, h = bh % H_;
@@ -137,26 +134,23 @@ class GatedLinear : public Mixer {
         }
       }
     }
-    LinearBackward(c.x.data(), P(0), c.dq.data(), dx, G(0), N, D_, HD_);
-    LinearBackward(c.x.data(), P(1), c.dk.data(), dx, G(1), N, D_, HD_, true);
-    LinearBackward(c.x.data(), P(2), c.dv.data(), dx, G(2), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
+    LinearBackward(c.x.data(), P(kWk), c.dk.data(), dx, G(kWk), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
     if (gla_) GateBackward(c, dx);
   }
 
-  std::unique_ptr<MixerState> NewState(int B) const override {
-    auto s = std::make_unique<GlaState>();
-    s->B = B;
-    s->S.assign(int64_t(B) * H_ * dh_ * dh_, 0.0f);
-    return s;
+  void InitState(GlaState& s, int B) const override {
+    s.B = B;
+    s.S.assign(int64_t(B) * H_ * dh_ * dh_, 0.0f);
   }
 
-  void Step(const float* x, const int32_t*, float* y, MixerState& base) override {
-    auto& s = static_cast<GlaState&>(base);
+  void MixStep(const float* x, const int32_t*, float* y, GlaState& s) override {
     const int B = s.B;
     Buffer q(int64_t(B) * HD_), k(q.size()), v(q.size()), a(q.size()), o(q.size());
-    LinearForward(x, P(0), q.data(), B, D_, HD_);
-    LinearForward(x, P(1), k.data(), B, D_, HD_);
-    LinearForward(x, P(2), v.data(), B, D_, HD_);
+    LinearForward(x, P(kWq), q.data(), B, D_, HD_);
+    LinearForward(x, P(kWk), k.data(), B, D_, HD_);
+    LinearForward(x, P(kWv), v.data(), B, D_, HD_);
     LogGates(x, B, a.data(), nullptr);
     for (int b = 0; b < B; ++b)
       for (int h = 0; h < H_; ++h) {
@@ -168,14 +162,14 @@ class GatedLinear : public Mixer {
         S.noalias() += kh * vh.transpose();
         Eigen::Map<Eigen::RowVectorXf>(o.data() + off, dh_) = qh.transpose() * S;
       }
-    LinearForward(o.data(), P(3), y, B, HD_, D_);
+    LinearForward(o.data(), P(kWo), y, B, HD_, D_);
   }
 
   // The implied kernel W_ts = sum_d q_td k_sd exp(B_td - B_sd), s <= t, per head: o = W v exactly.
   std::vector<RowMatrix> Mixing(const float* x, const int32_t*, int T) override {
     Buffer q(int64_t(T) * HD_), k(q.size()), a(q.size());
-    LinearForward(x, P(0), q.data(), T, D_, HD_);
-    LinearForward(x, P(1), k.data(), T, D_, HD_);
+    LinearForward(x, P(kWq), q.data(), T, D_, HD_);
+    LinearForward(x, P(kWk), k.data(), T, D_, HD_);
     LogGates(x, T, a.data(), nullptr);
     std::vector<RowMatrix> maps;
     for (int h = 0; h < H_; ++h) {
@@ -185,9 +179,12 @@ class GatedLinear : public Mixer {
     return maps;
   }
 
-  MixerDescription Describe(int T) const override {
+  MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
+    return ValuePath(x, P(kWv), T, D_, HD_);
+  }
+
+  MixerDescription Cost(int T) const override {
     MixerDescription d;
-    d.params = CountParams(Params());
     d.state_floats_fixed = int64_t(H_) * dh_ * dh_;
     const double C = std::min(o_.chunk, T);
     d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * H_ * (2 * C * dh_ + 3.0 * dh_ * dh_) +
@@ -213,11 +210,11 @@ class GatedLinear : public Mixer {
       return;
     }
     Buffer hidden(N * o_.gate_rank), pre(N * HD_);
-    LinearForward(x, P(4), hidden.data(), N, D_, o_.gate_rank);
-    LinearForward(hidden.data(), P(5), pre.data(), N, o_.gate_rank, HD_);
+    LinearForward(x, P(kGateDown), hidden.data(), N, D_, o_.gate_rank);
+    LinearForward(hidden.data(), P(kGateUp), pre.data(), N, o_.gate_rank, HD_);
     for (int64_t n = 0; n < N; ++n) {  // log sigmoid(z) = min(z, 0) - log1p(exp(-|z|)), stable and vectorised
       Eigen::Map<Eigen::ArrayXf> z(pre.data() + n * HD_, HD_);
-      z += Eigen::Map<const Eigen::ArrayXf>(P(6), HD_);
+      z += Eigen::Map<const Eigen::ArrayXf>(P(kGateBias), HD_);
       Eigen::Map<Eigen::ArrayXf>(a + n * HD_, HD_) = (z.min(0.0f) - (-z.abs()).exp().log1p()) / o_.gate_temperature;
     }
     if (ctx) {
@@ -231,10 +228,10 @@ class GatedLinear : public Mixer {
     Buffer dpre(N * HD_), dhidden(N * R);
     for (int64_t i = 0; i < N * HD_; ++i) {
       dpre[i] = c.da[i] * (1.0f - Sigmoid(c.gate_pre[i])) / o_.gate_temperature;
-      G(6)[i % HD_] += dpre[i];
+      G(kGateBias)[i % HD_] += dpre[i];
     }
-    LinearBackward(c.gate_hidden.data(), P(5), dpre.data(), dhidden.data(), G(5), N, R, HD_);
-    LinearBackward(c.x.data(), P(4), dhidden.data(), dx, G(4), N, D_, R, true);
+    LinearBackward(c.gate_hidden.data(), P(kGateUp), dpre.data(), dhidden.data(), G(kGateUp), N, R, HD_);
+    LinearBackward(c.x.data(), P(kGateDown), dhidden.data(), dx, G(kGateDown), N, D_, R, true);
   }
 
   // Cumulative log-gates B_t = sum_{r<=t} a_r of one head, (T, dh).
@@ -363,9 +360,14 @@ class GatedLinear : public Mixer {
 
 }  // namespace
 
-MixerInfo GatedLinearInfo() {
-  return Entry<GatedLinear, GlaOptions>("gla", MixerKind::kSequence,
-                                        "gated linear recurrence (gla data-dependent / retnet fixed decay / none), chunked");
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<GatedLinear, GlaOptions>("gla", MixerKind::kSequence,
+                                   "gated linear recurrence (gla data-dependent / retnet fixed decay / none), chunked")
+        .Tests({.extra_cases = {
+                    {"gla_chunk4", "none", {{"chunk", "4"}, {"gate-rank", "3"}}},
+                    {"gla_naive", "none", {{"impl", "naive"}}},
+                    {"gla_retnet_chunk5", "none", {{"gate", "retnet"}, {"chunk", "5"}}},
+                    {"gla_none_chunk3", "none", {{"gate", "none"}, {"chunk", "3"}}},
+                }}));
 
 }  // namespace mixlab

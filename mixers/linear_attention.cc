@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "mixers/head_projections.h"
-#include "mixers/matmul.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/positional.h"
-#include "mixers/rng.h"
-#include "mixers/small_gemm.h"
+#include "mixers/ops/rng.h"
+#include "mixers/ops/small_gemm.h"
 #include <Eigen/QR>
-#include "mixers/mixer.h"
+#include "mixers/mixer_base.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -74,7 +74,6 @@ struct PerformerOptions : Options {
 
 // What the kernel needs from either option struct.
 struct LinearConfig {
-  std::string name;
   int n_heads, d_head;
   std::string feature_map;  // elu1 | relu | favor
   bool normalize;
@@ -86,10 +85,10 @@ struct LinearConfig {
 };
 
 LinearConfig ConfigOf(const LinearOptions& o) {
-  return {"linear", o.n_heads, o.d_head, o.feature_map, o.normalize, o.eps, o.chunk, o.impl};
+  return {o.n_heads, o.d_head, o.feature_map, o.normalize, o.eps, o.chunk, o.impl};
 }
 LinearConfig ConfigOf(const PerformerOptions& o) {
-  return {"performer", o.n_heads, o.d_head, "favor", true, o.eps, o.chunk, o.impl, o.n_features, o.redraw, o.seed,
+  return {o.n_heads, o.d_head, "favor", true, o.eps, o.chunk, o.impl, o.n_features, o.redraw, o.seed,
           o.rope_base};
 }
 
@@ -108,27 +107,23 @@ struct LinearState : CopyableState<LinearState> {
   Buffer S;  // (B, H, F, dh+1): sum phi(k) [v, 1]^T
 };
 
-class LinearAttention : public Mixer {
+class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
  public:
   LinearAttention(const MixerDims& dims, const LinearConfig& cfg) : D_(dims.d_model), H_(cfg.n_heads), o_(cfg), dims_(dims) {
-    dh_ = ResolveHeadWidth(cfg.name, D_, H_, cfg.d_head);
+    dh_ = ResolveHeadWidth(dims.name, D_, H_, cfg.d_head);
     HD_ = H_ * dh_;
     favor_ = cfg.feature_map == "favor";
     elu_ = cfg.feature_map == "elu1";
     rope_ = dims.pos == "rope";
-    if (rope_ && dh_ % 2 != 0) throw UsageError(cfg.name + ": RoPE needs an even d-head, got " + std::to_string(dh_));
+    if (rope_ && dh_ % 2 != 0) throw UsageError(dims.name + ": RoPE needs an even d-head, got " + std::to_string(dh_));
     F_ = favor_ ? cfg.n_features : dh_;
     HF_ = H_ * F_;
     if (favor_) W_ = DrawFeatures(0);
   }
-  std::string Name() const override { return o_.name; }
-  MixerKind Kind() const override { return MixerKind::kSequence; }
-  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, HD_); }
-  std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<LinearContext>(); }
+  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, H_, HD_); }
 
-  void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& base,
+  void Mix(const float* x, const int32_t* positions, int B, int T, float* y, LinearContext& c,
                const ForwardMode& mode) override {
-    auto& c = static_cast<LinearContext&>(base);
     c.B = B;
     c.T = T;
     const int64_t N = int64_t(B) * T;
@@ -139,9 +134,9 @@ class LinearAttention : public Mixer {
     c.den.resize(int64_t(B) * H_ * T);
     if (mode.training) UseDrawOfStep(mode.step);
     c.W = W_;
-    LinearForward(x, P(0), c.q_raw.data(), N, D_, HD_);
-    LinearForward(x, P(1), c.k_raw.data(), N, D_, HD_);
-    LinearForward(x, P(2), c.v.data(), N, D_, HD_);
+    LinearForward(x, P(kWq), c.q_raw.data(), N, D_, HD_);
+    LinearForward(x, P(kWk), c.k_raw.data(), N, D_, HD_);
+    LinearForward(x, P(kWv), c.v.data(), N, D_, HD_);
     Features(c.q_raw.data(), positions, N, true, c.W, c.fq.data());
     Features(c.k_raw.data(), positions, N, false, c.W, c.fk.data());
 #pragma omp parallel for schedule(dynamic, 1)
@@ -157,16 +152,15 @@ class LinearAttention : public Mixer {
         for (int64_t j = 0; j < dh_; ++j) o[t * HD_ + j] /= den[t];
       }
     }
-    LinearForward(c.o.data(), P(3), y, N, HD_, D_);
+    LinearForward(c.o.data(), P(kWo), y, N, HD_, D_);
   }
 
-  void Backward(MixerContext& base, const float* dy, float* dx) override {
-    auto& c = static_cast<LinearContext&>(base);
+  void MixBackward(LinearContext& c, const float* dy, float* dx) override {
     const int64_t B = c.B, T = c.T, N = B * T;
     c.doutput.resize(N * HD_);  // every buffer below is written whole (per head, or elementwise), none accumulated
     for (auto* b : {&c.dfq, &c.dfk}) b->resize(N * HF_);
     for (auto* b : {&c.dq, &c.dk, &c.dv}) b->resize(N * HD_);
-    LinearBackward(c.o.data(), P(3), dy, c.doutput.data(), G(3), N, HD_, D_);
+    LinearBackward(c.o.data(), P(kWo), dy, c.doutput.data(), G(kWo), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) {
       const int64_t b = bh / H_, h = bh % H_, head_d = b * T * HD_ + h * dh_, head_f = b * T * HF_ + h * F_;
@@ -187,25 +181,22 @@ class LinearAttention : public Mixer {
     }
     FeaturesBackward(c.q_raw.data(), c.positions.data(), N, true, c.W, c.fq, c.dfq, c.dq.data());
     FeaturesBackward(c.k_raw.data(), c.positions.data(), N, false, c.W, c.fk, c.dfk, c.dk.data());
-    LinearBackward(c.x.data(), P(0), c.dq.data(), dx, G(0), N, D_, HD_);
-    LinearBackward(c.x.data(), P(1), c.dk.data(), dx, G(1), N, D_, HD_, true);
-    LinearBackward(c.x.data(), P(2), c.dv.data(), dx, G(2), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
+    LinearBackward(c.x.data(), P(kWk), c.dk.data(), dx, G(kWk), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
   }
 
-  std::unique_ptr<MixerState> NewState(int B) const override {
-    auto s = std::make_unique<LinearState>();
-    s->B = B;
-    s->S.assign(int64_t(B) * H_ * F_ * (dh_ + 1), 0.0f);
-    return s;
+  void InitState(LinearState& s, int B) const override {
+    s.B = B;
+    s.S.assign(int64_t(B) * H_ * F_ * (dh_ + 1), 0.0f);
   }
 
-  void Step(const float* x, const int32_t* positions, float* y, MixerState& base) override {
-    auto& s = static_cast<LinearState&>(base);
+  void MixStep(const float* x, const int32_t* positions, float* y, LinearState& s) override {
     const int B = s.B, A = dh_ + 1;
     Buffer q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size()), fq(int64_t(B) * HF_), fk(fq.size());
-    LinearForward(x, P(0), q.data(), B, D_, HD_);
-    LinearForward(x, P(1), k.data(), B, D_, HD_);
-    LinearForward(x, P(2), v.data(), B, D_, HD_);
+    LinearForward(x, P(kWq), q.data(), B, D_, HD_);
+    LinearForward(x, P(kWk), k.data(), B, D_, HD_);
+    LinearForward(x, P(kWv), v.data(), B, D_, HD_);
     Features(q.data(), positions, B, true, W_, fq.data());
     Features(k.data(), positions, B, false, W_, fk.data());
     for (int b = 0; b < B; ++b)
@@ -218,14 +209,14 @@ class LinearAttention : public Mixer {
         const Eigen::RowVectorXf out = qh * S;
         Eigen::Map<Eigen::RowVectorXf>(o.data() + b * HD_ + h * dh_, dh_) = out.head(dh_) / Denominator(out[dh_]);
       }
-    LinearForward(o.data(), P(3), y, B, HD_, D_);
+    LinearForward(o.data(), P(kWo), y, B, HD_, D_);
   }
 
   // The implied kernel: M_ts = phi(q_t).phi(k_s) / (den_t + eps) (or unnormalised), s <= t.
   std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) override {
     Buffer q(int64_t(T) * HD_), k(q.size()), fq(int64_t(T) * HF_), fk(fq.size());
-    LinearForward(x, P(0), q.data(), T, D_, HD_);
-    LinearForward(x, P(1), k.data(), T, D_, HD_);
+    LinearForward(x, P(kWq), q.data(), T, D_, HD_);
+    LinearForward(x, P(kWk), k.data(), T, D_, HD_);
     Features(q.data(), positions, T, true, W_, fq.data());
     Features(k.data(), positions, T, false, W_, fk.data());
     std::vector<RowMatrix> maps;
@@ -237,9 +228,12 @@ class LinearAttention : public Mixer {
     return maps;
   }
 
-  MixerDescription Describe(int T) const override {
+  MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
+    return ValuePath(x, P(kWv), T, D_, HD_);
+  }
+
+  MixerDescription Cost(int T) const override {
     MixerDescription d;
-    d.params = CountParams(Params());
     d.state_floats_fixed = int64_t(H_) * F_ * (dh_ + 1);
     const double C = std::min(o_.chunk, T);
     d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * H_ * (C * (F_ + dh_ + 1) + 2.0 * F_ * (dh_ + 1)) +
@@ -484,15 +478,21 @@ class Performer : public LinearAttention {
 
 }  // namespace
 
-MixerInfo LinearAttentionInfo() {
-  return Entry<Linear, LinearOptions>("linear", MixerKind::kSequence,
-                                      "causal linear attention (elu+1 / relu features), chunked scan");
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<Linear, LinearOptions>("linear", MixerKind::kSequence, "causal linear attention (elu+1 / relu features), chunked scan")
+        .Tests({.extra_cases = {
+                    // relu kinks within eps of a sample would spoil the difference: smaller eps
+                    {"linear_relu_unnormalized", "none", {{"feature-map", "relu"}, {"normalize", "false"}}, false, 2e-2, 1e-3f},
+                    {"linear_chunk3_dhead6", "none", {{"chunk", "3"}, {"d-head", "6"}}},
+                    {"linear_naive", "none", {{"impl", "naive"}}},
+                }}));
 
-MixerInfo PerformerInfo() {
-  return Entry<Performer, PerformerOptions>("performer", MixerKind::kSequence,
-                                            "Performer FAVOR+: positive orthogonal random features, chunked scan",
-                                            {"rope"});
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<Performer, PerformerOptions>("performer", MixerKind::kSequence,
+                                       "Performer FAVOR+: positive orthogonal random features, chunked scan", {"rope"})
+        .Tests({.extra_cases = {
+                    {"performer_m24_chunk5", "rope", {{"n-features", "24"}, {"chunk", "5"}}},
+                    {"performer_naive", "none", {{"impl", "naive"}, {"n-features", "8"}}},
+                }}));
 
 }  // namespace mixlab

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "mixers/options.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/options.h"
+#include "mixers/ops/tensor.h"
 
 namespace mixlab {
 
@@ -20,12 +20,21 @@ enum class MixerKind { kSequence, kChannel };
 // How a parameter is initialised: N(0, std^2), zeros, ones, or a mixer-specific rule applied in InitParams.
 enum class Init { kNormal, kZeros, kOnes, kCustom };
 
+// What analysis may do with a parameter. kHeadOutput marks a sequence mixer's per-head output projection: a
+// (rows, d_model) matrix whose rows split into `head_groups` contiguous blocks (mixers/head_groups.h), block g
+// carrying exactly what Mixing()[g] mixes into the output. Ablation, mean ablation, pruning and head output shares
+// zero one block to remove one head. A mixer without one trains and is analysed like any other; analysis then
+// skips what needs it and says so.
+enum class ParamRole { kNone, kHeadOutput };
+
 struct ParamSpec {
   std::string name;             // e.g. "wq"; the model prefixes it: "layers.0.mixer.wq"
   std::vector<int64_t> shape;   // row-major
   Init init = Init::kNormal;
   float std = 0.02f;
   bool weight_decay = true;     // false for norms, biases, gains
+  ParamRole role = ParamRole::kNone;
+  int head_groups = 0;          // kHeadOutput: how many heads / channel groups its rows split into
   int64_t Numel() const {
     int64_t n = 1;
     for (auto s : shape) n *= s;
@@ -45,6 +54,7 @@ struct MixerDims {
   int n_layers = 1;     // for depth-scaled init
   int layer_index = 0;
   std::string pos = "none";  // positional encoding handed to the mixer: none | rope | alibi (others stay in the skeleton)
+  std::string name = "";     // the registry name the mixer is built under (for its error messages); set by MakeMixer
   std::string init = "fan-in";  // fan-in: N(0, 1/fan_in); gpt2: N(0, 0.02^2)
 };
 
@@ -90,11 +100,20 @@ struct CopyableState : MixerState {
   std::unique_ptr<MixerState> Clone() const override { return std::make_unique<Derived>(static_cast<const Derived&>(*this)); }
 };
 
+struct MixingValuePath {
+  RowMatrix values, gate;
+};
+
 class Mixer {
  public:
   virtual ~Mixer() = default;
-  virtual std::string Name() const = 0;
-  virtual MixerKind Kind() const = 0;
+  // The registry entry the mixer was built from (MakeMixer sets both): a mixer never spells its own name.
+  const std::string& Name() const { return name_; }
+  MixerKind Kind() const { return kind_; }
+  void SetIdentity(std::string name, MixerKind kind) {
+    name_ = std::move(name);
+    kind_ = kind;
+  }
   virtual std::vector<ParamSpec> Params() const = 0;
   // Receives views for Params(), in order. Parameters are initialised by the model; kCustom ones here.
   void Bind(std::vector<ParamRef> refs) { params_ = std::move(refs); }
@@ -116,7 +135,16 @@ class Mixer {
 
   // Mixing matrices of one sequence x (T, D): one (T, T) matrix per head or channel group, row t holding
   // how much each position s <= t contributes to output t. Empty for mixers that do not mix positions.
+  // One map per group of the kHeadOutput projection when the mixer declares one.
   virtual std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) { return {}; }
+  // The value path behind Mixing() where the identity holds exactly: what the maps mix at each position
+  // (values, (T, C) with C the rows of the kHeadOutput projection) and an elementwise gate applied after mixing
+  // (gate, (T, C); empty for none), so that for one sequence, with group g's columns / rows,
+  //   y = sum_g ((M_g values_g) .* gate_g) Wo_g.
+  // Attention-like mixers return their values (no gate); mamba its convolved input u and gate silu(z), exact
+  // with one channel per group. Empty (the default) where no such identity holds; the contract test then checks
+  // the maps' shape and causality only.
+  virtual MixingValuePath MixingValues(const float* x, const int32_t* positions, int T) { return {}; }
 
   virtual MixerDescription Describe(int T) const = 0;
   // Auxiliary loss of the last Forward (MoE load balancing); zero for most mixers. Its gradient is added by
@@ -134,12 +162,15 @@ class Mixer {
   const float* P(int i) const { return params_[i].value; }
   float* G(int i) const { return params_[i].grad; }
   std::vector<ParamRef> params_;
+
+ private:
+  std::string name_;
+  MixerKind kind_ = MixerKind::kSequence;
 };
 
 // A channel mixer acts on each token alone, so Step is Forward with T = 1 and there is no state.
-class ChannelMixer : public Mixer {
+class ChannelMixerBase : public Mixer {
  public:
-  MixerKind Kind() const override { return MixerKind::kChannel; }
   std::unique_ptr<MixerState> NewState(int B) const override;
   void Step(const float* x, const int32_t* positions, float* y, MixerState& state) override;
 };

@@ -14,9 +14,9 @@
 #include <limits>
 #include <numeric>
 
-#include "mixers/matmul.h"
-#include "mixers/mixer.h"
-#include "mixers/ops.h"
+#include "mixers/ops/matmul.h"
+#include "mixers/mixer_base.h"
+#include "mixers/ops/ops.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -46,6 +46,8 @@ struct Assignment {
   float gate;
 };
 
+enum Param { kRouter, kW1, kB1, kW2, kB2 };  // experts stacked along the first axis
+
 struct MoeContext : MixerContext {
   int64_t N = 0;
   Buffer x, logits, probs, lse;                 // probs (N, E), lse (N)
@@ -59,14 +61,13 @@ struct MoeContext : MixerContext {
   double aux = 0, z = 0, entropy = 0;
 };
 
-class Moe : public ChannelMixer {
+class Moe : public ChannelMixer<MoeContext> {
  public:
   Moe(const MixerDims& dims, const MoeOptions& o)
       : D_(dims.d_model), E_(o.n_experts), K_(o.top_k), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), o_(o), dims_(dims) {
     if (K_ > E_)
       throw UsageError("moe: top-k " + std::to_string(K_) + " exceeds n-experts " + std::to_string(E_));
   }
-  std::string Name() const override { return "moe"; }
   std::vector<ParamSpec> Params() const override {
     return {{"router", {D_, E_}, Init::kNormal, InputStd(dims_, D_)},
             {"w1", {E_, D_, F_}, Init::kNormal, InputStd(dims_, D_)},
@@ -74,14 +75,8 @@ class Moe : public ChannelMixer {
             {"w2", {E_, F_, D_}, Init::kNormal, ResidualOutputStd(dims_, F_)},
             {"b2", {E_, D_}, Init::kZeros, 0, false}};
   }
-  std::unique_ptr<MixerContext> NewContext() const override {
-    auto c = std::make_unique<MoeContext>();
-    last_ = c.get();
-    return c;
-  }
 
-  void Forward(const float* x, const int32_t*, int B, int T, float* y, MixerContext& base, const ForwardMode& mode) override {
-    auto& c = static_cast<MoeContext&>(base);
+  void Mix(const float* x, const int32_t*, int B, int T, float* y, MoeContext& c, const ForwardMode& mode) override {
     last_ = &c;
     const int64_t N = int64_t(B) * T;
     c.N = N;
@@ -89,7 +84,7 @@ class Moe : public ChannelMixer {
     c.logits.resize(N * E_);
     c.probs.resize(N * E_);
     c.lse.resize(N);
-    LinearForward(x, P(0), c.logits.data(), N, D_, E_);
+    LinearForward(x, P(kRouter), c.logits.data(), N, D_, E_);
     SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
     Route(c, mode.training);
     c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
@@ -100,17 +95,16 @@ class Moe : public ChannelMixer {
       if (n == 0) continue;
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
-      LinearForward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
-      BiasGeluForward(c.he[e].data(), P(2) + int64_t(e) * F_, c.ae[e].data(), n, F_);
-      LinearForward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, c.ye[e].data(), n, F_, D_);
-      AsMatrix(c.ye[e].data(), n, D_).rowwise() += AsMatrix(P(4) + int64_t(e) * D_, 1, D_).row(0);
+      LinearForward(c.xe[e].data(), P(kW1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
+      BiasGeluForward(c.he[e].data(), P(kB1) + int64_t(e) * F_, c.ae[e].data(), n, F_);
+      LinearForward(c.ae[e].data(), P(kW2) + int64_t(e) * F_ * D_, c.ye[e].data(), n, F_, D_);
+      AsMatrix(c.ye[e].data(), n, D_).rowwise() += AsMatrix(P(kB2) + int64_t(e) * D_, 1, D_).row(0);
     }
     // y_t = sum of its experts' gated outputs, added in expert order (deterministic)
     GatherBySlots(c, N, y, [&](int e, int64_t i) { return std::pair{c.routed[e][i].gate, c.ye[e].data() + i * D_}; });
   }
 
-  void Backward(MixerContext& base, const float* dy, float* dx) override {
-    auto& c = static_cast<MoeContext&>(base);
+  void MixBackward(MoeContext& c, const float* dy, float* dx) override {
     const int64_t N = c.N;
     Buffer dgate(N * E_, 0.0f);  // d loss / d g_{t,e}
     std::vector<Buffer> dxe(E_);
@@ -129,10 +123,10 @@ class Moe : public ChannelMixer {
         }
         dgate[a.token * E_ + e] = dot;
       }
-      AddColumnSums(dye.data(), n, D_, G(4) + int64_t(e) * D_);
-      LinearBackward(c.ae[e].data(), P(3) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(3) + int64_t(e) * F_ * D_, n, F_, D_);
-      BiasGeluBackward(c.he[e].data(), dae.data(), dae.data(), G(2) + int64_t(e) * F_, n, F_);
-      LinearBackward(c.xe[e].data(), P(1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(1) + int64_t(e) * D_ * F_, n, D_, F_);
+      AddColumnSums(dye.data(), n, D_, G(kB2) + int64_t(e) * D_);
+      LinearBackward(c.ae[e].data(), P(kW2) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(kW2) + int64_t(e) * F_ * D_, n, F_, D_);
+      BiasGeluBackward(c.he[e].data(), dae.data(), dae.data(), G(kB1) + int64_t(e) * F_, n, F_);
+      LinearBackward(c.xe[e].data(), P(kW1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(kW1) + int64_t(e) * D_ * F_, n, D_, F_);
     }
     GatherBySlots(c, N, dx, [&](int e, int64_t i) { return std::pair{1.0f, dxe[e].data() + i * D_}; });
     // gates -> router probabilities -> logits
@@ -156,7 +150,7 @@ class Moe : public ChannelMixer {
     if (o_.z_coef > 0)
       for (int64_t t = 0; t < N; ++t)
         for (int e = 0; e < E_; ++e) dlogits[t * E_ + e] += o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
-    LinearBackward(c.x.data(), P(0), dlogits.data(), dx, G(0), N, D_, E_, true);
+    LinearBackward(c.x.data(), P(kRouter), dlogits.data(), dx, G(kRouter), N, D_, E_, true);
   }
 
   float AuxLoss() const override { return last_ ? float(o_.aux_coef * last_->aux + o_.z_coef * last_->z) : 0.0f; }
@@ -192,8 +186,8 @@ class Moe : public ChannelMixer {
     return routes;
   }
 
-  MixerDescription Describe(int T) const override {
-    return {CountParams(Params()), 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_};
+  MixerDescription Cost(int T) const override {
+    return {0, 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_};
   }
 
  private:
@@ -275,9 +269,16 @@ class Moe : public ChannelMixer {
 
 }  // namespace
 
-MixerInfo MoeInfo() {
-  return Entry<Moe, MoeOptions>("moe", MixerKind::kChannel,
-                                "mixture of GELU-MLP experts, softmax router, top-k, Switch aux + z losses, capacity");
-}
+// Finite differences use eps 1e-3 so that every perturbation stays inside one routing.
+MIXLAB_REGISTER_MIXER(
+    Entry<Moe, MoeOptions>("moe", MixerKind::kChannel,
+                           "mixture of GELU-MLP experts, softmax router, top-k, Switch aux + z losses, capacity")
+        .Tests({.fd_eps = 1e-3f,
+                .extra_cases = {
+                    {"moe_switch_zloss", "none", {{"top-k", "1"}, {"z-coef", "0.1"}, {"d-ff", "8"}}, false, 2e-2, 1e-3f},
+                    {"moe_top3_raw_gates", "none", {{"top-k", "3"}, {"renormalize", "false"}, {"n-experts", "4"}, {"aux-coef", "1"}}, false, 2e-2, 1e-3f},
+                    // Capacity drops tokens in training only; outside it Step must equal Forward whatever the batch holds.
+                    {"moe_capacity", "none", {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, false, 2e-2, 1e-3f},
+                }}));
 
 }  // namespace mixlab

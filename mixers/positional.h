@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mixers/tensor.h"
+#include "mixers/ops/tensor.h"
 
 namespace mixlab {
 

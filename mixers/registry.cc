@@ -2,19 +2,15 @@
 
 #include <algorithm>
 #include <map>
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 
-void RegisterBuiltinMixers(std::vector<MixerInfo>& out);  // builtin_mixers.cc
-
 namespace {
 
+// Filled during static initialisation by MIXLAB_REGISTER_MIXER lines, in whatever order the linker placed them.
 std::vector<MixerInfo>& Registry() {
-  static std::vector<MixerInfo>* registry = [] {
-    auto* r = new std::vector<MixerInfo>();
-    RegisterBuiltinMixers(*r);
-    return r;
-  }();
+  static auto* registry = new std::vector<MixerInfo>();
   return *registry;
 }
 
@@ -33,6 +29,7 @@ std::vector<std::string> ListMixers(MixerKind kind) {
   std::vector<std::string> out;
   for (const auto& m : Registry())
     if (m.kind == kind) out.push_back(m.name);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -54,7 +51,11 @@ std::unique_ptr<Mixer> MakeMixer(const std::string& name, MixerKind kind, const 
   }
   auto options = info.make_options();
   SetOptions(*options, option_values, "mixer '" + name + "'");
-  return info.make(dims, *options);
+  MixerDims named = dims;
+  named.name = info.name;
+  auto mixer = info.make(named, *options);
+  mixer->SetIdentity(info.name, info.kind);
+  return mixer;
 }
 
 int64_t CountParams(const std::vector<ParamSpec>& specs) {

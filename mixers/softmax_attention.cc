@@ -20,12 +20,13 @@
 
 #include "mixers/attention_pattern.h"
 #include "mixers/head_projections.h"
-#include "mixers/matmul.h"
-#include "mixers/mixer.h"
-#include "mixers/ops.h"
+#include "mixers/ops/matmul.h"
+#include "mixers/mixer_base.h"
+#include "mixers/ops/ops.h"
+#include "mixers/ops/rng.h"
 #include "mixers/positional.h"
 #include "mixers/registry.h"
-#include "mixers/small_gemm.h"
+#include "mixers/ops/small_gemm.h"
 
 namespace mixlab {
 namespace {
@@ -80,20 +81,13 @@ struct SparseOptions : SoftmaxOptions {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-inline uint64_t Mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // Dropout keep-scale for one attention weight: 0 or 1/(1-p), a pure function of its indices.
 struct DropoutMask {
   float p = 0;
   uint64_t seed = 0;
   bool active() const { return p > 0; }
   float operator()(int64_t bh, int64_t i, int64_t j) const {
-    const uint64_t h = Mix64(seed ^ Mix64(uint64_t(bh) * 0x100000001b3ULL ^ Mix64(uint64_t(i) << 32 | uint64_t(j))));
+    const uint64_t h = SplitMix64(seed ^ SplitMix64(uint64_t(bh) * 0x100000001b3ULL ^ SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
     const float u = float(h >> 40) * (1.0f / 16777216.0f);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
   }
@@ -118,14 +112,13 @@ struct KVCache : CopyableState<KVCache> {
   float* Value(int b, int64_t slot, int64_t HD) { return v[b][slot / kPage].data() + (slot % kPage) * HD; }
 };
 
-class SoftmaxAttention : public Mixer {
+class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
  public:
-  SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o, AttentionPattern pattern = {},
-                   std::string name = "softmax")
-      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims), pattern_(pattern), name_(name) {
-    dh_ = ResolveHeadWidth(name_, D_, H_, o.d_head);
+  SoftmaxAttention(const MixerDims& dims, const SoftmaxOptions& o, AttentionPattern pattern = {})
+      : D_(dims.d_model), H_(o.n_heads), opts_(o), pos_(dims.pos), dims_(dims), pattern_(pattern) {
+    dh_ = ResolveHeadWidth(dims.name, D_, H_, o.d_head);
     if (pos_ == "rope" && dh_ % 2 != 0)
-      throw UsageError(name_ + ": RoPE needs an even d-head, got " + std::to_string(dh_));
+      throw UsageError(dims.name + ": RoPE needs an even d-head, got " + std::to_string(dh_));
     HD_ = H_ * dh_;
     slopes_ = AlibiSlopes(H_);
     rope_ = pos_ == "rope";
@@ -133,16 +126,10 @@ class SoftmaxAttention : public Mixer {
     naive_ = o.impl == "naive";
   }
 
-  std::string Name() const override { return name_; }
-  MixerKind Kind() const override { return MixerKind::kSequence; }
+  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, H_, HD_); }
 
-  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, HD_); }
-
-  std::unique_ptr<MixerContext> NewContext() const override { return std::make_unique<AttentionContext>(); }
-
-  void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& base,
+  void Mix(const float* x, const int32_t* positions, int B, int T, float* y, AttentionContext& c,
                const ForwardMode& mode) override {
-    auto& c = static_cast<AttentionContext&>(base);
     c.B = B;
     c.T = T;
     const int64_t N = int64_t(B) * T;
@@ -161,17 +148,16 @@ class SoftmaxAttention : public Mixer {
       if (naive_) NaiveHeadForward(c, bh);
       else TiledHeadForward(c, bh);
     }
-    LinearForward(c.o.data(), P(3), y, N, HD_, D_);
+    LinearForward(c.o.data(), P(kWo), y, N, HD_, D_);
   }
 
-  void Backward(MixerContext& base, const float* dy, float* dx) override {
-    auto& c = static_cast<AttentionContext&>(base);
+  void MixBackward(AttentionContext& c, const float* dy, float* dx) override {
     const int64_t N = int64_t(c.B) * c.T;
     c.dtmp.resize(N * HD_);  // d o
     c.dq.assign(N * HD_, 0.0f);
     c.dk.assign(N * HD_, 0.0f);
     c.dv.assign(N * HD_, 0.0f);
-    LinearBackward(c.o.data(), P(3), dy, c.dtmp.data(), G(3), N, HD_, D_);
+    LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(c.B) * H_; ++bh) {
       if (naive_) NaiveHeadBackward(c, bh);
@@ -181,22 +167,19 @@ class SoftmaxAttention : public Mixer {
       ApplyRope(c.dq.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
       ApplyRope(c.dk.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
     }
-    LinearBackward(c.x.data(), P(0), c.dq.data(), dx, G(0), N, D_, HD_);
-    LinearBackward(c.x.data(), P(1), c.dk.data(), dx, G(1), N, D_, HD_, true);
-    LinearBackward(c.x.data(), P(2), c.dv.data(), dx, G(2), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
+    LinearBackward(c.x.data(), P(kWk), c.dk.data(), dx, G(kWk), N, D_, HD_, true);
+    LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
   }
 
-  std::unique_ptr<MixerState> NewState(int B) const override {
-    auto s = std::make_unique<KVCache>();
-    s->k.resize(B);
-    s->v.resize(B);
-    s->pos.resize(B);
-    s->length.assign(B, 0);
-    return s;
+  void InitState(KVCache& s, int B) const override {
+    s.k.resize(B);
+    s.v.resize(B);
+    s.pos.resize(B);
+    s.length.assign(B, 0);
   }
 
-  void Step(const float* x, const int32_t* positions, float* y, MixerState& base) override {
-    auto& s = static_cast<KVCache&>(base);
+  void MixStep(const float* x, const int32_t* positions, float* y, KVCache& s) override {
     const int B = int(s.k.size());
     Buffer q(int64_t(B) * HD_), k(q.size()), v(q.size()), o(q.size());
     Project(x, positions, B, q.data(), k.data(), v.data());
@@ -235,7 +218,7 @@ class SoftmaxAttention : public Mixer {
           oh += p[i] * Eigen::Map<const Eigen::RowVectorXf>(s.Value(b, keys[i], HD_) + h * dh_, dh_);
       }
     }
-    LinearForward(o.data(), P(3), y, B, HD_, D_);
+    LinearForward(o.data(), P(kWo), y, B, HD_, D_);
   }
 
   std::vector<RowMatrix> Mixing(const float* x, const int32_t* positions, int T) override {
@@ -247,9 +230,12 @@ class SoftmaxAttention : public Mixer {
     return maps;
   }
 
-  MixerDescription Describe(int T) const override {
+  MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
+    return ValuePath(x, P(kWv), T, D_, HD_);
+  }
+
+  MixerDescription Cost(int T) const override {
     MixerDescription d;
-    d.params = CountParams(Params());
     if (pattern_.KeysKept() < 0) d.state_floats_per_token = 2 * HD_;
     else d.state_floats_fixed = 2 * HD_ * std::min<int64_t>(T, pattern_.KeysKept());  // the ring fills up to T keys
     d.flops_per_token = 2.0 * 4 * D_ * HD_ + 2.0 * 2 * HD_ * double(pattern_.KeysPerQuery(T));
@@ -259,9 +245,9 @@ class SoftmaxAttention : public Mixer {
  private:
   // q, k, v (N, HD) = x (N, D) times Wq, Wk, Wv; RoPE on q and k.
   void Project(const float* x, const int32_t* positions, int64_t N, float* q, float* k, float* v) const {
-    LinearForward(x, P(0), q, N, D_, HD_);
-    LinearForward(x, P(1), k, N, D_, HD_);
-    LinearForward(x, P(2), v, N, D_, HD_);
+    LinearForward(x, P(kWq), q, N, D_, HD_);
+    LinearForward(x, P(kWk), k, N, D_, HD_);
+    LinearForward(x, P(kWv), v, N, D_, HD_);
     if (rope_) {
       ApplyRope(q, positions, N, H_, dh_, opts_.rope_base, false);
       ApplyRope(k, positions, N, H_, dh_, opts_.rope_base, false);
@@ -425,13 +411,12 @@ class SoftmaxAttention : public Mixer {
   bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once: string compares in the tile loops cost 8%
   MixerDims dims_;
   AttentionPattern pattern_;
-  std::string name_;
   Buffer slopes_;
 };
 
 class LocalAttention : public SoftmaxAttention {
  public:
-  LocalAttention(const MixerDims& dims, const LocalOptions& o) : SoftmaxAttention(dims, o, Pattern(o), "local") {}
+  LocalAttention(const MixerDims& dims, const LocalOptions& o) : SoftmaxAttention(dims, o, Pattern(o)) {}
 
  private:
   static AttentionPattern Pattern(const LocalOptions& o) {
@@ -445,7 +430,7 @@ class LocalAttention : public SoftmaxAttention {
 
 class SparseAttention : public SoftmaxAttention {
  public:
-  SparseAttention(const MixerDims& dims, const SparseOptions& o) : SoftmaxAttention(dims, o, Pattern(o), "sparse") {}
+  SparseAttention(const MixerDims& dims, const SparseOptions& o) : SoftmaxAttention(dims, o, Pattern(o)) {}
 
  private:
   static AttentionPattern Pattern(const SparseOptions& o) {
@@ -462,22 +447,32 @@ class SparseAttention : public SoftmaxAttention {
 
 }  // namespace
 
-MixerInfo LocalAttentionInfo() {
-  return Entry<LocalAttention, LocalOptions>("local", MixerKind::kSequence,
-                                             "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)",
-                                             {"rope", "alibi"});
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<LocalAttention, LocalOptions>("local", MixerKind::kSequence,
+                                        "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)",
+                                        {"rope", "alibi"})
+        .Tests({.extra_cases = {
+                    {"local_w3_global2", "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
+                    {"local_w4_naive", "alibi", {{"window", "4"}, {"impl", "naive"}}},
+                }}));
 
-MixerInfo SparseAttentionInfo() {
-  return Entry<SparseAttention, SparseOptions>("sparse", MixerKind::kSequence,
-                                               "BigBird block-sparse attention: local, global and seeded random blocks",
-                                               {"rope", "alibi"});
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<SparseAttention, SparseOptions>("sparse", MixerKind::kSequence,
+                                          "BigBird block-sparse attention: local, global and seeded random blocks",
+                                          {"rope", "alibi"})
+        .Tests({.extra_cases = {
+                    {"sparse_block2", "none", {{"block", "2"}, {"random-blocks", "2"}, {"tile", "3"}}},
+                    {"sparse_block2_naive", "rope", {{"block", "2"}, {"impl", "naive"}}},
+                }}));
 
-MixerInfo SoftmaxAttentionInfo() {
-  return Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,
-                                                 "multi-head causal softmax attention, tiled online softmax",
-                                                 {"rope", "alibi"});
-}
+MIXLAB_REGISTER_MIXER(
+    Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,
+                                            "multi-head causal softmax attention, tiled online softmax", {"rope", "alibi"})
+        .Tests({.extra_cases = {
+                    {"softmax_naive", "rope", {{"impl", "naive"}}},
+                    {"softmax_tile5_dhead12", "alibi", {{"tile", "5"}, {"d-head", "12"}}},
+                    {"softmax_dropout", "none", {{"dropout", "0.2"}}, true},
+                    {"softmax_dropout_naive", "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
+                }}));
 
 }  // namespace mixlab

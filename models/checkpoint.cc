@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "mixers/tensor.h"
+#include "mixers/ops/tensor.h"
 #include "models/file_io.h"
 #include "models/json_text.h"
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "mixers/matmul.h"
-#include "mixers/ops.h"
+#include "mixers/ops/matmul.h"
+#include "mixers/ops/ops.h"
 #include "mixers/positional.h"
 
 namespace mixlab {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 namespace {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 

@@ -1,6 +1,6 @@
 #include "models/json_text.h"
 
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 namespace {

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "mixers/matmul.h"
-#include "mixers/ops.h"
+#include "mixers/ops/matmul.h"
+#include "mixers/ops/ops.h"
 #include "mixers/positional.h"
 #include "mixers/registry.h"
 
@@ -164,6 +164,40 @@ void LanguageModel::Resize(int B, int T) {
     for (int t = 0; t < T; ++t) positions_[int64_t(b) * T + t] = t;
 }
 
+namespace {
+
+// One block's activations: a layer's saved buffers in Forward, scratch in Step.
+struct BlockBuffers {
+  float *norm1_out, *mix_out, *sum1, *mid, *norm2_out, *ch_out, *sum2;
+};
+
+// The block's wiring, shared by Forward and Step (Backward, its adjoint, mirrors it):
+//   pre-norm:  mid = x + M(N1(x));  out = mid + C(N2(mid))
+//   post-norm: mid = N1(x + M(x));  out = N2(mid + C(mid))
+// mix / channel (in, out) run the layer's two mixers (mix adds the ablation offset); norm(k, in, out) its norm k.
+// n = rows * d_model; out may alias x.
+template <class Mix, class Channel, class Norm>
+void BlockForward(bool pre_norm, const float* x, float* out, int64_t n, const BlockBuffers& b, Mix mix, Channel channel,
+                  Norm norm) {
+  if (pre_norm) {
+    norm(1, x, b.norm1_out);
+    mix(b.norm1_out, b.mix_out);
+    AddInto(b.mid, x, b.mix_out, n);
+    norm(2, b.mid, b.norm2_out);
+    channel(b.norm2_out, b.ch_out);
+    AddInto(out, b.mid, b.ch_out, n);
+  } else {
+    mix(x, b.mix_out);
+    AddInto(b.sum1, x, b.mix_out, n);
+    norm(1, b.sum1, b.mid);
+    channel(b.mid, b.ch_out);
+    AddInto(b.sum2, b.mid, b.ch_out, n);
+    norm(2, b.sum2, out);
+  }
+}
+
+}  // namespace
+
 void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMode& mode) {
   Resize(B, T);
   const int64_t N = int64_t(B) * T, ND = N * config_.d_model;
@@ -173,25 +207,16 @@ void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMo
     Layer& L = layers_[l];
     ForwardMode layer_mode = mode;
     layer_mode.dropout_seed = mode.dropout_seed * 1000003ULL + l;
-    const float* x = resid_[l].data();
-    float* out = resid_[l + 1].data();
-    if (pre_norm_) {
-      NormForward(L.norm1, x, L.norm1_out.data(), N);
-      L.mixer->Forward(L.norm1_out.data(), positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
-      AddOffset(L.mix_offset, L.mix_out.data(), N);
-      AddInto(L.mid.data(), x, L.mix_out.data(), ND);
-      NormForward(L.norm2, L.mid.data(), L.norm2_out.data(), N);
-      L.channel->Forward(L.norm2_out.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
-      AddInto(out, L.mid.data(), L.ch_out.data(), ND);
-    } else {
-      L.mixer->Forward(x, positions_.data(), B, T, L.mix_out.data(), *L.mixer_ctx, layer_mode);
-      AddOffset(L.mix_offset, L.mix_out.data(), N);
-      AddInto(L.sum1.data(), x, L.mix_out.data(), ND);
-      NormForward(L.norm1, L.sum1.data(), L.mid.data(), N);
-      L.channel->Forward(L.mid.data(), positions_.data(), B, T, L.ch_out.data(), *L.channel_ctx, layer_mode);
-      AddInto(L.sum2.data(), L.mid.data(), L.ch_out.data(), ND);
-      NormForward(L.norm2, L.sum2.data(), out, N);
-    }
+    const BlockBuffers buffers{L.norm1_out.data(), L.mix_out.data(), L.sum1.data(), L.mid.data(),
+                               L.norm2_out.data(), L.ch_out.data(),  L.sum2.data()};
+    BlockForward(
+        pre_norm_, resid_[l].data(), resid_[l + 1].data(), ND, buffers,
+        [&](const float* in, float* out) {
+          L.mixer->Forward(in, positions_.data(), B, T, out, *L.mixer_ctx, layer_mode);
+          AddOffset(L.mix_offset, out, N);
+        },
+        [&](const float* in, float* out) { L.channel->Forward(in, positions_.data(), B, T, out, *L.channel_ctx, layer_mode); },
+        [&](int k, const float* in, float* out) { NormForward(k == 1 ? L.norm1 : L.norm2, in, out, N); });
   }
   const float* h = resid_.back().data();
   if (pre_norm_) {
@@ -279,8 +304,9 @@ void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B,
     throw UsageError("step-wise decoding needs the language-model head; this model has MAD's compression decoder, "
                      "which reconstructs a whole sequence from its last position");
   const int64_t ND = int64_t(B) * config_.d_model;
-  Buffer x(ND), a(ND), m(ND), mid(ND), c(ND);
-  Norm scratch;
+  Buffer x(ND), a(ND), norm1_out(ND), mix_out(ND), sum1(ND), mid(ND), norm2_out(ND), ch_out(ND), sum2(ND);
+  const BlockBuffers buffers{norm1_out.data(), mix_out.data(), sum1.data(), mid.data(), norm2_out.data(), ch_out.data(), sum2.data()};
+  Norm scratch;  // the layer's norm weights with its own statistics: the layer's stay as Backward needs them
   auto norm = [&](const Norm& n, const float* in, float* out) {
     scratch.weight = n.weight;
     scratch.bias = n.bias;
@@ -289,23 +315,14 @@ void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B,
   Embed(tokens, positions, B, x.data());
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& L = layers_[l];
-    if (pre_norm_) {
-      norm(L.norm1, x.data(), a.data());
-      L.mixer->Step(a.data(), positions, m.data(), *state.mixer[l]);
-      AddOffset(L.mix_offset, m.data(), B);
-      AddInto(mid.data(), x.data(), m.data(), ND);
-      norm(L.norm2, mid.data(), a.data());
-      L.channel->Step(a.data(), positions, c.data(), *state.channel[l]);
-      AddInto(x.data(), mid.data(), c.data(), ND);
-    } else {
-      L.mixer->Step(x.data(), positions, m.data(), *state.mixer[l]);
-      AddOffset(L.mix_offset, m.data(), B);
-      AddInto(a.data(), x.data(), m.data(), ND);
-      norm(L.norm1, a.data(), mid.data());
-      L.channel->Step(mid.data(), positions, c.data(), *state.channel[l]);
-      AddInto(a.data(), mid.data(), c.data(), ND);
-      norm(L.norm2, a.data(), x.data());
-    }
+    BlockForward(
+        pre_norm_, x.data(), x.data(), ND, buffers,
+        [&](const float* in, float* out) {
+          L.mixer->Step(in, positions, out, *state.mixer[l]);
+          AddOffset(L.mix_offset, out, B);
+        },
+        [&](const float* in, float* out) { L.channel->Step(in, positions, out, *state.channel[l]); },
+        [&](int k, const float* in, float* out) { norm(k == 1 ? L.norm1 : L.norm2, in, out); });
   }
   if (pre_norm_) {
     norm(final_norm_, x.data(), a.data());

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "mixers/registry.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 

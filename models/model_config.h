@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "mixers/options.h"
+#include "mixers/ops/options.h"
+#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 

@@ -1,6 +1,6 @@
 #include "models/norm_layer.h"
 
-#include "mixers/ops.h"
+#include "mixers/ops/ops.h"
 
 namespace mixlab {
 

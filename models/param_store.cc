@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "mixers/rng.h"
+#include "mixers/ops/rng.h"
 
 namespace mixlab {
 

@@ -3,21 +3,25 @@
 
 For every case this writes tests/fixtures/<case>.json with the inputs x (B, T, D), position ids, the
 parameters (named and shaped as mixlab's Params()), the output y, a cotangent dy, and the gradients of
-<dy, y> with respect to x and every parameter. tests/parity_test.cc loads them and matches mixlab within
+<dy, y> with respect to x and every parameter. tests/mixers/parity_test.cc loads them and matches mixlab within
 tolerance. CI does not need PyTorch: the fixtures are committed.
 
 Regenerate (needs Debian's python3-torch: `scripts/setup.sh --torch`):
-    /usr/bin/python3 tests/make_fixtures.py
+    /usr/bin/python3 tests/make_fixtures.py              every fixture
+    /usr/bin/python3 tests/make_fixtures.py ema_heads4   only the named cases (the others are still drawn, so the
+                                                         random stream, and every other fixture, stays as committed)
 """
 import json
 import math
 import os
+import sys
 
 import torch
 
 torch.manual_seed(20261123)
 torch.set_default_dtype(torch.float64)  # the reference runs in double; mixlab in float
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+ONLY = set(sys.argv[1:])  # case names to write; empty = all
 
 
 def rope(v, pos, base):
@@ -125,6 +129,19 @@ def mamba(x, p, d_conv, discretization):
     return (y * silu(z)) @ p["out_proj"]
 
 
+def ema(x, p, n_heads):
+    """Causal exponential moving average per head (mixers/ema.cc, the example mixer): v = x Wv,
+    s_t = a_h s_{t-1} + (1 - a_h) v_t with a_h = sigmoid(decay_logit_h), y = s Wo."""
+    B, T, D = x.shape
+    v = x @ p["wv"]
+    a = torch.sigmoid(p["decay_logit"]).repeat_interleave(D // n_heads)  # (D,): head h owns channels h*dh..(h+1)*dh-1
+    s, outs = torch.zeros(B, D), []
+    for t in range(T):
+        s = a * s + (1 - a) * v[:, t]
+        outs.append(s)
+    return torch.stack(outs, 1) @ p["wo"]
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -187,6 +204,8 @@ def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=Non
         case["tolerance"] = tolerance
     if qk_grad_tolerance is not None:
         case["qk_grad_tolerance"] = qk_grad_tolerance
+    if ONLY and name not in ONLY:
+        return
     with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump(case, f)
     print("wrote", name)
@@ -290,6 +309,13 @@ def main():
                 "z-coef": str(z_coef), "renormalize": str(renorm).lower()}
         write_case(name, "moe", opts, "none", x, pos, params,
                    lambda x, pos, p, k=k, cf=cf, a=aux_coef, zc=z_coef, r=renorm: moe(x, p, k, r, cf, a, zc), kind="channel")
+
+    # The example mixer: four heads with decays spread over (0, 1).
+    H = 4
+    x = torch.randn(B, T, D)
+    pos = torch.arange(T).repeat(B, 1)
+    params = {"wv": torch.randn(D, D) / math.sqrt(D), "decay_logit": torch.randn(H), "wo": torch.randn(D, D) / math.sqrt(D)}
+    write_case("ema_heads4", "ema", {"n-heads": str(H)}, "none", x, pos, params, lambda x, pos, p: ema(x, p, H))
 
 
 if __name__ == "__main__":

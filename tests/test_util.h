@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "mixers/matmul.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/registry.h"
-#include "mixers/rng.h"
-#include "mixers/tensor.h"
+#include "mixers/ops/rng.h"
+#include "mixers/ops/tensor.h"
 #include "models/param_store.h"
 
 namespace mixlab::testing {
@@ -157,31 +157,6 @@ inline ForwardBackward RunForwardBackward(MixerHarness& h, int B, int T, int D, 
   h.mixer->Backward(*h.ctx, dy.data(), r.dx.data());
   r.grads.assign(h.store.grads(), h.store.grads() + h.store.size());
   return r;
-}
-
-// For mixers whose output is (sum_h M_h (x Wv)_h) Wo (softmax, local, sparse, linear): the exported mixing
-// matrices, applied to the value path, reproduce Forward on one sequence of length T; they are causal, and
-// when `rows_sum_to_one` each row is a distribution. Expects parameters named wv and wo, (D, D) shaped.
-inline void ExpectMixingReproducesForward(MixerHarness& h, int D, int T, bool rows_sum_to_one, const std::string& what) {
-  auto x = RandomVector(int64_t(T) * D, 8);
-  auto pos = Positions(1, T);
-  auto y = h.Forward(x, pos, 1, T);
-  auto maps = h.mixer->Mixing(x.data(), pos.data(), T);
-  ASSERT_FALSE(maps.empty()) << what;
-  const int H = int(maps.size()), dh = D / H;
-  const float* wv = h.store.values() + h.store.params()[h.store.Find("wv")].offset;
-  const float* wo = h.store.values() + h.store.params()[h.store.Find("wo")].offset;
-  std::vector<float> v(size_t(T) * D), o(v.size()), y2(v.size());
-  LinearForward(x.data(), wv, v.data(), T, D, D);
-  for (int hd = 0; hd < H; ++hd) {
-    for (int t = 0; t < T; ++t) {
-      if (rows_sum_to_one) EXPECT_NEAR(maps[hd].row(t).sum(), 1.0f, 1e-5) << what;
-      for (int s = t + 1; s < T; ++s) EXPECT_EQ(maps[hd](t, s), 0.0f) << what << ": mixing must be causal";
-    }
-    AsStrided(o.data() + hd * dh, T, dh, D) = maps[hd] * AsStrided(v.data() + hd * dh, T, dh, D);
-  }
-  LinearForward(o.data(), wo, y2.data(), T, D, D);
-  EXPECT_LT(RelativeDiff(y2, y), 1e-5f) << what;
 }
 
 }  // namespace mixlab::testing
