@@ -1,6 +1,5 @@
 // mixlab analyze: what the heads (or channel groups) of a trained model do, through every mixer's mixing matrix.
 // Writes analysis.json, one CSV per head score (layers x heads), and PNG figures drawn by plot_analysis.py.
-#include <omp.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -372,14 +371,7 @@ void AnalyzeRunOverTraining(const std::string& run_dir, bool plots, int threads)
 
 int AnalyzeCommand(int argc, char** argv) {
   AnalyzeOptions o;
-  TakePositionalCheckpoint(argc, argv, o.checkpoint);
-  std::vector<FlagGroup> groups;
-  groups.push_back({"analysis", &o, "", nullptr});
-  ParsedFlags flags;
-  if (!ParseFlagsOrHelp("analyze", "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint; or a run's snapshots over training.",
-                        argc, argv, groups, flags))
-    return 0;
-  omp_set_num_threads(o.threads);
+  if (!ParseCheckpointCommand("analyze", "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint; or a run's snapshots over training.", "analysis", argc, argv, o, o.checkpoint, &o.threads)) return 0;
   if (!o.over_training.empty()) {
     if (!o.checkpoint.empty()) throw UsageError("give either a checkpoint or --over-training RUN, not both");
     return AnalyzeOverTraining(o);

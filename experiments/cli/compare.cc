@@ -333,9 +333,9 @@ void WriteDynamicsSummary(std::ostream& md, const std::vector<Run>& runs, const 
      << rows;
 }
 
-void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
-                 const std::string& plot_note, double wall_seconds) {
-  std::ostringstream md;
+// The report's opening: what was compared, how it was trained and what the columns mean.
+void WriteReportHeader(std::ostream& md, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
+                       double wall_seconds) {
   md << "# mixlab compare\n\n"
      << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
      << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
@@ -352,113 +352,132 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
      << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
      << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
      << "at the training length (floats).\n\n";
-  for (const auto& task : SplitList(o.tasks, ',', "--tasks")) {
-    std::string baselines;  // the majority answer's accuracy on each length's test set: what a model that ignores its input reaches
-    for (size_t li = 0; li < t.eval_lens.size(); ++li)
-      for (const auto& r : runs)
-        if (r.task == task && li < r.result.test.size()) {
-          char cell[64];
-          std::snprintf(cell, sizeof cell, "%s%.3f @%d", baselines.empty() ? "" : ", ", r.result.test[li].majority, t.eval_lens[li]);
-          baselines += cell;
-          break;
-        }
-    md << "## " << task << "\n\n";
-    if (!baselines.empty()) md << "Chance: always giving the most frequent answer of each test set scores " << baselines << ".\n\n";
-    md << "| variant | lr |";
-    for (size_t li = 0; li < t.eval_lens.size(); ++li) {
-      int64_t n = 0;  // the test set's answers at this length (the same set for every run of the task)
-      for (const auto& r : runs)
-        if (r.task == task && li < r.result.test.size()) n = r.result.test[li].scored;
-      md << " acc @" << t.eval_lens[li] << (n ? " (n=" + std::to_string(n) + ")" : "") << " |";
-    }
-    md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
-    for (size_t i = 0; i < t.eval_lens.size() + 8; ++i) md << "---|";
-    md << "\n";
-    std::vector<std::string> labels;
+}
+
+// The variants of `task`, in the order their runs were listed.
+std::vector<std::string> TaskLabels(const std::vector<Run>& runs, const std::string& task) {
+  std::vector<std::string> labels;
+  for (const auto& r : runs)
+    if (r.task == task && std::find(labels.begin(), labels.end(), r.label) == labels.end()) labels.push_back(r.label);
+  return labels;
+}
+
+// The majority answer's accuracy on each length's test set: what a model that ignores its input reaches.
+void WriteChance(std::ostream& md, const std::vector<Run>& runs, const std::string& task, const TrainOptions& t) {
+  std::string baselines;  // the majority answer's accuracy on each length's test set: what a model that ignores its input reaches
+  for (size_t li = 0; li < t.eval_lens.size(); ++li)
     for (const auto& r : runs)
-      if (r.task == task && std::find(labels.begin(), labels.end(), r.label) == labels.end()) labels.push_back(r.label);
-    std::vector<std::string> sweep_rows;
-    for (const auto& label : labels) {
-      std::vector<const Run*> group;
-      for (const auto& r : runs)
-        if (r.task == task && r.label == label && r.selected) group.push_back(&r);
-      if (group.empty()) continue;
-      md << "| " << label << " | " << LearningRateText(group[0]->lr) << " |";
-      for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+      if (r.task == task && li < r.result.test.size()) {
+        char cell[64];
+        std::snprintf(cell, sizeof cell, "%s%.3f @%d", baselines.empty() ? "" : ", ", r.result.test[li].majority, t.eval_lens[li]);
+        baselines += cell;
+        break;
+      }
+  if (!baselines.empty()) md << "Chance: always giving the most frequent answer of each test set scores " << baselines << ".\n\n";
+}
+
+// One row per variant (its selected learning rate): test accuracy at every length, convergence, cost; then the
+// --eval-sweep table.
+void WriteResultsTable(std::ostream& md, const std::vector<Run>& runs, const std::string& task, const TrainOptions& t) {
+  md << "| variant | lr |";
+  for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+    int64_t n = 0;  // the test set's answers at this length (the same set for every run of the task)
+    for (const auto& r : runs)
+      if (r.task == task && li < r.result.test.size()) n = r.result.test[li].scored;
+    md << " acc @" << t.eval_lens[li] << (n ? " (n=" + std::to_string(n) + ")" : "") << " |";
+  }
+  md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
+  for (size_t i = 0; i < t.eval_lens.size() + 8; ++i) md << "---|";
+  md << "\n";
+  const std::vector<std::string> labels = TaskLabels(runs, task);
+  std::vector<std::string> sweep_rows;
+  for (const auto& label : labels) {
+    std::vector<const Run*> group;
+    for (const auto& r : runs)
+      if (r.task == task && r.label == label && r.selected) group.push_back(&r);
+    if (group.empty()) continue;
+    md << "| " << label << " | " << LearningRateText(group[0]->lr) << " |";
+    for (size_t li = 0; li < t.eval_lens.size(); ++li) {
+      std::vector<const EvalResult*> evals;
+      for (auto* r : group)
+        if (li < r->result.test.size()) evals.push_back(&r->result.test[li]);
+      md << " " << AccuracyCell(evals) << " |";
+    }
+    std::vector<double> steps, tokens, loss, bits, tok_s, secs;
+    for (auto* r : group) {
+      if (r->result.steps_to_99 >= 0) steps.push_back(r->result.steps_to_99), tokens.push_back(double(r->result.tokens_to_99));
+      loss.push_back(r->result.mean_train_loss);
+      if (!r->result.test.empty()) bits.push_back(r->result.test[0].loss / std::log(2.0));
+      tok_s.push_back(r->result.tokens_per_second);
+      secs.push_back(r->result.train_seconds);
+    }
+    const std::string reached = " (" + std::to_string(steps.size()) + "/" + std::to_string(group.size()) + ")";
+    md << " " << (steps.empty() ? "not reached" : MeanSpread(steps, "%.0f") + reached) << " | "
+       << (tokens.empty() ? "-" : MeanSpread(tokens, "%.3g")) << " | " << MeanSpread(loss, "%.4f") << " | "
+       << MeanSpread(bits, "%.3f") << " | " << group[0]->result.params << " | " << group[0]->state_floats << " | "
+       << MeanSpread(tok_s, "%.0f") << " | " << MeanSpread(secs, "%.0f") << " |\n";
+    for (size_t si = 0; si < group[0]->result.sweep.size(); ++si) {
+      std::string row = "| " + label + " | " + group[0]->result.sweep[si].first + " |";
+      for (int len : t.eval_lens) {  // a swept value the task cannot generate at a length has no entry there: "-"
         std::vector<const EvalResult*> evals;
         for (auto* r : group)
-          if (li < r->result.test.size()) evals.push_back(&r->result.test[li]);
-        md << " " << AccuracyCell(evals) << " |";
+          if (si < r->result.sweep.size())
+            for (const auto& e : r->result.sweep[si].second)
+              if (e.length == len) evals.push_back(&e);
+        row += " " + AccuracyCell(evals, "-") + " |";
       }
-      std::vector<double> steps, tokens, loss, bits, tok_s, secs;
-      for (auto* r : group) {
-        if (r->result.steps_to_99 >= 0) steps.push_back(r->result.steps_to_99), tokens.push_back(double(r->result.tokens_to_99));
-        loss.push_back(r->result.mean_train_loss);
-        if (!r->result.test.empty()) bits.push_back(r->result.test[0].loss / std::log(2.0));
-        tok_s.push_back(r->result.tokens_per_second);
-        secs.push_back(r->result.train_seconds);
-      }
-      const std::string reached = " (" + std::to_string(steps.size()) + "/" + std::to_string(group.size()) + ")";
-      md << " " << (steps.empty() ? "not reached" : MeanSpread(steps, "%.0f") + reached) << " | "
-         << (tokens.empty() ? "-" : MeanSpread(tokens, "%.3g")) << " | " << MeanSpread(loss, "%.4f") << " | "
-         << MeanSpread(bits, "%.3f") << " | " << group[0]->result.params << " | " << group[0]->state_floats << " | "
-         << MeanSpread(tok_s, "%.0f") << " | " << MeanSpread(secs, "%.0f") << " |\n";
-      for (size_t si = 0; si < group[0]->result.sweep.size(); ++si) {
-        std::string row = "| " + label + " | " + group[0]->result.sweep[si].first + " |";
-        for (int len : t.eval_lens) {  // a swept value the task cannot generate at a length has no entry there: "-"
-          std::vector<const EvalResult*> evals;
-          for (auto* r : group)
-            if (si < r->result.sweep.size())
-              for (const auto& e : r->result.sweep[si].second)
-                if (e.length == len) evals.push_back(&e);
-          row += " " + AccuracyCell(evals, "-") + " |";
-        }
-        sweep_rows.push_back(row);
-      }
-    }
-    if (!sweep_rows.empty()) {
-      md << "\nTest accuracy for each value of `" << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "`:\n\n| variant | value |";
-      for (int len : t.eval_lens) md << " acc @" << len << " |";
-      md << "\n|---|---|";
-      for (size_t i = 0; i < t.eval_lens.size(); ++i) md << "---|";
-      md << "\n";
-      for (const auto& row : sweep_rows) md << row << "\n";
-    }
-    if (!o.lrs.empty()) {
-      md << "\nValidation accuracy at the training length per learning rate (on " << t.val_answers
-         << " answers; the chosen one in bold):\n\n| variant |";
-      const auto lrs = SplitList(o.lrs, ',', "--lrs");
-      for (const auto& lr : lrs) md << " lr " << lr << " |";
-      md << "\n|---|";
-      for (size_t i = 0; i < lrs.size(); ++i) md << "---|";
-      md << "\n";
-      for (const auto& label : labels) {
-        md << "| " << label << " |";
-        for (const auto& lr_text : lrs) {
-          std::vector<const EvalResult*> evals;
-          bool chosen = false;
-          for (const auto& r : runs)
-            if (r.task == task && r.label == label && r.lr == std::stof(lr_text))
-              for (const auto& e : r.result.validation)
-                if (e.length == t.train_len) evals.push_back(&e), chosen = r.selected;
-          const std::string cell = AccuracyCell(evals, "-");
-          md << " " << (chosen ? "**" + cell + "**" : cell) << " |";
-        }
-        md << "\n";
-      }
-    }
-    WriteHeadSummary(md, runs, task);
-    WriteDynamicsSummary(md, runs, task);
-    md << "\n";
-    if (plot_note.empty()) {
-      md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n";
-      std::error_code ec;  // not drawn for tasks with one scored position per sequence
-      if (std::filesystem::exists(dir + "/accuracy_vs_position_" + task + ".png", ec))
-        md << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
-      if (t.eval_sweep.rfind(task + ".", 0) == 0) md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task << ".png)\n";
-      md << "\n";
+      sweep_rows.push_back(row);
     }
   }
+  if (!sweep_rows.empty()) {
+    md << "\nTest accuracy for each value of `" << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "`:\n\n| variant | value |";
+    for (int len : t.eval_lens) md << " acc @" << len << " |";
+    md << "\n|---|---|";
+    for (size_t i = 0; i < t.eval_lens.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& row : sweep_rows) md << row << "\n";
+  }
+}
+
+// Validation accuracy at the training length for every learning rate tried, the chosen one in bold.
+void WriteLearningRateTable(std::ostream& md, const std::vector<Run>& runs, const std::string& task, const CompareOptions& o,
+                            const TrainOptions& t) {
+  if (o.lrs.empty()) return;
+  md << "\nValidation accuracy at the training length per learning rate (on " << t.val_answers
+     << " answers; the chosen one in bold):\n\n| variant |";
+  const auto lrs = SplitList(o.lrs, ',', "--lrs");
+  for (const auto& lr : lrs) md << " lr " << lr << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < lrs.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& label : TaskLabels(runs, task)) {
+    md << "| " << label << " |";
+    for (const auto& lr_text : lrs) {
+      std::vector<const EvalResult*> evals;
+      bool chosen = false;
+      for (const auto& r : runs)
+        if (r.task == task && r.label == label && r.lr == std::stof(lr_text))
+          for (const auto& e : r.result.validation)
+            if (e.length == t.train_len) evals.push_back(&e), chosen = r.selected;
+      const std::string cell = AccuracyCell(evals, "-");
+      md << " " << (chosen ? "**" + cell + "**" : cell) << " |";
+    }
+    md << "\n";
+  }
+}
+
+void WriteTaskFigures(std::ostream& md, const std::string& dir, const std::string& task, const TrainOptions& t) {
+  md << "![loss](loss_" << task << ".png)\n![accuracy vs length](accuracy_vs_length_" << task << ".png)\n";
+  std::error_code ec;  // not drawn for tasks with one scored position per sequence
+  if (std::filesystem::exists(dir + "/accuracy_vs_position_" + task + ".png", ec))
+    md << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
+  if (t.eval_sweep.rfind(task + ".", 0) == 0)
+    md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task << ".png)\n";
+  md << "\n";
+}
+
+// Plot notes, the load the speeds were measured under, provenance and where the raw numbers are.
+void WriteReportFooter(std::ostream& md, const std::vector<Run>& runs, const TrainOptions& t, const std::string& plot_note) {
   if (!plot_note.empty()) md << "Plots: " << plot_note << "\n";
   double low_load = 1e9, high_load = -1;
   for (const auto& r : runs)
@@ -473,6 +492,23 @@ void WriteReport(const std::string& dir, const std::vector<Run>& runs, const Com
   md << "\nProvenance: " << VersionLine() << ", " << provenance["date"].get<std::string>() << ", " << provenance["cpu"].get<std::string>()
      << ", " << t.threads << " threads per run.\n";
   md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see `runs.json`).\n";
+}
+
+void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
+                 const std::string& plot_note, double wall_seconds) {
+  std::ostringstream md;
+  WriteReportHeader(md, runs, o, t, wall_seconds);
+  for (const auto& task : SplitList(o.tasks, ',', "--tasks")) {
+    md << "## " << task << "\n\n";
+    WriteChance(md, runs, task, t);
+    WriteResultsTable(md, runs, task, t);
+    WriteLearningRateTable(md, runs, task, o, t);
+    WriteHeadSummary(md, runs, task);
+    WriteDynamicsSummary(md, runs, task);
+    md << "\n";
+    if (plot_note.empty()) WriteTaskFigures(md, dir, task, t);
+  }
+  WriteReportFooter(md, runs, t, plot_note);
   WriteFileAtomic(dir + "/report.md", md.str());
 }
 
@@ -514,15 +550,10 @@ void ClaimDirectory(const std::string& out, const std::vector<Run>& runs, bool f
   WriteFileAtomic(path, experiment.dump(1) + "\n");
 }
 
-}  // namespace
-
-int CompareCommand(int argc, char** argv) {
-  CompareOptions o;
-  TrainOptions train;
-  ModelOptions model;
-  // Defaults sized so every mixer family trains MQAR and induction in about 10 minutes on 2 cores: short
-  // training sequences (32), evaluated up to 8x longer; at d_model 128 attention leaves the MQAR plateau
-  // within 200 steps at lr 1e-3 (measured), where d_model 64 did not reach 99% in 800 steps at any rate tried.
+// Defaults sized so every mixer family trains MQAR and induction in about 10 minutes on 2 cores: short training
+// sequences (32), evaluated up to 8x longer; at d_model 128 attention leaves the MQAR plateau within 200 steps at
+// lr 1e-3 (measured), where d_model 64 did not reach 99% in 800 steps at any rate tried.
+void SetCompareDefaults(TrainOptions& train, ModelOptions& model) {
   train.train_len = 32;
   train.eval_lens = {32, 64, 128, 256};
   train.steps = 300;
@@ -531,17 +562,11 @@ int CompareCommand(int argc, char** argv) {
   train.lr = 1e-3f;
   train.eval_every = 100;
   model.d_model = 128;
-  std::vector<FlagGroup> groups;
-  groups.push_back({"experiment", &o, "", nullptr});
-  for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
-  ParsedFlags flags;
-  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x learning rate x seed and write a report.",
-                        argc, argv, groups, flags, PresetFlags(argc, argv)))
-    return 0;
-  RefuseSingleRunFlags(train, model);
-  // --out names the experiment directory; a preset's default is its own (runs/<preset>)
-  const std::string out = !train.out.empty() ? train.out : o.preset.empty() ? "runs/compare" : "runs/" + o.preset;
-  std::vector<float> lrs;
+}
+
+// --lrs as numbers, or the single --lr.
+std::vector<float> LearningRates(const CompareOptions& o, const TrainOptions& train) {
+  std::vector<float> lrs = {};
   for (const auto& lr : o.lrs.empty() ? std::vector<std::string>{} : SplitList(o.lrs, ',', "--lrs")) {
     char* end = nullptr;
     lrs.push_back(std::strtof(lr.c_str(), &end));
@@ -549,78 +574,103 @@ int CompareCommand(int argc, char** argv) {
     if (!(lrs.back() > 0 && lrs.back() <= 10)) throw UsageError("--lrs: " + lr + " is outside (0, 10]");
   }
   if (lrs.empty()) lrs.push_back(train.lr);
-  std::string sweep_flag;
+  return lrs;
+}
+
+// What every run of the experiment shares; PlanRun fills in one (task, variant, position, sweep value, lr, seed).
+struct ExperimentPlan {
+  const CompareOptions* o = nullptr;
+  const TrainOptions* train = nullptr;
+  const ModelOptions* model = nullptr;
+  const ParsedFlags* flags = nullptr;
+  std::string out = "", sweep_flag = "", sweep_task = "";
   std::vector<std::string> sweep_values{""};
+  std::vector<float> lrs = {};
+};
+
+ExperimentPlan MakePlan(const CompareOptions& o, const TrainOptions& train, const ModelOptions& model, const ParsedFlags& flags) {
+  ExperimentPlan plan{&o, &train, &model, &flags};
+  // --out names the experiment directory; a preset's default is its own (runs/<preset>)
+  plan.out = !train.out.empty() ? train.out : o.preset.empty() ? "runs/compare" : "runs/" + o.preset;
+  plan.lrs = LearningRates(o, train);
   if (!o.sweep.empty()) {
     const auto eq = o.sweep.find('=');
     if (eq == std::string::npos || eq == 0) throw UsageError("--sweep '" + o.sweep + "': expected FLAG=v1,v2,...");
-    sweep_flag = o.sweep.substr(0, eq);
-    sweep_values = SplitList(o.sweep.substr(eq + 1), ',', "--sweep values");
+    plan.sweep_flag = o.sweep.substr(0, eq);
+    plan.sweep_values = SplitList(o.sweep.substr(eq + 1), ',', "--sweep values");
   }
   const auto tasks = SplitList(o.tasks, ',', "--tasks");
-  const std::string sweep_task = train.eval_sweep.substr(0, train.eval_sweep.find('.'));
-  if (!train.eval_sweep.empty() && std::find(tasks.begin(), tasks.end(), sweep_task) == tasks.end())
-    throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + sweep_task + "', which is not among --tasks " + o.tasks);
-  // Build every spec first, so a bad combination fails before any training.
+  plan.sweep_task = train.eval_sweep.substr(0, train.eval_sweep.find('.'));
+  if (!train.eval_sweep.empty() && std::find(tasks.begin(), tasks.end(), plan.sweep_task) == tasks.end())
+    throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + plan.sweep_task + "', which is not among --tasks " + o.tasks);
+  return plan;
+}
+
+// One run's spec, validated (task lengths, memory) and given its directory.
+Run PlanRun(const ExperimentPlan& plan, const std::string& task, const std::string& variant, const std::string& pos_flag,
+            const std::string& sweep_value, float lr, int seed) {
+  const std::string pos = ResolvePosition(pos_flag, variant);
+  Run r;
+  r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = seed;
+  r.sweep_value = plan.sweep_flag.empty() ? "" : plan.sweep_flag + "=" + sweep_value;
+  r.label = variant + " " + pos + (r.sweep_value.empty() ? "" : " " + r.sweep_value);
+  TrainOptions t = *plan.train;
+  ModelOptions m = *plan.model;
+  ParsedFlags f = *plan.flags;
+  t.task = task, t.seed = r.seed, t.lr = lr;
+  if (plan.sweep_task != task) t.eval_sweep.clear();  // the evaluation sweep belongs to one task
+  SetOptions(m, {{"pos", pos}}, "--");
+  const auto slash = variant.find('/');
+  std::string seq = variant.substr(0, slash);
+  if (seq.find('+') == std::string::npos) {
+    m.mixer = seq;  // every layer (--n-layers of them)
+  } else {
+    std::replace(seq.begin(), seq.end(), '+', ',');
+    m.layers = seq;  // a hybrid: one mixer per layer
+  }
+  if (slash != std::string::npos) {
+    std::string channel = variant.substr(slash + 1);
+    if (channel.find('+') == std::string::npos) m.channel = channel;
+    else std::replace(channel.begin(), channel.end(), '+', ','), m.channels = channel;
+  }
+  if (!plan.sweep_flag.empty()) ApplySweep(plan.sweep_flag, sweep_value, t, m, f);
+  r.spec = BuildRunSpec(t, m, f, false);
+  ValidateRun(r.spec, *MakeTask(task, r.spec.task_options));
+  CheckMemory(r.spec);
+  std::string name = task + "-" + variant + "-" + pos + (r.sweep_value.empty() ? "" : "-" + r.sweep_value) +
+                     (plan.lrs.size() > 1 ? "-lr" + LearningRateText(lr) : "") + "-s" + std::to_string(r.seed);
+  for (char& c : name)
+    if (c == ':' || c == '=' || c == '+' || c == '/' || c == ',') c = '_';
+  r.spec.train.out = plan.out + "/" + name + "-" + r.spec.ConfigId();
+  const auto declared = LanguageModel::Declared(r.spec.model);
+  for (int l = 0; l < declared->n_layers(); ++l) {
+    const auto d = declared->mixer(l).Describe(t.train_len);
+    r.state_floats += d.state_floats_fixed + d.state_floats_per_token * t.train_len;
+  }
+  return r;
+}
+
+// Every run of the experiment, built before any training so a bad combination fails first.
+std::vector<Run> PlanRuns(const ExperimentPlan& plan) {
+  const CompareOptions& o = *plan.o;
   std::vector<Run> runs;
-  for (const auto& task : tasks)
+  for (const auto& task : SplitList(o.tasks, ',', "--tasks"))
     for (const auto& entry : SplitList(o.mixers, ',', "--mixers"))
       for (const auto& [variant, pos_flag] : VariantPositions(entry, o.positions))
-        for (const auto& sweep_value : sweep_values)
-          for (float lr : lrs)
-            for (int s = 0; s < o.seeds; ++s) {
-              const std::string pos = ResolvePosition(pos_flag, variant);
-              Run r;
-              r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = train.seed + s;
-              r.sweep_value = sweep_flag.empty() ? "" : sweep_flag + "=" + sweep_value;
-              r.label = variant + " " + pos + (r.sweep_value.empty() ? "" : " " + r.sweep_value);
-              TrainOptions t = train;
-              ModelOptions m = model;
-              ParsedFlags f = flags;
-              t.task = task, t.seed = r.seed, t.lr = lr;
-              if (sweep_task != task) t.eval_sweep.clear();  // the evaluation sweep belongs to one task
-              SetOptions(m, {{"pos", pos}}, "--");
-              const auto slash = variant.find('/');
-              std::string seq = variant.substr(0, slash);
-              if (seq.find('+') == std::string::npos) {
-                m.mixer = seq;  // every layer (--n-layers of them)
-              } else {
-                std::replace(seq.begin(), seq.end(), '+', ',');
-                m.layers = seq;  // a hybrid: one mixer per layer
-              }
-              if (slash != std::string::npos) {
-                std::string channel = variant.substr(slash + 1);
-                if (channel.find('+') == std::string::npos) m.channel = channel;
-                else std::replace(channel.begin(), channel.end(), '+', ','), m.channels = channel;
-              }
-              if (!sweep_flag.empty()) ApplySweep(sweep_flag, sweep_value, t, m, f);
-              r.spec = BuildRunSpec(t, m, f, false);
-              ValidateRun(r.spec, *MakeTask(task, r.spec.task_options));
-              CheckMemory(r.spec);
-              std::string name = task + "-" + variant + "-" + pos + (r.sweep_value.empty() ? "" : "-" + r.sweep_value) +
-                                 (lrs.size() > 1 ? "-lr" + LearningRateText(lr) : "") + "-s" + std::to_string(r.seed);
-              for (char& c : name)
-                if (c == ':' || c == '=' || c == '+' || c == '/' || c == ',') c = '_';
-              r.spec.train.out = out + "/" + name + "-" + r.spec.ConfigId();
-              const auto declared = LanguageModel::Declared(r.spec.model);
-              for (int l = 0; l < declared->n_layers(); ++l) {
-                const auto d = declared->mixer(l).Describe(t.train_len);
-                r.state_floats += d.state_floats_fixed + d.state_floats_per_token * t.train_len;
-              }
-              runs.push_back(std::move(r));
-            }
+        for (const auto& sweep_value : plan.sweep_values)
+          for (float lr : plan.lrs)
+            for (int s = 0; s < o.seeds; ++s) runs.push_back(PlanRun(plan, task, variant, pos_flag, sweep_value, lr, plan.train->seed + s));
   std::set<std::string> directories;  // duplicates in a list ("softmax,softmax", "1e-3,0.001") would overwrite each other
   for (const auto& r : runs)
     if (!directories.insert(r.spec.train.out).second)
       throw UsageError("two runs would share the directory '" + r.spec.train.out + "' (" + r.task + " " + r.label +
                        "); remove the duplicate from --mixers, --positions, --lrs or --sweep");
-  if (o.dry_run) {
-    for (const auto& r : runs) std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
-    std::printf("%zu runs; nothing trained (--dry-run)\n", runs.size());
-    return 0;
-  }
-  ClaimDirectory(out, runs, o.force);
-  const DirectoryLock lock(out);  // one compare per experiment directory at a time
+  return runs;
+}
+
+// Trains (or skips, when finished earlier) and analyses every run in order; returns the wall time in seconds.
+double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
+  const CompareOptions& o = *plan.o;
   const auto start = std::chrono::steady_clock::now();
   int trained = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -628,8 +678,8 @@ int CompareCommand(int argc, char** argv) {
     const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // The runs after this one, at the mean time of those trained so far (unknown before the first).
     const double later_runs_seconds = trained ? so_far / trained * double(runs.size() - i - 1) : -1;
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " +
-                               r.label + (lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" + std::to_string(r.seed);
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " + r.label +
+                               (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
@@ -652,19 +702,46 @@ int CompareCommand(int argc, char** argv) {
     std::fprintf(stderr, "%s: done,%s%s; experiment ETA %.0fs\n", prefix.c_str(), r.result.diverged ? " diverged" : "",
                  accs.c_str(), elapsed / trained * double(runs.size() - i - 1));
   }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  SelectLearningRates(runs);
-  WriteTables(out, runs);
-  std::string plot_note;
-  if (o.plots) {
-    const std::vector<std::string> cmd = PlotCommand("plot_report.py", out);
-    if (RunProgram(cmd) != 0)
-      plot_note = "not drawn (python3-matplotlib missing or the plot script failed; run `" + CommandLine(cmd) + "`)";
-  } else {
-    plot_note = "disabled with --plots false";
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The plots (through plot_report.py), or why there are none.
+std::string DrawReportPlots(const CompareOptions& o, const std::string& out) {
+  if (!o.plots) return "disabled with --plots false";
+  const std::vector<std::string> cmd = PlotCommand("plot_report.py", out);
+  if (RunProgram(cmd) != 0) return "not drawn (python3-matplotlib missing or the plot script failed; run `" + CommandLine(cmd) + "`)";
+  return "";
+}
+
+}  // namespace
+
+int CompareCommand(int argc, char** argv) {
+  CompareOptions o;
+  TrainOptions train;
+  ModelOptions model;
+  SetCompareDefaults(train, model);
+  std::vector<FlagGroup> groups;
+  groups.push_back({"experiment", &o, "", nullptr});
+  for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x learning rate x seed and write a report.",
+                        argc, argv, groups, flags, PresetFlags(argc, argv)))
+    return 0;
+  RefuseSingleRunFlags(train, model);
+  const ExperimentPlan plan = MakePlan(o, train, model, flags);
+  std::vector<Run> runs = PlanRuns(plan);
+  if (o.dry_run) {
+    for (const auto& r : runs) std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
+    std::printf("%zu runs; nothing trained (--dry-run)\n", runs.size());
+    return 0;
   }
-  WriteReport(out, runs, o, train, plot_note, wall);
-  std::printf("report: %s/report.md\n", out.c_str());
+  ClaimDirectory(plan.out, runs, o.force);
+  const DirectoryLock lock(plan.out);  // one compare per experiment directory at a time
+  const double wall = TrainRuns(runs, plan);
+  SelectLearningRates(runs);
+  WriteTables(plan.out, runs);
+  WriteReport(plan.out, runs, o, train, DrawReportPlots(o, plan.out), wall);
+  std::printf("report: %s/report.md\n", plan.out.c_str());
   return 0;
 }
 

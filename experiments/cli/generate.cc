@@ -1,6 +1,5 @@
 // mixlab generate: decode from a checkpoint with any strategy, printing the continuation and, per step, the model's
 // entropy, top-1 probability and nucleus size.
-#include <omp.h>
 
 #include <cstdio>
 
@@ -40,20 +39,13 @@ struct GenerateOptions : Options {
 
 int GenerateCommand(int argc, char** argv) {
   GenerateOptions o;
-  TakePositionalCheckpoint(argc, argv, o.checkpoint);
-  std::vector<FlagGroup> groups;
-  groups.push_back({"decoding", &o, "", nullptr});
-  ParsedFlags flags;
-  if (!ParseFlagsOrHelp("generate", "Decode from a checkpoint: greedy, sampling (temperature, top-k, top-p), beam search.",
-                        argc, argv, groups, flags))
-    return 0;
+  if (!ParseCheckpointCommand("generate", "Decode from a checkpoint: greedy, sampling (temperature, top-k, top-p), beam search.", "decoding", argc, argv, o, o.checkpoint, &o.threads)) return 0;
   LoadedRun run = LoadRun(o.checkpoint);
   LanguageModel& model = *run.model;
   const int V = model.vocab();
   const std::vector<int32_t> prompt = TokensFromFlags(o.prompt, o.prompt_tokens, V, "prompt");
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --prompt-tokens ID,ID,...");
   CheckFitsLearnedPositions(run.spec.model, int(prompt.size()) + o.tokens, "prompt + --tokens");
-  omp_set_num_threads(o.threads);
   DecodeSettings s{.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p, .repetition_penalty = o.repetition_penalty,
                    .no_repeat_ngram = o.no_repeat_ngram, .beam_width = o.beam_width, .length_alpha = o.length_alpha,
                    .seed = uint64_t(o.seed)};

@@ -1,6 +1,5 @@
 // mixlab probe: the response map of a checkpoint to an edited context (a fragment inserted, replaced or repeated),
 // per layer and head; optionally the weight and loss changes after a few optimizer steps on the edited text.
-#include <omp.h>
 
 #include <cstdio>
 #include <fstream>
@@ -44,16 +43,9 @@ struct ProbeOptions : Options {
 
 int ProbeCommand(int argc, char** argv) {
   ProbeOptions o;
-  TakePositionalCheckpoint(argc, argv, o.checkpoint);
-  std::vector<FlagGroup> groups;
-  groups.push_back({"probe", &o, "", nullptr});
-  ParsedFlags flags;
-  if (!ParseFlagsOrHelp("probe", "Response map of a checkpoint to a fragment inserted, replaced or repeated in a context.", argc, argv,
-                        groups, flags))
-    return 0;
+  if (!ParseCheckpointCommand("probe", "Response map of a checkpoint to a fragment inserted, replaced or repeated in a context.", "probe", argc, argv, o, o.checkpoint, &o.threads)) return 0;
   LoadedRun run = LoadRun(o.checkpoint);
   LanguageModel& model = *run.model;
-  omp_set_num_threads(o.threads);
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = run.spec.train.train_len;
   std::vector<int32_t> context = TokensFromFlags(o.context, o.context_tokens, model.vocab(), "context");

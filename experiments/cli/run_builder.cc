@@ -3,6 +3,8 @@
 #include "models/checkpoint.h"
 #include "models/json_text.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "experiments/tasks/task.h"
@@ -59,12 +61,19 @@ LoadedRun LoadRun(const std::string& checkpoint) {
   return run;
 }
 
-void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint) {
+bool ParseCheckpointCommand(const std::string& command, const std::string& summary, const std::string& group, int argc,
+                            char** argv, Options& options, std::string& checkpoint, const int* threads) {
   if (argc > 1 && argv[1][0] != '-') {
     checkpoint = argv[1];
     argv[1] = argv[0];
     --argc, ++argv;
   }
+  std::vector<FlagGroup> groups;
+  groups.push_back({group, &options, "", nullptr});
+  ParsedFlags flags;
+  if (!ParseFlagsOrHelp(command, summary, argc, argv, groups, flags)) return false;
+  omp_set_num_threads(*threads);
+  return true;
 }
 
 std::vector<int32_t> TokensFromFlags(const std::string& text, const std::vector<int>& ids, int vocab, const char* name) {

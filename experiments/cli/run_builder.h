@@ -29,8 +29,11 @@ struct LoadedRun {
 };
 LoadedRun LoadRun(const std::string& checkpoint);
 
-// `mixlab COMMAND CHECKPOINT [flags]`: takes a leading non-flag argument as the checkpoint and drops it from argv.
-void TakePositionalCheckpoint(int& argc, char**& argv, std::string& checkpoint);
+// The preamble of the commands that read a checkpoint (generate, probe, analyze): `mixlab COMMAND [CHECKPOINT]
+// [flags]`, a leading non-flag argument taken as the checkpoint, the flags parsed into `options` (one group titled
+// `group`), then OpenMP set to `*threads` (a field of `options`). False when --help was printed (the command exits 0).
+bool ParseCheckpointCommand(const std::string& command, const std::string& summary, const std::string& group, int argc,
+                            char** argv, Options& options, std::string& checkpoint, const int* threads);
 
 // Tokens given as --NAME TEXT (one per byte; byte-level models only) or --NAME-tokens ID,...; empty when neither.
 // Throws UsageError for both at once, text on a small vocabulary, or an id outside the vocabulary.

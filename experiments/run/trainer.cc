@@ -182,117 +182,114 @@ void ValidateRun(const RunSpec& spec, const Task& task) {
   }
 }
 
-TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
-  const TrainOptions& o = spec.train;
-  auto task = MakeTask(o.task, spec.task_options);
-  ValidateRun(spec, *task);
-  omp_set_num_threads(o.threads);
+namespace {
 
-  TrainResult result;
-  result.run_dir = o.out.empty() ? "runs/" + spec.DefaultRunName() : o.out;
-  CheckMemory(spec);
-  ResetPeakResidentMemory(&result.peak_rss_per_run);
-  result.threads = o.threads;
-  CreateDirectories(result.run_dir);
-  const DirectoryLock lock(result.run_dir);
-  const std::string ckpt = result.run_dir + "/model.safetensors";
-  const std::string metrics_file = result.run_dir + "/metrics.jsonl";
-  const nlohmann::json spec_json = spec.ToJson();
-  LanguageModel model(spec.model);
-  model.Initialize(uint64_t(o.seed));
-  result.params = model.params().size();
-  AdamWConfig ac;
-  ac.lr = o.lr;
-  ac.beta2 = o.beta2;
-  ac.weight_decay = o.weight_decay;
-  ac.clip = o.clip;
-  ac.warmup = o.warmup;
-  ac.total_steps = o.steps;
-  ac.min_lr_ratio = o.min_lr_ratio;
-  AdamW optimizer(model.params(), ac);
-  Rng data = SplitRng(uint64_t(o.seed), Split::kTrain, o.train_len);
-  double train_time = 0, loss_sum = 0, first_step_time = 0;
-  int first_step = 0;
-  bool have_checkpoint = false;  // a good checkpoint exists in the run directory (written or resumed from)
-  std::vector<std::string> kept_metrics;
-  if (hooks.resume && std::filesystem::exists(ckpt)) {
-    // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that step.
-    auto meta = ReadCheckpointMetadata(ckpt);
-    if (!meta.count("run")) throw UsageError("cannot resume run '" + result.run_dir + "': its checkpoint holds no run config");
-    first_step = ParseStep(meta, ckpt);
-    CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt + "' run config"), spec_json, first_step, result.run_dir);
-    const std::string optimizer_file = OptimizerFile(result.run_dir, first_step);
-    LoadCheckpointInto(ckpt, model);
-    auto opt_meta = LoadOptimizerState(optimizer_file, optimizer.first_moment(), optimizer.second_moment());
-    if (ParseStep(opt_meta, optimizer_file) != first_step)
-      throw UsageError("cannot resume run '" + result.run_dir + "': '" + optimizer_file + "' is not from step " + std::to_string(first_step));
-    train_time = ParseDouble(opt_meta, "train_seconds", optimizer_file);
-    loss_sum = ParseDouble(opt_meta, "loss_sum", optimizer_file);
-    for (int s = 0; s < first_step; ++s) task->Sample(o.batch, o.train_len, data, Split::kTrain);
-    const MetricsSoFar so_far = ReadMetrics(metrics_file, first_step, o.train_len);
-    kept_metrics = so_far.lines;
-    result.steps_to_99 = so_far.steps_to_99;
-    result.resumed_from = result.steps_done = first_step;
-    have_checkpoint = true;
-    RemoveStaleFiles(result.run_dir, first_step);
-  } else if (hooks.resume && ReadMetrics(metrics_file, o.steps, o.train_len).has_validation) {
-    throw UsageError("cannot resume run '" + result.run_dir + "': its metrics record checkpoints but '" + ckpt +
-                     "' is missing; restore it, or drop --resume to start over");
-  } else if (hooks.resume && std::filesystem::exists(metrics_file)) {
-    std::cerr << "mixlab: " << result.run_dir << " has no checkpoint yet (stopped before its first); starting it from step 0\n";
+// One training run, one concern per method: Resume (weights, moments, data stream and metrics from the last
+// checkpoint), Step (forward, loss, finiteness, backward, AdamW), Log, Validate, Save (the checkpoint pair), Snapshot,
+// and Finish (figures, test, sweep, results.json).
+class TrainingRun {
+ public:
+  TrainingRun(RunSpec& spec, const TrainHooks& hooks)
+      : spec_(spec), o_(spec.train), hooks_(hooks), task_(MakeTask(o_.task, spec.task_options)), spec_json_(spec.ToJson()) {
+    ValidateRun(spec, *task_);
+    omp_set_num_threads(o_.threads);
+    result_.run_dir = o_.out.empty() ? "runs/" + spec.DefaultRunName() : o_.out;
+    CheckMemory(spec);
+    ResetPeakResidentMemory(&result_.peak_rss_per_run);
+    result_.threads = o_.threads;
+    CreateDirectories(result_.run_dir);
+    lock_ = std::make_unique<DirectoryLock>(result_.run_dir);
+    ckpt_ = result_.run_dir + "/model.safetensors";
+    metrics_file_ = result_.run_dir + "/metrics.jsonl";
+    model_ = std::make_unique<LanguageModel>(spec.model);
+    model_->Initialize(uint64_t(o_.seed));
+    result_.params = model_->params().size();
+    optimizer_ = std::make_unique<AdamW>(model_->params(), OptimizerConfig());
+    data_ = SplitRng(uint64_t(o_.seed), Split::kTrain, o_.train_len);
   }
-  WriteFileAtomic(result.run_dir + "/config.json", spec_json.dump(2) + "\n");
-  if (first_step > 0) {  // the lines up to the checkpoint, replaced atomically: a crash here loses nothing
-    std::string text;
-    for (const auto& line : kept_metrics) text += line + "\n";
-    WriteFileAtomic(metrics_file, text);
+
+  TrainResult Run() {
+    if (hooks_.resume) Resume();
+    OpenMetrics();
+    tty_ = !hooks_.quiet && isatty(fileno(stderr));
+    start_ = Clock::now();
+    if (o_.snapshot_every > 0 && first_step_ == 0) Snapshot(0);
+    const double train_time_before = train_time_;  // a resumed run's earlier seconds
+    for (int step = first_step_; step < o_.steps; ++step) {
+      if (!Step(step)) break;
+      const bool last = step + 1 == o_.steps;
+      if ((step + 1) % o_.log_every == 0 || last) Log(step);
+      if (o_.snapshot_every > 0 && (step + 1) % o_.snapshot_every == 0) Snapshot(step + 1);
+      if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) ValidateAndSave(step + 1);
+    }
+    if (tty_) std::cerr << "\n";
+    Finish(train_time_before);
+    return result_;
   }
-  AppendFile metrics(metrics_file, first_step == 0);
 
-  const bool tty = !hooks.quiet && isatty(fileno(stderr));
-  const auto start = Clock::now();
-  double window_loss = 0;
-  int window = 0;
-  // The checkpoint pair: optimizer-STEP.safetensors first, then model.safetensors (whose step names the optimizer
-  // file that belongs to it), then the older optimizer files are removed. Each write is atomic, so a crash at any
-  // instant leaves a model checkpoint and its own optimizer state.
-  auto save = [&](int step) {
-    SaveOptimizerState(OptimizerFile(result.run_dir, step), optimizer.first_moment(), optimizer.second_moment(),
-                       {{"step", std::to_string(step)}, {"train_seconds", ExactDouble(train_time)}, {"loss_sum", ExactDouble(loss_sum)}});
-    if (hooks.between_checkpoint_files) hooks.between_checkpoint_files();
-    SaveCheckpoint(ckpt, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
-    have_checkpoint = true;
-    RemoveStaleFiles(result.run_dir, step);
-  };
-  auto validate = [&](int step, bool record) {
-    std::vector<EvalResult> evals;
-    for (int T : o.eval_lens)
-      evals.push_back(Evaluate(model, *task, T, o.val_answers, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed),
-                               Split::kValidation));
-    result.validation = evals;
-    if (record) metrics.WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
-    for (const auto& e : evals)
-      if (e.length == o.train_len && e.accuracy >= 0.99 && result.steps_to_99 < 0) result.steps_to_99 = step;
-    return evals;
-  };
+ private:
+  AdamWConfig OptimizerConfig() const {
+    AdamWConfig ac;
+    ac.lr = o_.lr;
+    ac.beta2 = o_.beta2;
+    ac.weight_decay = o_.weight_decay;
+    ac.clip = o_.clip;
+    ac.warmup = o_.warmup;
+    ac.total_steps = o_.steps;
+    ac.min_lr_ratio = o_.min_lr_ratio;
+    return ac;
+  }
 
-  auto snapshot = [&](int step) {  // light: weights only, for analysis over training
-    char name[64];
-    std::snprintf(name, sizeof name, "/snapshots/step_%08d.safetensors", step);
-    CreateDirectories(result.run_dir + "/snapshots");
-    SaveCheckpoint(result.run_dir + name, model, {{"run", spec_json.dump()}, {"step", std::to_string(step)}});
-  };
-  if (o.snapshot_every > 0 && first_step == 0) snapshot(0);
+  // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that step.
+  void Resume() {
+    if (std::filesystem::exists(ckpt_)) {
+      auto meta = ReadCheckpointMetadata(ckpt_);
+      if (!meta.count("run")) throw UsageError("cannot resume run '" + result_.run_dir + "': its checkpoint holds no run config");
+      first_step_ = ParseStep(meta, ckpt_);
+      CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt_ + "' run config"), spec_json_, first_step_, result_.run_dir);
+      const std::string optimizer_file = OptimizerFile(result_.run_dir, first_step_);
+      LoadCheckpointInto(ckpt_, *model_);
+      auto opt_meta = LoadOptimizerState(optimizer_file, optimizer_->first_moment(), optimizer_->second_moment());
+      if (ParseStep(opt_meta, optimizer_file) != first_step_)
+        throw UsageError("cannot resume run '" + result_.run_dir + "': '" + optimizer_file + "' is not from step " +
+                         std::to_string(first_step_));
+      train_time_ = ParseDouble(opt_meta, "train_seconds", optimizer_file);
+      loss_sum_ = ParseDouble(opt_meta, "loss_sum", optimizer_file);
+      for (int s = 0; s < first_step_; ++s) task_->Sample(o_.batch, o_.train_len, data_, Split::kTrain);
+      const MetricsSoFar so_far = ReadMetrics(metrics_file_, first_step_, o_.train_len);
+      kept_metrics_ = so_far.lines;
+      result_.steps_to_99 = so_far.steps_to_99;
+      result_.resumed_from = result_.steps_done = first_step_;
+      have_checkpoint_ = true;
+      RemoveStaleFiles(result_.run_dir, first_step_);
+    } else if (ReadMetrics(metrics_file_, o_.steps, o_.train_len).has_validation) {
+      throw UsageError("cannot resume run '" + result_.run_dir + "': its metrics record checkpoints but '" + ckpt_ +
+                       "' is missing; restore it, or drop --resume to start over");
+    } else if (std::filesystem::exists(metrics_file_)) {
+      std::cerr << "mixlab: " << result_.run_dir << " has no checkpoint yet (stopped before its first); starting it from step 0\n";
+    }
+  }
 
-  const double train_time_before = train_time;  // a resumed run's earlier seconds
-  for (int step = first_step; step < o.steps; ++step) {
-    Batch batch = task->Sample(o.batch, o.train_len, data, Split::kTrain);
+  void OpenMetrics() {
+    WriteFileAtomic(result_.run_dir + "/config.json", spec_json_.dump(2) + "\n");
+    if (first_step_ > 0) {  // the lines up to the checkpoint, replaced atomically: a crash here loses nothing
+      std::string text;
+      for (const auto& line : kept_metrics_) text += line + "\n";
+      WriteFileAtomic(metrics_file_, text);
+    }
+    metrics_ = std::make_unique<AppendFile>(metrics_file_, first_step_ == 0);
+  }
+
+  // One optimizer step; false (and the run marked diverged) when the loss or a gradient is not finite.
+  bool Step(int step) {
+    Batch batch = task_->Sample(o_.batch, o_.train_len, data_, Split::kTrain);
     const auto t0 = Clock::now();
+    LanguageModel& model = *model_;
     model.params().ZeroGrad();
-    model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o.seed) * 7919ULL + step, step});
+    model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o_.seed) * 7919ULL + step, step});
     const float loss = model.Loss(batch.targets.data(), batch.mask.data());
     std::string bad;
-    float grad_norm = 0;
+    grad_norm_ = 0;
     if (!std::isfinite(loss)) {
       const std::string tensor = FirstNonFinite(model.params(), model.params().values());
       bad = "non-finite loss" + (tensor.empty() ? " (all parameters finite; first non-finite activation: " +
@@ -302,100 +299,160 @@ TrainResult Train(RunSpec& spec, const TrainHooks& hooks) {
     if (bad.empty()) {
       model.Backward();
       // The norm is finite exactly when every gradient is; only then is the per-tensor scan skipped.
-      grad_norm = GradientNorm(model.params().grads(), model.params().size());
-      if (!std::isfinite(grad_norm))
-        bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
+      grad_norm_ = GradientNorm(model.params().grads(), model.params().size());
+      if (!std::isfinite(grad_norm_)) bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
     }
     if (!bad.empty()) {
-      result.diverged = true;
-      result.divergence = "step " + std::to_string(step) + ": " + bad;
-      metrics.WriteLine(nlohmann::json{{"step", step}, {"diverged", result.divergence}}.dump());
-      if (!hooks.quiet)
-        std::cerr << (tty ? "\n" : "") << hooks.progress_prefix << " stopped: " << result.divergence
-                  << (have_checkpoint ? "; last good checkpoint kept at " + ckpt : "; no checkpoint was written before it") << "\n";
-      break;
+      result_.diverged = true;
+      result_.divergence = "step " + std::to_string(step) + ": " + bad;
+      metrics_->WriteLine(nlohmann::json{{"step", step}, {"diverged", result_.divergence}}.dump());
+      if (!hooks_.quiet)
+        std::cerr << (tty_ ? "\n" : "") << hooks_.progress_prefix << " stopped: " << result_.divergence
+                  << (have_checkpoint_ ? "; last good checkpoint kept at " + ckpt_ : "; no checkpoint was written before it") << "\n";
+      return false;
     }
-    optimizer.Step(step, grad_norm);
-    const auto t1 = Clock::now();
-    if (hooks.after_step) hooks.after_step(model, step);
-    train_time += Seconds(t0, t1);
-    if (step == first_step) first_step_time = Seconds(t0, t1);
-    result.steps_done = step + 1;
-    window_loss += loss;
-    loss_sum += loss;
-    ++window;
-    const bool last = step + 1 == o.steps;
-    if ((step + 1) % o.log_every == 0 || last) {
-      const double tok_s = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
-      nlohmann::json line{{"step", step + 1},         {"loss", window_loss / window}, {"lr", optimizer.LearningRate(step)},
-                          {"grad_norm", grad_norm}, {"tokens_per_s", tok_s},        {"aux_loss", model.last_aux_loss()}};
-      for (int l = 0; l < model.n_layers(); ++l)  // e.g. MoE expert load, router entropy, dropped tokens
-        for (const auto& [mixer, slot] : {std::pair<Mixer*, const char*>{&model.mixer(l), "mixer"}, {&model.channel(l), "channel"}})
-          if (auto stats = mixer->Stats(); !stats.empty())
-            line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
-      metrics.WriteLine(line.dump());
-      if (!hooks.quiet) {
-        const double elapsed = Seconds(start, t1);
-        const double eta = elapsed / (result.steps_done - first_step) * (o.steps - result.steps_done);
-        char line[256];
-        const std::string experiment =
-            hooks.later_runs_seconds >= 0 ? " (experiment " + FormatDuration(eta + hooks.later_runs_seconds) + ")" : "";
-        std::snprintf(line, sizeof line, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s%s", hooks.progress_prefix.c_str(),
-                      step + 1, o.steps, window_loss / window, optimizer.LearningRate(step), tok_s, FormatDuration(eta).c_str(),
-                      experiment.c_str());
-        std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
-      }
-      window_loss = 0;
-      window = 0;
-    }
-    if (o.snapshot_every > 0 && (step + 1) % o.snapshot_every == 0) snapshot(step + 1);
-    if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
-      auto evals = validate(step + 1, true);
-      bool finite = true;
-      for (const auto& e : evals) finite &= std::isfinite(e.loss);
-      if (finite) save(step + 1);  // a checkpoint is only ever replaced by a good one
-      if (!hooks.quiet && !tty) {
-        std::string s = hooks.progress_prefix + " validation @" + std::to_string(step + 1) + ":";
-        for (const auto& e : evals) s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);
-        std::cerr << s << "\n";
-      }
-    }
+    optimizer_->Step(step, grad_norm_);
+    last_step_end_ = Clock::now();
+    if (hooks_.after_step) hooks_.after_step(model, step);
+    train_time_ += Seconds(t0, last_step_end_);
+    if (step == first_step_) first_step_time_ = Seconds(t0, last_step_end_);
+    result_.steps_done = step + 1;
+    window_loss_ += loss;
+    loss_sum_ += loss;
+    ++window_;
+    return true;
   }
-  if (tty) std::cerr << "\n";
-  result.train_seconds = train_time;
-  result.load_average = LoadAverage();
-  result.tokens_per_second = double(result.steps_done) * o.batch * o.train_len / std::max(train_time, 1e-9);
-  if (const int warm_steps = result.steps_done - first_step - 1; warm_steps > 0)
-    result.warm_tokens_per_second = double(warm_steps) * o.batch * o.train_len /
-                                    std::max(train_time - train_time_before - first_step_time, 1e-9);
-  result.mean_train_loss = loss_sum / std::max(1, result.steps_done);
-  if (result.steps_to_99 >= 0) result.tokens_to_99 = int64_t(result.steps_to_99) * o.batch * o.train_len;
-  auto test = [&](const Task& t) {
+
+  // The metrics line of the steps since the last one (loss, lr, gradient norm, throughput, mixer statistics) and the
+  // progress line.
+  void Log(int step) {
+    const double tok_s = double(result_.steps_done) * o_.batch * o_.train_len / std::max(train_time_, 1e-9);
+    const double lr = optimizer_->LearningRate(step);
+    nlohmann::json line{{"step", step + 1},          {"loss", window_loss_ / window_}, {"lr", lr},
+                        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", model_->last_aux_loss()}};
+    for (int l = 0; l < model_->n_layers(); ++l)  // e.g. MoE expert load, router entropy, dropped tokens
+      for (const auto& [mixer, slot] : {std::pair<Mixer*, const char*>{&model_->mixer(l), "mixer"}, {&model_->channel(l), "channel"}})
+        if (auto stats = mixer->Stats(); !stats.empty()) line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
+    metrics_->WriteLine(line.dump());
+    if (!hooks_.quiet) {
+      const double elapsed = Seconds(start_, last_step_end_);
+      const double eta = elapsed / (result_.steps_done - first_step_) * (o_.steps - result_.steps_done);
+      char text[256];
+      const std::string experiment =
+          hooks_.later_runs_seconds >= 0 ? " (experiment " + FormatDuration(eta + hooks_.later_runs_seconds) + ")" : "";
+      std::snprintf(text, sizeof text, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s%s", hooks_.progress_prefix.c_str(),
+                    step + 1, o_.steps, window_loss_ / window_, lr, tok_s, FormatDuration(eta).c_str(), experiment.c_str());
+      std::cerr << (tty_ ? "\r\033[K" : "") << text << (tty_ ? "" : "\n") << std::flush;
+    }
+    window_loss_ = 0;
+    window_ = 0;
+  }
+
+  std::vector<EvalResult> Validate(int step, bool record) {
     std::vector<EvalResult> evals;
-    for (int T : o.eval_lens)
-      if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
-        evals.push_back(Evaluate(model, t, T, o.test_answers, EvalBatchSize(o.batch, o.train_len, T), uint64_t(o.seed), Split::kTest));
+    for (int T : o_.eval_lens)
+      evals.push_back(Evaluate(*model_, *task_, T, o_.val_answers, EvalBatchSize(o_.batch, o_.train_len, T), uint64_t(o_.seed),
+                               Split::kValidation));
+    result_.validation = evals;
+    if (record) metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
+    for (const auto& e : evals)
+      if (e.length == o_.train_len && e.accuracy >= 0.99 && result_.steps_to_99 < 0) result_.steps_to_99 = step;
     return evals;
-  };
-  if (!result.diverged) {
-    if (result.validation.empty()) validate(result.steps_done, false);  // a finished run resumed: already in the metrics
-    if (!hooks.quiet)
-      std::cerr << hooks.progress_prefix << " testing at " << o.eval_lens.size() << " length(s), " << o.test_answers
-                << " answers each\n";
-    result.test = test(*task);
-    if (!o.eval_sweep.empty()) {
-      const auto [option, values] = ParseSweep(o, spec.task_options);
-      for (const auto& value : values) {
-        OptionMap options = spec.task_options;
-        options[option] = value;
-        result.sweep.push_back({option + "=" + value, test(*MakeTask(o.task, options))});
-      }
+  }
+
+  void ValidateAndSave(int step) {
+    const auto evals = Validate(step, true);
+    bool finite = true;
+    for (const auto& e : evals) finite &= std::isfinite(e.loss);
+    if (finite) Save(step);  // a checkpoint is only ever replaced by a good one
+    if (!hooks_.quiet && !tty_) {
+      std::string s = hooks_.progress_prefix + " validation @" + std::to_string(step) + ":";
+      for (const auto& e : evals) s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);
+      std::cerr << s << "\n";
     }
   }
-  result.peak_rss_mb = PeakResidentMemoryMb();
-  if (result.steps_done == first_step && first_step > 0) KeepTrainingFigures(result.run_dir + "/results.json", result);
-  WriteFileAtomic(result.run_dir + "/results.json", result.ToJson().dump(2) + "\n");
-  return result;
-}
+
+  // The checkpoint pair: optimizer-STEP.safetensors first, then model.safetensors (whose step names the optimizer file
+  // that belongs to it), then the older optimizer files are removed. Each write is atomic, so a crash at any instant
+  // leaves a model checkpoint and its own optimizer state.
+  void Save(int step) {
+    SaveOptimizerState(OptimizerFile(result_.run_dir, step), optimizer_->first_moment(), optimizer_->second_moment(),
+                       {{"step", std::to_string(step)}, {"train_seconds", ExactDouble(train_time_)}, {"loss_sum", ExactDouble(loss_sum_)}});
+    if (hooks_.between_checkpoint_files) hooks_.between_checkpoint_files();
+    SaveCheckpoint(ckpt_, *model_, {{"run", spec_json_.dump()}, {"step", std::to_string(step)}});
+    have_checkpoint_ = true;
+    RemoveStaleFiles(result_.run_dir, step);
+  }
+
+  void Snapshot(int step) {  // light: weights only, for analysis over training
+    char name[64];
+    std::snprintf(name, sizeof name, "/snapshots/step_%08d.safetensors", step);
+    CreateDirectories(result_.run_dir + "/snapshots");
+    SaveCheckpoint(result_.run_dir + name, *model_, {{"run", spec_json_.dump()}, {"step", std::to_string(step)}});
+  }
+
+  std::vector<EvalResult> Test(const Task& t) {
+    std::vector<EvalResult> evals;
+    for (int T : o_.eval_lens)
+      if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
+        evals.push_back(Evaluate(*model_, t, T, o_.test_answers, EvalBatchSize(o_.batch, o_.train_len, T), uint64_t(o_.seed), Split::kTest));
+    return evals;
+  }
+
+  // Training figures, the test split (and --eval-sweep), results.json.
+  void Finish(double train_time_before) {
+    result_.train_seconds = train_time_;
+    result_.load_average = LoadAverage();
+    result_.tokens_per_second = double(result_.steps_done) * o_.batch * o_.train_len / std::max(train_time_, 1e-9);
+    if (const int warm_steps = result_.steps_done - first_step_ - 1; warm_steps > 0)
+      result_.warm_tokens_per_second = double(warm_steps) * o_.batch * o_.train_len /
+                                       std::max(train_time_ - train_time_before - first_step_time_, 1e-9);
+    result_.mean_train_loss = loss_sum_ / std::max(1, result_.steps_done);
+    if (result_.steps_to_99 >= 0) result_.tokens_to_99 = int64_t(result_.steps_to_99) * o_.batch * o_.train_len;
+    if (!result_.diverged) {
+      if (result_.validation.empty()) Validate(result_.steps_done, false);  // a finished run resumed: already in the metrics
+      if (!hooks_.quiet)
+        std::cerr << hooks_.progress_prefix << " testing at " << o_.eval_lens.size() << " length(s), " << o_.test_answers
+                  << " answers each\n";
+      result_.test = Test(*task_);
+      if (!o_.eval_sweep.empty()) {
+        const auto [option, values] = ParseSweep(o_, spec_.task_options);
+        for (const auto& value : values) {
+          OptionMap options = spec_.task_options;
+          options[option] = value;
+          result_.sweep.push_back({option + "=" + value, Test(*MakeTask(o_.task, options))});
+        }
+      }
+    }
+    result_.peak_rss_mb = PeakResidentMemoryMb();
+    if (result_.steps_done == first_step_ && first_step_ > 0) KeepTrainingFigures(result_.run_dir + "/results.json", result_);
+    WriteFileAtomic(result_.run_dir + "/results.json", result_.ToJson().dump(2) + "\n");
+  }
+
+  RunSpec& spec_;
+  const TrainOptions& o_;
+  const TrainHooks& hooks_;
+  std::unique_ptr<Task> task_;
+  const nlohmann::json spec_json_;
+  TrainResult result_;
+  std::unique_ptr<DirectoryLock> lock_;
+  std::string ckpt_, metrics_file_;
+  std::unique_ptr<LanguageModel> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  Rng data_{0};
+  std::unique_ptr<AppendFile> metrics_;
+  std::vector<std::string> kept_metrics_;
+  int first_step_ = 0;
+  bool have_checkpoint_ = false;  // a good checkpoint exists in the run directory (written or resumed from)
+  bool tty_ = false;
+  double train_time_ = 0, loss_sum_ = 0, first_step_time_ = 0, window_loss_ = 0;
+  float grad_norm_ = 0;
+  int window_ = 0;
+  Clock::time_point start_, last_step_end_;
+};
+
+}  // namespace
+
+TrainResult Train(RunSpec& spec, const TrainHooks& hooks) { return TrainingRun(spec, hooks).Run(); }
 
 }  // namespace mixlab
