@@ -21,8 +21,7 @@ void Track(void* p) {
   if (!p) return;
   const int64_t live = g_live.fetch_add(int64_t(malloc_usable_size(p))) + int64_t(malloc_usable_size(p));
   int64_t peak = g_peak.load(std::memory_order_relaxed);
-  while (live > peak && !g_peak.compare_exchange_weak(peak, live)) {
-  }
+  while (live > peak && !g_peak.compare_exchange_weak(peak, live)) {}
 }
 
 void Untrack(void* p) {

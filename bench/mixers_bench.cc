@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "bench/heap_tracker.h"
-#include "mixers/registry.h"
 #include "mixers/ops/rng.h"
+#include "mixers/registry.h"
 #include "models/param_store.h"
 
 namespace mixlab::bench {
@@ -55,8 +55,8 @@ Buffer Random(int64_t n, uint64_t seed) {
 void Report(benchmark::State& state, const Mixer& mixer, int T, int B, double flops_factor) {
   const double tokens = double(state.iterations()) * B * T;
   state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(tokens * mixer.Describe(T).flops_per_token * flops_factor * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(tokens * mixer.Describe(T).flops_per_token * flops_factor * 1e-9, benchmark::Counter::kIsRate);
   state.counters["peak_MB"] = double(PeakHeapBytes()) / (1 << 20);
   state.SetComplexityN(T);
 }
@@ -117,19 +117,36 @@ void RegisterAll() {
     }
     const double per_token_short = probe->Describe(1024).flops_per_token;
     if (probe->Describe(kMillion).flops_per_token <= 1.5 * per_token_short) {  // linear in T: one million-token pass
-      benchmark::RegisterBenchmark(("forward_1M/" + name).c_str(), [name](benchmark::State& s) { Forward(s, name, false); })
-          ->Args({kMillion, 1, 128})->ArgNames({"T", "B", "D"})->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("forward_1M/" + name).c_str(),
+                                   [name](benchmark::State& s) { Forward(s, name, false); })
+          ->Args({kMillion, 1, 128})
+          ->ArgNames({"T", "B", "D"})
+          ->Iterations(1)
+          ->Unit(benchmark::kSecond)
+          ->UseRealTime();
     }
-    auto* d = benchmark::RegisterBenchmark(("decode/" + name).c_str(), [name](benchmark::State& s) { Decode(s, name); });
+    auto* d =
+        benchmark::RegisterBenchmark(("decode/" + name).c_str(), [name](benchmark::State& s) { Decode(s, name); });
     for (int64_t T : lengths)
       if (T <= 16384) d->Args({T, 1, 128});
-    d->ArgNames({"T", "B", "D"})->Iterations(kDecodeSteps)->Unit(benchmark::kMicrosecond)->Complexity(benchmark::oAuto)->UseRealTime();
+    d->ArgNames({"T", "B", "D"})
+        ->Iterations(kDecodeSteps)
+        ->Unit(benchmark::kMicrosecond)
+        ->Complexity(benchmark::oAuto)
+        ->UseRealTime();
   }
 }
-
-const bool registered = (RegisterAll(), true);  // before BENCHMARK_MAIN runs
 
 }  // namespace
 }  // namespace mixlab::bench
 
-BENCHMARK_MAIN();
+// Benchmarks are registered in main, after static initialisation has filled the mixer registry (each mixer registers
+// itself from its own file, in an order the linker chooses).
+int main(int argc, char** argv) {
+  mixlab::bench::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -2,8 +2,9 @@
 //   train_step/<variant>  one training step (forward, loss, backward, AdamW) of the reference model of
 //                         ../shared/peers (2 layers, d_model 128, 4 heads, vocab 256, GELU MLP 4x, pre-LayerNorm,
 //                         learned positions, untied head, batch 8) for every sequence mixer and softmax + MoE,
-//                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case). Counters: tokens/s, model GFLOP/s (3x the forward estimate of
-//                         every mixer, channel mixer and the LM head), peak_MB.
+//                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case). Counters: tokens/s,
+//                         model GFLOP/s (3x the forward estimate of every mixer, channel mixer and the LM head),
+//                         peak_MB.
 //   gemm                  mixlab's matmul at the shapes those models use (op 0: forward x W and op 1: input
 //                         gradient dy W^T through oneDNN's sgemm; op 2: weight gradient x^T dy through
 //                         AddWeightGradient) and at 2048^3: the machine's GEMM rate, against which model GFLOP/s
@@ -16,8 +17,8 @@
 
 #include "bench/heap_tracker.h"
 #include "mixers/ops/matmul.h"
-#include "mixers/registry.h"
 #include "mixers/ops/rng.h"
+#include "mixers/registry.h"
 #include "models/adamw.h"
 #include "models/language_model.h"
 
@@ -48,7 +49,8 @@ void TrainStep(benchmark::State& state, const std::string& mixer, const std::str
   AdamW optimizer(model.params(), AdamWConfig{});
   Rng rng(7);
   std::vector<int32_t> tokens(size_t(kBatch) * T), targets(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.Int(0, kVocab)), targets[i] = int32_t(rng.Int(0, kVocab));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    tokens[i] = int32_t(rng.Int(0, kVocab)), targets[i] = int32_t(rng.Int(0, kVocab));
   const std::vector<float> mask(tokens.size(), 1.0f);
   double flops_per_token = 2.0 * D * kVocab;  // LM head
   for (int l = 0; l < model.n_layers(); ++l)
@@ -68,7 +70,8 @@ void TrainStep(benchmark::State& state, const std::string& mixer, const std::str
   for (auto _ : state) train_step();
   const double tokens_done = double(state.iterations()) * kBatch * T;
   state.counters["tokens/s"] = benchmark::Counter(tokens_done, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(tokens_done * 3.0 * flops_per_token * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(tokens_done * 3.0 * flops_per_token * 1e-9, benchmark::Counter::kIsRate);
   state.counters["peak_MB"] = double(PeakHeapBytes()) / (1 << 20);
 }
 
@@ -82,7 +85,8 @@ void GemmCase(benchmark::State& state) {
     else Gemm(false, op == 1, M, N, K, a.data(), b.data(), c.data(), false);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(double(state.iterations()) * 2.0 * M * N * K * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(double(state.iterations()) * 2.0 * M * N * K * 1e-9, benchmark::Counter::kIsRate);
 }
 
 void RegisterAll() {
@@ -91,9 +95,15 @@ void RegisterAll() {
   variants.push_back({"softmax", "moe"});
   for (const auto& [mixer, channel] : variants) {
     const std::string label = "train_step/" + mixer + (channel == "mlp" ? "" : "/" + channel);
-    benchmark::RegisterBenchmark(label.c_str(), [mixer = mixer, channel = channel](benchmark::State& s) { TrainStep(s, mixer, channel); })
-        ->Args({256, 128})->Args({1024, 128})->Args({4096, 128})->Args({1024, 256})->ArgNames({"T", "D"})
-        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(
+        label.c_str(), [mixer = mixer, channel = channel](benchmark::State& s) { TrainStep(s, mixer, channel); })
+        ->Args({256, 128})
+        ->Args({1024, 128})
+        ->Args({4096, 128})
+        ->Args({1024, 256})
+        ->ArgNames({"T", "D"})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
   auto* g = benchmark::RegisterBenchmark("gemm", GemmCase);
   const int64_t rows = int64_t(kBatch) * 1024;
@@ -105,9 +115,16 @@ void RegisterAll() {
   g->Args({2048, 2048, 2048, 0})->ArgNames({"M", "N", "K", "op"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
-const bool registered = (RegisterAll(), true);  // before BENCHMARK_MAIN runs
-
 }  // namespace
 }  // namespace mixlab::bench
 
-BENCHMARK_MAIN();
+// Benchmarks are registered in main, after static initialisation has filled the mixer registry (each mixer registers
+// itself from its own file, in an order the linker chooses).
+int main(int argc, char** argv) {
+  mixlab::bench::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

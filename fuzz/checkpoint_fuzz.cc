@@ -8,7 +8,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = mixlab::fuzz::InputFile(data, size, ".safetensors");
   try {
     mixlab::LoadRun(path);
-  } catch (const mixlab::UsageError&) {
-  }
+  } catch (const mixlab::UsageError&) {}
   return 0;
 }

@@ -14,7 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto groups = mixlab::RunFlagGroups(train, model);
     const auto flags = mixlab::ParseFlags("train", args.argc(), args.argv(), groups);
     mixlab::BuildRunSpec(train, model, flags, true);
-  } catch (const mixlab::UsageError&) {
-  }
+  } catch (const mixlab::UsageError&) {}
   return 0;
 }

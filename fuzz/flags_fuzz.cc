@@ -1,10 +1,10 @@
 // libFuzzer target: the command-line flag parser of `mixlab train` (NUL-separated words as argv), the run spec the
 // flags describe (--layers, --channels, mixer and task options), its validation and the memory estimate.
 #include "experiments/cli/flags.h"
-#include "experiments/run/memory_check.h"
 #include "experiments/cli/run_builder.h"
-#include "experiments/tasks/task.h"
+#include "experiments/run/memory_check.h"
 #include "experiments/run/trainer.h"
+#include "experiments/tasks/task.h"
 #include "fuzz/fuzz_util.h"
 #include "mixers/ops/usage_error.h"
 
@@ -18,7 +18,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     mixlab::RunSpec spec = mixlab::BuildRunSpec(train, model, flags, true);
     mixlab::ValidateRun(spec, *mixlab::MakeTask(spec.train.task, spec.task_options));
     mixlab::CheckMemory(spec);
-  } catch (const mixlab::UsageError&) {
-  }
+  } catch (const mixlab::UsageError&) {}
   return 0;
 }

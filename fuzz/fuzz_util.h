@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab::fuzz {
@@ -16,7 +17,8 @@ namespace mixlab::fuzz {
 inline std::string InputFile(const uint8_t* data, size_t size, const std::string& suffix) {
   static const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   const std::string path = dir + "/mixlab_fuzz_" + std::to_string(getpid()) + suffix;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), std::streamsize(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), std::streamsize(size));
   return path;
 }
 

@@ -20,7 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)quiet;
   try {
     mixlab::CompareCommand(args.argc(), args.argv());
-  } catch (const mixlab::UsageError&) {
-  }
+  } catch (const mixlab::UsageError&) {}
   return 0;
 }

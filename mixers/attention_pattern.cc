@@ -30,7 +30,9 @@ void AttentionPattern::AllowedKeys(int64_t i, std::vector<int64_t>& keys) const 
     for (int64_t j = from; j < to; ++j) keys.push_back(j);
   };
   switch (kind) {
-    case Kind::kCausal: add_range(0, i + 1); break;
+    case Kind::kCausal:
+      add_range(0, i + 1);
+      break;
     case Kind::kLocal: {
       const int64_t lo = std::max<int64_t>(0, i - window + 1);
       add_range(0, std::min<int64_t>(n_global, lo));
@@ -59,8 +61,10 @@ bool AttentionPattern::TileActive(int64_t i0, int64_t ni, int64_t j0, int64_t nj
   const int64_t i1 = i0 + ni - 1, j1 = j0 + nj - 1;
   if (j0 > i1) return false;
   switch (kind) {
-    case Kind::kCausal: return true;
-    case Kind::kLocal: return j1 > i0 - window || j0 < n_global;
+    case Kind::kCausal:
+      return true;
+    case Kind::kLocal:
+      return j1 > i0 - window || j0 < n_global;
     case Kind::kBlockSparse:
       for (int64_t bi = i0 / block; bi <= i1 / block; ++bi)
         for (int64_t bj = j0 / block; bj <= j1 / block; ++bj)
@@ -77,7 +81,9 @@ void AttentionPattern::MaskRow(int64_t i, int64_t j0, int64_t n, float* row) con
     if (from < to) std::fill(row + (from - j0), row + (to - j0), -std::numeric_limits<float>::infinity());
   };
   switch (kind) {
-    case Kind::kCausal: mask(i + 1, j0 + n); return;
+    case Kind::kCausal:
+      mask(i + 1, j0 + n);
+      return;
     case Kind::kLocal:
       mask(i + 1, j0 + n);
       mask(n_global, i - window + 1);
@@ -94,8 +100,10 @@ bool AttentionPattern::TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) 
   const int64_t i1 = i0 + ni - 1, j1 = j0 + nj - 1;
   if (j1 > i0) return false;
   switch (kind) {
-    case Kind::kCausal: return true;
-    case Kind::kLocal: return i1 - j0 < window || j1 < n_global;
+    case Kind::kCausal:
+      return true;
+    case Kind::kLocal:
+      return i1 - j0 < window || j1 < n_global;
     case Kind::kBlockSparse:
       for (int64_t bi = i0 / block; bi <= i1 / block; ++bi)
         for (int64_t bj = j0 / block; bj <= j1 / block; ++bj)
@@ -107,8 +115,10 @@ bool AttentionPattern::TileFull(int64_t i0, int64_t ni, int64_t j0, int64_t nj) 
 
 int64_t AttentionPattern::KeysPerQuery(int64_t T) const {
   switch (kind) {
-    case Kind::kCausal: return (T + 1) / 2;
-    case Kind::kLocal: return std::min<int64_t>(T, window + n_global);
+    case Kind::kCausal:
+      return (T + 1) / 2;
+    case Kind::kLocal:
+      return std::min<int64_t>(T, window + n_global);
     case Kind::kBlockSparse:
       return std::min<int64_t>(T, int64_t(block) * (1 + window_blocks + global_blocks + random_blocks));
   }

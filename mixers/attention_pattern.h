@@ -25,9 +25,12 @@ struct AttentionPattern {
   bool Allows(int64_t i, int64_t j) const {
     if (j > i) return false;
     switch (kind) {
-      case Kind::kCausal: return true;
-      case Kind::kLocal: return i - j < window || j < n_global;
-      case Kind::kBlockSparse: return BlockAllows(i / block, j / block);
+      case Kind::kCausal:
+        return true;
+      case Kind::kLocal:
+        return i - j < window || j < n_global;
+      case Kind::kBlockSparse:
+        return BlockAllows(i / block, j / block);
     }
     return false;
   }

@@ -29,8 +29,10 @@ struct EmaOptions : Options {
   bool output_projection = true;
   void Visit(OptionVisitor& v) override {
     v.Int("n-heads", n_heads, "heads, each with its own decay (must divide d_model)", 1, 1024);
-    v.Float("init-decay", init_decay, "decay a of the first head at initialisation; head h starts at a^(1/(h+1))", 0.01f, 0.999f);
-    v.Bool("output-projection", output_projection, "y = s Wo (true) or y = s (false: no per-head output projection to ablate)");
+    v.Float("init-decay", init_decay, "decay a of the first head at initialisation; head h starts at a^(1/(h+1))",
+            0.01f, 0.999f);
+    v.Bool("output-projection", output_projection,
+           "y = s Wo (true) or y = s (false: no per-head output projection to ablate)");
   }
 };
 
@@ -77,7 +79,8 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
     LinearForward(x, P(kWv), c.v.data(), N, D_, D_);
     for (int b = 0; b < B; ++b) {
       std::vector<float> s(D_, 0.0f);
-      for (int t = 0; t < T; ++t) Advance(c.v.data() + (int64_t(b) * T + t) * D_, s.data(), c.s.data() + (int64_t(b) * T + t) * D_);
+      for (int t = 0; t < T; ++t)
+        Advance(c.v.data() + (int64_t(b) * T + t) * D_, s.data(), c.s.data() + (int64_t(b) * T + t) * D_);
     }
     Output(c.s.data(), y, N);
   }
@@ -113,7 +116,8 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
   void MixStep(const float* x, const int32_t*, float* y, EmaState& s) override {
     Buffer v(int64_t(s.B) * D_), out(v.size());
     LinearForward(x, P(kWv), v.data(), s.B, D_, D_);
-    for (int b = 0; b < s.B; ++b) Advance(v.data() + int64_t(b) * D_, s.s.data() + int64_t(b) * D_, out.data() + int64_t(b) * D_);
+    for (int b = 0; b < s.B; ++b)
+      Advance(v.data() + int64_t(b) * D_, s.s.data() + int64_t(b) * D_, out.data() + int64_t(b) * D_);
     Output(out.data(), y, s.B);
   }
 
@@ -128,7 +132,9 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
     }
     return maps;
   }
-  MixingValuePath MixingValues(const float* x, const int32_t*, int T) override { return ValuePath(x, P(kWv), T, D_, D_); }
+  MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
+    return ValuePath(x, P(kWv), T, D_, D_);
+  }
 
   MixerDescription Cost(int T) const override {
     MixerDescription d;
@@ -160,7 +166,9 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(Entry<Ema, EmaOptions>("ema", MixerKind::kSequence, "causal exponential moving average per head (the example mixer)")
-                          .Tests({.extra_cases = {{"ema_no_output_projection", "none", {{"output-projection", "false"}}}}}));
+MIXLAB_REGISTER_MIXER(Entry<Ema, EmaOptions>("ema", MixerKind::kSequence,
+                                             "causal exponential moving average per head (the example mixer)")
+                          .Tests({.extra_cases = {
+                                      {"ema_no_output_projection", "none", {{"output-projection", "false"}}}}}));
 
 }  // namespace mixlab

@@ -16,11 +16,11 @@
 #include <cmath>
 
 #include "mixers/head_projections.h"
-#include "mixers/ops/matmul.h"
 #include "mixers/mixer_base.h"
-#include "mixers/registry.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/sigmoid.h"
+#include "mixers/registry.h"
 
 namespace mixlab {
 namespace {
@@ -249,11 +249,13 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
     RowMatrix W = RowMatrix::Zero(nt, ns);
     for (int64_t i = 0; i < nt; ++i)
       for (int64_t j = 0; j < ns && s0 + j <= t0 + i; ++j)  // one vectorised exp over the head's dh channels
-        W(i, j) = (Q.row(t0 + i).array() * K.row(s0 + j).array() * (Bc.row(t0 + i) - Bc.row(s0 + j)).array().exp()).sum();
+        W(i, j) =
+            (Q.row(t0 + i).array() * K.row(s0 + j).array() * (Bc.row(t0 + i) - Bc.row(s0 + j)).array().exp()).sum();
     return W;
   }
 
-  void NaiveForward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc, RowMatrix& out) const {
+  void NaiveForward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc,
+                    RowMatrix& out) const {
     const int64_t T = Q.rows();
     out.noalias() = Kernel(Q, K, Bc, 0, T, 0, T) * V;
   }
@@ -299,7 +301,8 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
     return rel.array().exp().transpose();
   }
 
-  void ChunkedForward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc, RowMatrix& out) const {
+  void ChunkedForward(ConstStridedMap Q, ConstStridedMap K, ConstStridedMap V, const RowMatrix& Bc,
+                      RowMatrix& out) const {
     const int64_t T = Q.rows(), C = std::min<int64_t>(o_.chunk, T);
     RowMatrix S = RowMatrix::Zero(dh_, dh_);
     for (int64_t t0 = 0; t0 < T; t0 += C) {
@@ -326,8 +329,8 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
       }
       Eigen::RowVectorXf start = t0 > 0 ? Eigen::RowVectorXf(Bc.row(t0 - 1)) : Eigen::RowVectorXf::Zero(dh_);
       for (int64_t i = 0; i < n; ++i)
-        dQ.row(t0 + i).array() += (S * dO.row(t0 + i).transpose()).transpose().array() *
-                                  (Bc.row(t0 + i) - start).array().exp();
+        dQ.row(t0 + i).array() +=
+            (S * dO.row(t0 + i).transpose()).transpose().array() * (Bc.row(t0 + i) - start).array().exp();
       S = ChunkDecay(Bc, t0, n).asDiagonal() * S;
       S.noalias() += DecayedKeys(K, Bc, t0, n).transpose() * V.middleRows(t0, n);
     }

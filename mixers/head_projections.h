@@ -29,7 +29,12 @@ inline std::vector<ParamSpec> QkvoParams(const MixerDims& dims, int n_heads, int
   return {{"wq", {D, heads_width}, Init::kNormal, in_std},
           {"wk", {D, heads_width}, Init::kNormal, in_std},
           {"wv", {D, heads_width}, Init::kNormal, in_std},
-          {"wo", {heads_width, D}, Init::kNormal, ResidualOutputStd(dims, heads_width), true, ParamRole::kHeadOutput,
+          {"wo",
+           {heads_width, D},
+           Init::kNormal,
+           ResidualOutputStd(dims, heads_width),
+           true,
+           ParamRole::kHeadOutput,
            n_heads}};
 }
 

@@ -14,17 +14,17 @@
 // context saves phi(q), phi(k), v, the pre-activation q, k and the normalisers; backward rescans the chunk states
 // instead of storing them. Step keeps the running state, with the normaliser as one extra column of ones
 // (O(1) per token).
+#include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "mixers/head_projections.h"
+#include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
-#include "mixers/positional.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/small_gemm.h"
-#include <Eigen/QR>
-#include "mixers/mixer_base.h"
+#include "mixers/positional.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -88,8 +88,7 @@ LinearConfig ConfigOf(const LinearOptions& o) {
   return {o.n_heads, o.d_head, o.feature_map, o.normalize, o.eps, o.chunk, o.impl};
 }
 LinearConfig ConfigOf(const PerformerOptions& o) {
-  return {o.n_heads, o.d_head, "favor", true, o.eps, o.chunk, o.impl, o.n_features, o.redraw, o.seed,
-          o.rope_base};
+  return {o.n_heads, o.d_head, "favor", true, o.eps, o.chunk, o.impl, o.n_features, o.redraw, o.seed, o.rope_base};
 }
 
 struct LinearContext : MixerContext {
@@ -109,7 +108,8 @@ struct LinearState : CopyableState<LinearState> {
 
 class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
  public:
-  LinearAttention(const MixerDims& dims, const LinearConfig& cfg) : D_(dims.d_model), H_(cfg.n_heads), o_(cfg), dims_(dims) {
+  LinearAttention(const MixerDims& dims, const LinearConfig& cfg)
+      : D_(dims.d_model), H_(cfg.n_heads), o_(cfg), dims_(dims) {
     dh_ = ResolveHeadWidth(dims.name, D_, H_, cfg.d_head);
     HD_ = H_ * dh_;
     favor_ = cfg.feature_map == "favor";
@@ -123,7 +123,7 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
   std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, H_, HD_); }
 
   void Mix(const float* x, const int32_t* positions, int B, int T, float* y, LinearContext& c,
-               const ForwardMode& mode) override {
+           const ForwardMode& mode) override {
     c.B = B;
     c.T = T;
     const int64_t N = int64_t(B) * T;
@@ -283,7 +283,8 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
   }
 
   // phi of raw (N, HD) into out (N, H*F).
-  void Features(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W, float* out) const {
+  void Features(const float* raw, const int32_t* positions, int64_t N, bool query, const RowMatrix& W,
+                float* out) const {
     if (!favor_) {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < N * HD_; i += kFeatureBlock) {
@@ -317,7 +318,8 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < N * HD_; i += kFeatureBlock) {
         const int64_t n = std::min(kFeatureBlock, N * HD_ - i);
-        const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n), g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + i, n);
+        const auto r = Eigen::Map<const Eigen::ArrayXf>(raw + i, n),
+                   g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + i, n);
         auto d = Eigen::Map<Eigen::ArrayXf>(draw + i, n);
         if (elu_) d = g * r.min(0.0f).exp();
         else d = (r > 0).select(g, 0.0f);
@@ -334,7 +336,8 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
         const Eigen::VectorXf xv = Eigen::Map<const Eigen::VectorXf>(xs.data() + n * HD_ + h * dh_, dh_) * scale;
         const Eigen::ArrayXf g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + n * HF_ + h * F_, F_) *
                                  Eigen::Map<const Eigen::ArrayXf>(phi.data() + n * HF_ + h * F_, F_);
-        Eigen::Map<Eigen::VectorXf>(draw + n * HD_ + h * dh_, dh_) = (W.transpose() * g.matrix() - xv * g.sum()) * scale;
+        Eigen::Map<Eigen::VectorXf>(draw + n * HD_ + h * dh_, dh_) =
+            (W.transpose() * g.matrix() - xv * g.sum()) * scale;
       }
     if (rope_) ApplyRope(draw, positions, N, H_, dh_, o_.rope_base, true);
   }
@@ -342,7 +345,8 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
   // One head. q, k (T, F) with rows ld_f apart; v, num (T, dh) with rows ld_d apart.
   //   num_t = sum_{s<=t} (q_t . k_s) v_s ;  den_t = sum_{s<=t} q_t . k_s  (before Denominator)
   void NaiveCausal(const float* q, const float* k, const float* v, int64_t T, float* num, float* den) const {
-    const RowMatrix Am = (AsStrided(q, T, F_, HF_) * AsStrided(k, T, F_, HF_).transpose()).triangularView<Eigen::Lower>();
+    const RowMatrix Am =
+        (AsStrided(q, T, F_, HF_) * AsStrided(k, T, F_, HF_).transpose()).triangularView<Eigen::Lower>();
     AsStrided(num, T, dh_, HD_).noalias() = Am * AsStrided(v, T, dh_, HD_);
     VectorMap(den, T) = Am.rowwise().sum();
   }
@@ -478,14 +482,19 @@ class Performer : public LinearAttention {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(
-    Entry<Linear, LinearOptions>("linear", MixerKind::kSequence, "causal linear attention (elu+1 / relu features), chunked scan")
-        .Tests({.extra_cases = {
-                    // relu kinks within eps of a sample would spoil the difference: smaller eps
-                    {"linear_relu_unnormalized", "none", {{"feature-map", "relu"}, {"normalize", "false"}}, false, 2e-2, 1e-3f},
-                    {"linear_chunk3_dhead6", "none", {{"chunk", "3"}, {"d-head", "6"}}},
-                    {"linear_naive", "none", {{"impl", "naive"}}},
-                }}));
+MIXLAB_REGISTER_MIXER(Entry<Linear, LinearOptions>("linear", MixerKind::kSequence,
+                                                   "causal linear attention (elu+1 / relu features), chunked scan")
+                          .Tests({.extra_cases = {
+                                      // relu kinks within eps of a sample would spoil the difference: smaller eps
+                                      {"linear_relu_unnormalized",
+                                       "none",
+                                       {{"feature-map", "relu"}, {"normalize", "false"}},
+                                       false,
+                                       2e-2,
+                                       1e-3f},
+                                      {"linear_chunk3_dhead6", "none", {{"chunk", "3"}, {"d-head", "6"}}},
+                                      {"linear_naive", "none", {{"impl", "naive"}}},
+                                  }}));
 
 MIXLAB_REGISTER_MIXER(
     Entry<Performer, PerformerOptions>("performer", MixerKind::kSequence,

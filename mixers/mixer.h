@@ -28,13 +28,13 @@ enum class Init { kNormal, kZeros, kOnes, kCustom };
 enum class ParamRole { kNone, kHeadOutput };
 
 struct ParamSpec {
-  std::string name;             // e.g. "wq"; the model prefixes it: "layers.0.mixer.wq"
-  std::vector<int64_t> shape;   // row-major
+  std::string name;            // e.g. "wq"; the model prefixes it: "layers.0.mixer.wq"
+  std::vector<int64_t> shape;  // row-major
   Init init = Init::kNormal;
   float std = 0.02f;
-  bool weight_decay = true;     // false for norms, biases, gains
+  bool weight_decay = true;  // false for norms, biases, gains
   ParamRole role = ParamRole::kNone;
-  int head_groups = 0;          // kHeadOutput: how many heads / channel groups its rows split into
+  int head_groups = 0;  // kHeadOutput: how many heads / channel groups its rows split into
   int64_t Numel() const {
     int64_t n = 1;
     for (auto s : shape) n *= s;
@@ -51,10 +51,11 @@ struct ParamRef {
 // What a mixer is built with besides its own options.
 struct MixerDims {
   int d_model = 64;
-  int n_layers = 1;     // for depth-scaled init
+  int n_layers = 1;  // for depth-scaled init
   int layer_index = 0;
-  std::string pos = "none";  // positional encoding handed to the mixer: none | rope | alibi (others stay in the skeleton)
-  std::string name = "";     // the registry name the mixer is built under (for its error messages); set by MakeMixer
+  std::string pos =
+      "none";             // positional encoding handed to the mixer: none | rope | alibi (others stay in the skeleton)
+  std::string name = "";  // the registry name the mixer is built under (for its error messages); set by MakeMixer
   std::string init = "fan-in";  // fan-in: N(0, 1/fan_in); gpt2: N(0, 0.02^2)
 };
 
@@ -68,7 +69,7 @@ inline float ResidualOutputStd(const MixerDims& d, int64_t fan_in) {
 }
 
 struct ForwardMode {
-  bool training = false;     // enables dropout
+  bool training = false;      // enables dropout
   uint64_t dropout_seed = 0;  // changes every step; dropout masks are a pure function of (seed, indices)
   int64_t step = 0;           // training step (Performer redraws its random features from it)
   bool inference = false;     // no Backward follows: a mixer may keep nothing for it (Mamba then runs in windows)
@@ -97,7 +98,9 @@ struct MixerState {
 // A state whose members are all copyable clones itself by copy construction.
 template <class Derived>
 struct CopyableState : MixerState {
-  std::unique_ptr<MixerState> Clone() const override { return std::make_unique<Derived>(static_cast<const Derived&>(*this)); }
+  std::unique_ptr<MixerState> Clone() const override {
+    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+  }
 };
 
 struct MixingValuePath {

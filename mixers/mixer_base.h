@@ -4,10 +4,9 @@
 //
 //   class Ema : public SequenceMixer<EmaContext, EmaState> {
 //     std::vector<ParamSpec> Params() const override;
-//     void Mix(const float* x, const int32_t* positions, int B, int T, float* y, EmaContext& c, const ForwardMode&) override;
-//     void MixBackward(EmaContext& c, const float* dy, float* dx) override;
-//     void InitState(EmaState& s, int B) const override;
-//     void MixStep(const float* x, const int32_t* positions, float* y, EmaState& s) override;
+//     void Mix(const float* x, const int32_t* positions, int B, int T, float* y, EmaContext& c, const ForwardMode&)
+//     override; void MixBackward(EmaContext& c, const float* dy, float* dx) override; void InitState(EmaState& s, int
+//     B) const override; void MixStep(const float* x, const int32_t* positions, float* y, EmaState& s) override;
 //     MixerDescription Cost(int T) const override;  // state and FLOPs; params are counted for you
 //   };
 #pragma once

@@ -2,8 +2,8 @@
 // Cost O(T * D * d_ff). Saves x and the pre-activation h for backward; recomputes gelu(h).
 #include <cmath>
 
-#include "mixers/ops/matmul.h"
 #include "mixers/mixer_base.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
 #include "mixers/registry.h"
 
@@ -34,8 +34,7 @@ class Mlp : public ChannelMixer<MlpContext> {
   }
 
   // x, y (N, D); h, a (N, F)
-  void Mix(const float* x, const int32_t*, int B, int T, float* y, MlpContext& c,
-               const ForwardMode&) override {
+  void Mix(const float* x, const int32_t*, int B, int T, float* y, MlpContext& c, const ForwardMode&) override {
     c.N = int64_t(B) * T;
     c.x.assign(x, x + c.N * D_);
     c.h.resize(c.N * F_);
@@ -54,9 +53,7 @@ class Mlp : public ChannelMixer<MlpContext> {
     LinearBackward(c.x.data(), P(kW1), c.da.data(), dx, G(kW1), c.N, D_, F_);
   }
 
-  MixerDescription Cost(int T) const override {
-    return {0, 0, 0, 2.0 * 2 * D_ * F_};
-  }
+  MixerDescription Cost(int T) const override { return {0, 0, 0, 2.0 * 2 * D_ * F_}; }
 
  private:
   int D_, F_;

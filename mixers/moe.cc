@@ -7,15 +7,15 @@
 // z_coef * mean(logsumexp(x Wr)^2). capacity_factor > 0 caps each expert at ceil(cf * N * k / E) assignments,
 // taken in token order; the rest are dropped (counted). Capacity applies in training only (as in Switch, where it
 // exists to balance a batch over devices): evaluation and decoding route every token, so a position's prediction
-// never depends on the sequence length or on the other sequences of a batch, and Step equals Forward. Cost O(T * k * D * d_ff). The context saves x, the
-// router probabilities, the routing, and each expert's hidden pre-activations.
+// never depends on the sequence length or on the other sequences of a batch, and Step equals Forward. Cost O(T * k * D
+// * d_ff). The context saves x, the router probabilities, the routing, and each expert's hidden pre-activations.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-#include "mixers/ops/matmul.h"
 #include "mixers/mixer_base.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
 #include "mixers/registry.h"
 
@@ -36,7 +36,9 @@ struct MoeOptions : Options {
     v.Int("d-ff", d_ff, "hidden width of each expert; 0 = 4 * d_model", 0, 1 << 16);
     v.Float("aux-coef", aux_coef, "Switch load-balancing loss coefficient", 0.0f, 100.0f);
     v.Float("z-coef", z_coef, "router z-loss coefficient; 0 = off", 0.0f, 100.0f);
-    v.Float("capacity-factor", capacity_factor, "expert capacity in training as a multiple of N*k/E; 0 = unlimited (evaluation and decoding never drop)", 0.0f, 1000.0f);
+    v.Float("capacity-factor", capacity_factor,
+            "expert capacity in training as a multiple of N*k/E; 0 = unlimited (evaluation and decoding never drop)",
+            0.0f, 1000.0f);
     v.Bool("renormalize", renormalize, "renormalise the top-k gates to sum to 1");
   }
 };
@@ -65,8 +67,7 @@ class Moe : public ChannelMixer<MoeContext> {
  public:
   Moe(const MixerDims& dims, const MoeOptions& o)
       : D_(dims.d_model), E_(o.n_experts), K_(o.top_k), F_(o.d_ff ? o.d_ff : 4 * dims.d_model), o_(o), dims_(dims) {
-    if (K_ > E_)
-      throw UsageError("moe: top-k " + std::to_string(K_) + " exceeds n-experts " + std::to_string(E_));
+    if (K_ > E_) throw UsageError("moe: top-k " + std::to_string(K_) + " exceeds n-experts " + std::to_string(E_));
   }
   std::vector<ParamSpec> Params() const override {
     return {{"router", {D_, E_}, Init::kNormal, InputStd(dims_, D_)},
@@ -124,9 +125,11 @@ class Moe : public ChannelMixer<MoeContext> {
         dgate[a.token * E_ + e] = dot;
       }
       AddColumnSums(dye.data(), n, D_, G(kB2) + int64_t(e) * D_);
-      LinearBackward(c.ae[e].data(), P(kW2) + int64_t(e) * F_ * D_, dye.data(), dae.data(), G(kW2) + int64_t(e) * F_ * D_, n, F_, D_);
+      LinearBackward(c.ae[e].data(), P(kW2) + int64_t(e) * F_ * D_, dye.data(), dae.data(),
+                     G(kW2) + int64_t(e) * F_ * D_, n, F_, D_);
       BiasGeluBackward(c.he[e].data(), dae.data(), dae.data(), G(kB1) + int64_t(e) * F_, n, F_);
-      LinearBackward(c.xe[e].data(), P(kW1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(), G(kW1) + int64_t(e) * D_ * F_, n, D_, F_);
+      LinearBackward(c.xe[e].data(), P(kW1) + int64_t(e) * D_ * F_, dae.data(), dxe[e].data(),
+                     G(kW1) + int64_t(e) * D_ * F_, n, D_, F_);
     }
     GatherBySlots(c, N, dx, [&](int e, int64_t i) { return std::pair{1.0f, dxe[e].data() + i * D_}; });
     // gates -> router probabilities -> logits
@@ -149,7 +152,8 @@ class Moe : public ChannelMixer<MoeContext> {
     SoftmaxBackward(c.probs.data(), dprobs.data(), dlogits.data(), N, E_);
     if (o_.z_coef > 0)
       for (int64_t t = 0; t < N; ++t)
-        for (int e = 0; e < E_; ++e) dlogits[t * E_ + e] += o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
+        for (int e = 0; e < E_; ++e)
+          dlogits[t * E_ + e] += o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
     LinearBackward(c.x.data(), P(kRouter), dlogits.data(), dx, G(kRouter), N, D_, E_, true);
   }
 
@@ -186,9 +190,7 @@ class Moe : public ChannelMixer<MoeContext> {
     return routes;
   }
 
-  MixerDescription Cost(int T) const override {
-    return {0, 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_};
-  }
+  MixerDescription Cost(int T) const override { return {0, 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_}; }
 
  private:
   // out_t (D) = sum over token t's kept slots, in expert order, of w * row, where (w, row) = term(expert, index).
@@ -207,7 +209,8 @@ class Moe : public ChannelMixer<MoeContext> {
     }
   }
 
-  // Chooses the top-k experts per token (ties to the lower index), applies capacity (training only), and fills the losses.
+  // Chooses the top-k experts per token (ties to the lower index), applies capacity (training only), and fills the
+  // losses.
   void Route(MoeContext& c, bool training) const {
     const int64_t N = c.N;
     c.topk.assign(N, {});
@@ -225,9 +228,8 @@ class Moe : public ChannelMixer<MoeContext> {
     for (int64_t t = 0; t < N; ++t) {
       const float* p = c.probs.data() + t * E_;
       std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + K_, order.end(), [&](int a, int b) {
-        return p[a] > p[b] || (p[a] == p[b] && a < b);
-      });
+      std::partial_sort(order.begin(), order.begin() + K_, order.end(),
+                        [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
       float S = 0;
       for (int i = 0; i < K_; ++i) S += p[order[i]];
       for (int i = 0; i < K_; ++i) {
@@ -273,12 +275,23 @@ class Moe : public ChannelMixer<MoeContext> {
 MIXLAB_REGISTER_MIXER(
     Entry<Moe, MoeOptions>("moe", MixerKind::kChannel,
                            "mixture of GELU-MLP experts, softmax router, top-k, Switch aux + z losses, capacity")
-        .Tests({.fd_eps = 1e-3f,
-                .extra_cases = {
-                    {"moe_switch_zloss", "none", {{"top-k", "1"}, {"z-coef", "0.1"}, {"d-ff", "8"}}, false, 2e-2, 1e-3f},
-                    {"moe_top3_raw_gates", "none", {{"top-k", "3"}, {"renormalize", "false"}, {"n-experts", "4"}, {"aux-coef", "1"}}, false, 2e-2, 1e-3f},
-                    // Capacity drops tokens in training only; outside it Step must equal Forward whatever the batch holds.
-                    {"moe_capacity", "none", {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, false, 2e-2, 1e-3f},
-                }}));
+        .Tests(
+            {.fd_eps = 1e-3f,
+             .extra_cases = {
+                 {"moe_switch_zloss", "none", {{"top-k", "1"}, {"z-coef", "0.1"}, {"d-ff", "8"}}, false, 2e-2, 1e-3f},
+                 {"moe_top3_raw_gates",
+                  "none",
+                  {{"top-k", "3"}, {"renormalize", "false"}, {"n-experts", "4"}, {"aux-coef", "1"}},
+                  false,
+                  2e-2,
+                  1e-3f},
+                 // Capacity drops tokens in training only; outside it Step must equal Forward whatever the batch holds.
+                 {"moe_capacity",
+                  "none",
+                  {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}},
+                  false,
+                  2e-2,
+                  1e-3f},
+             }}));
 
 }  // namespace mixlab

@@ -32,7 +32,8 @@ class NoChannelMixer : public ChannelMixer<NoContext> {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(Entry<NoChannelMixer, NoOptions>("none", MixerKind::kChannel, "no channel mixer (attention-only blocks)")
+MIXLAB_REGISTER_MIXER(Entry<NoChannelMixer, NoOptions>("none", MixerKind::kChannel,
+                                                       "no channel mixer (attention-only blocks)")
                           .Tests({.zero_output = true}));
 
 }  // namespace mixlab

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {
@@ -36,8 +37,8 @@ std::vector<std::string> ListMixers(MixerKind kind) {
 const MixerInfo& FindMixer(const std::string& name, MixerKind kind) {
   for (const auto& m : Registry())
     if (m.name == name && m.kind == kind) return m;
-  throw UsageError("unknown " + std::string(KindName(kind)) + " '" + name + "'; known: " +
-                   JoinList(ListMixers(kind), ", "));
+  throw UsageError("unknown " + std::string(KindName(kind)) + " '" + name +
+                   "'; known: " + JoinList(ListMixers(kind), ", "));
 }
 
 std::unique_ptr<Mixer> MakeMixer(const std::string& name, MixerKind kind, const MixerDims& dims,
@@ -45,9 +46,9 @@ std::unique_ptr<Mixer> MakeMixer(const std::string& name, MixerKind kind, const 
   const MixerInfo& info = FindMixer(name, kind);
   if (dims.pos != "none" && kind == MixerKind::kSequence &&
       std::find(info.supported_pos.begin(), info.supported_pos.end(), dims.pos) == info.supported_pos.end()) {
-    throw UsageError("mixer '" + name + "' does not support positional encoding '" + dims.pos +
-                     "'; it supports: none" + (info.supported_pos.empty() ? "" : ", ") +
-                     JoinList(info.supported_pos, ", ") + " (choose one with --pos)");
+    throw UsageError("mixer '" + name + "' does not support positional encoding '" + dims.pos + "'; it supports: none" +
+                     (info.supported_pos.empty() ? "" : ", ") + JoinList(info.supported_pos, ", ") +
+                     " (choose one with --pos)");
   }
   auto options = info.make_options();
   SetOptions(*options, option_values, "mixer '" + name + "'");

@@ -23,7 +23,7 @@ struct ContractCase {
   std::string label;  // test name suffix, e.g. "softmax_naive"
   std::string pos = "none";
   OptionMap options;
-  bool training = false;   // forward in training mode (dropout on)
+  bool training = false;    // forward in training mode (dropout on)
   double grad_rtol = 2e-2;  // finite-difference tolerance
   float fd_eps = 1e-2f;     // smaller for non-smooth mixers (relu kinks within eps of a sample spoil the difference)
 };
@@ -68,7 +68,10 @@ std::unique_ptr<Mixer> MakeMixer(const std::string& name, MixerKind kind, const 
 // A registry entry for MixerT built from OptionsT.
 template <class MixerT, class OptionsT>
 MixerInfo Entry(std::string name, MixerKind kind, std::string help, std::vector<std::string> supported_pos = {}) {
-  return MixerInfo{std::move(name), kind, std::move(help), std::move(supported_pos),
+  return MixerInfo{std::move(name),
+                   kind,
+                   std::move(help),
+                   std::move(supported_pos),
                    [] { return std::make_unique<OptionsT>(); },
                    [](const MixerDims& dims, const Options& opts) -> std::unique_ptr<Mixer> {
                      return std::make_unique<MixerT>(dims, static_cast<const OptionsT&>(opts));

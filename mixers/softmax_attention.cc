@@ -20,13 +20,13 @@
 
 #include "mixers/attention_pattern.h"
 #include "mixers/head_projections.h"
-#include "mixers/ops/matmul.h"
 #include "mixers/mixer_base.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
 #include "mixers/ops/rng.h"
+#include "mixers/ops/small_gemm.h"
 #include "mixers/positional.h"
 #include "mixers/registry.h"
-#include "mixers/ops/small_gemm.h"
 
 namespace mixlab {
 namespace {
@@ -62,7 +62,8 @@ struct LocalOptions : SoftmaxOptions {
 };
 
 struct SparseOptions : SoftmaxOptions {
-  // Tiles of one block: a random key block then costs its 16 keys, not a 64-key tile (12% faster at d_model 256, T 1024).
+  // Tiles of one block: a random key block then costs its 16 keys, not a 64-key tile (12% faster at d_model 256, T
+  // 1024).
   SparseOptions() { tile = 16; }
   int block = 16;
   int window_blocks = 1;
@@ -87,7 +88,8 @@ struct DropoutMask {
   uint64_t seed = 0;
   bool active() const { return p > 0; }
   float operator()(int64_t bh, int64_t i, int64_t j) const {
-    const uint64_t h = SplitMix64(seed ^ SplitMix64(uint64_t(bh) * 0x100000001b3ULL ^ SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
+    const uint64_t h =
+        SplitMix64(seed ^ SplitMix64(uint64_t(bh) * 0x100000001b3ULL ^ SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
     const float u = float(h >> 40) * (1.0f / 16777216.0f);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
   }
@@ -129,7 +131,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
   std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, H_, HD_); }
 
   void Mix(const float* x, const int32_t* positions, int B, int T, float* y, AttentionContext& c,
-               const ForwardMode& mode) override {
+           const ForwardMode& mode) override {
     c.B = B;
     c.T = T;
     const int64_t N = int64_t(B) * T;
@@ -254,9 +256,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     }
   }
 
-  float Bias(int h, int32_t pos_i, int32_t pos_j) const {
-    return alibi_ ? -slopes_[h] * float(pos_i - pos_j) : 0.0f;
-  }
+  float Bias(int h, int32_t pos_i, int32_t pos_j) const { return alibi_ ? -slopes_[h] * float(pos_i - pos_j) : 0.0f; }
 
   // Scaled, biased, causally masked scores of query rows [i0, i0+ni) against keys [j0, j0+nj) of one (b, h).
   // On a diagonal tile (i0 == j0) only the lower triangle is computed: every pattern is causal, so MaskRow sets the
@@ -318,8 +318,8 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
           l[i] += S.row(i).sum();
           m[i] = m_new;
         }
-        SmallGemm(ni, dh_, nj, Dropped(c, bh, i0, j0, S, Pd).data(), nj, 1, c.v.data() + (base + j0) * HD_ + h * dh_, HD_,
-                  acc.data(), dh_, true, i0 == j0 ? Band::kLowerA : Band::kFull);
+        SmallGemm(ni, dh_, nj, Dropped(c, bh, i0, j0, S, Pd).data(), nj, 1, c.v.data() + (base + j0) * HD_ + h * dh_,
+                  HD_, acc.data(), dh_, true, i0 == j0 ? Band::kLowerA : Band::kFull);
       }
       auto O = AsStrided(c.o.data() + (base + i0) * HD_ + h * dh_, ni, dh_, HD_);
       for (int64_t i = 0; i < ni; ++i) {
@@ -355,7 +355,8 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
         dP.resize(ni, nj);
         SmallGemm(ni, nj, dh_, dO, HD_, 1, vt.data(), nj, dP.data(), nj, false);
         ApplyDropout(c, bh, i0, j0, dP);
-        for (int64_t i = 0; i < ni; ++i) S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]) * scale;  // dS / sqrt(dh)
+        for (int64_t i = 0; i < ni; ++i)
+          S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]) * scale;  // dS / sqrt(dh)
         SmallGemm(ni, dh_, nj, S.data(), nj, 1, k, HD_, at(c.dq, i0), HD_, true, lower);
         SmallGemm(nj, dh_, ni, S.data(), 1, nj, q, HD_, at(c.dk, j0), HD_, true, upper);
       }
@@ -368,7 +369,8 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     auto K = AsStrided(k + h * dh_, T, dh_, HD_);
     RowMatrix S = (Q * K.transpose()) / std::sqrt(float(dh_));
     for (int64_t i = 0; i < T; ++i)
-      for (int64_t j = 0; j < T; ++j) S(i, j) = !pattern_.Allows(i, j) ? kNegInf : S(i, j) + Bias(int(h), pos[i], pos[j]);
+      for (int64_t j = 0; j < T; ++j)
+        S(i, j) = !pattern_.Allows(i, j) ? kNegInf : S(i, j) + Bias(int(h), pos[i], pos[j]);
     RowMatrix Pm(T, T);
     SoftmaxForward(S.data(), Pm.data(), T, T);
     return Pm;
@@ -447,14 +449,13 @@ class SparseAttention : public SoftmaxAttention {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(
-    Entry<LocalAttention, LocalOptions>("local", MixerKind::kSequence,
-                                        "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)",
-                                        {"rope", "alibi"})
-        .Tests({.extra_cases = {
-                    {"local_w3_global2", "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
-                    {"local_w4_naive", "alibi", {{"window", "4"}, {"impl", "naive"}}},
-                }}));
+MIXLAB_REGISTER_MIXER(Entry<LocalAttention, LocalOptions>(
+                          "local", MixerKind::kSequence,
+                          "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)", {"rope", "alibi"})
+                          .Tests({.extra_cases = {
+                                      {"local_w3_global2", "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
+                                      {"local_w4_naive", "alibi", {{"window", "4"}, {"impl", "naive"}}},
+                                  }}));
 
 MIXLAB_REGISTER_MIXER(
     Entry<SparseAttention, SparseOptions>("sparse", MixerKind::kSequence,
@@ -465,14 +466,14 @@ MIXLAB_REGISTER_MIXER(
                     {"sparse_block2_naive", "rope", {{"block", "2"}, {"impl", "naive"}}},
                 }}));
 
-MIXLAB_REGISTER_MIXER(
-    Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,
-                                            "multi-head causal softmax attention, tiled online softmax", {"rope", "alibi"})
-        .Tests({.extra_cases = {
-                    {"softmax_naive", "rope", {{"impl", "naive"}}},
-                    {"softmax_tile5_dhead12", "alibi", {{"tile", "5"}, {"d-head", "12"}}},
-                    {"softmax_dropout", "none", {{"dropout", "0.2"}}, true},
-                    {"softmax_dropout_naive", "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
-                }}));
+MIXLAB_REGISTER_MIXER(Entry<SoftmaxAttention, SoftmaxOptions>(
+                          "softmax", MixerKind::kSequence, "multi-head causal softmax attention, tiled online softmax",
+                          {"rope", "alibi"})
+                          .Tests({.extra_cases = {
+                                      {"softmax_naive", "rope", {{"impl", "naive"}}},
+                                      {"softmax_tile5_dhead12", "alibi", {{"tile", "5"}, {"d-head", "12"}}},
+                                      {"softmax_dropout", "none", {{"dropout", "0.2"}}, true},
+                                      {"softmax_dropout_naive", "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
+                                  }}));
 
 }  // namespace mixlab

@@ -2,8 +2,8 @@
 // Cost O(T * D * d_ff). Saves x and h = x [Wa | Wb] for backward; recomputes the gate.
 #include <cmath>
 
-#include "mixers/ops/matmul.h"
 #include "mixers/mixer_base.h"
+#include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
 #include "mixers/registry.h"
 
@@ -34,8 +34,7 @@ class SwiGLU : public ChannelMixer<SwiGLUContext> {
   }
 
   // x, y (N, D); h (N, 2F); a (N, F)
-  void Mix(const float* x, const int32_t*, int B, int T, float* y, SwiGLUContext& c,
-               const ForwardMode&) override {
+  void Mix(const float* x, const int32_t*, int B, int T, float* y, SwiGLUContext& c, const ForwardMode&) override {
     c.N = int64_t(B) * T;
     c.x.assign(x, x + c.N * D_);
     c.h.resize(c.N * 2 * F_);

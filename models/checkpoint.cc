@@ -49,7 +49,8 @@ uint64_t Checksum(const nlohmann::json& header, const std::vector<char>& data) {
   return Fnv1a64(data.data(), data.size(), Fnv1a64(text.data(), text.size()));
 }
 
-TensorEntry ParseEntry(const std::string& path, const std::string& name, const nlohmann::json& info, int64_t data_size) {
+TensorEntry ParseEntry(const std::string& path, const std::string& name, const nlohmann::json& info,
+                       int64_t data_size) {
   const auto bad = [&](const std::string& why) { Refuse(path, "tensor '" + name + "' " + why); };
   if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
     bad("is not an object with dtype, shape and data_offsets");
@@ -69,7 +70,8 @@ TensorEntry ParseEntry(const std::string& path, const std::string& name, const n
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_integer() || !off[1].is_number_integer())
     bad("has data_offsets that are not two integers");
   e.begin = off[0].get<int64_t>(), e.end = off[1].get<int64_t>();
-  if (e.begin < 0 || e.end < e.begin || e.end > data_size) bad("has data_offsets " + off.dump() + " outside the data section");
+  if (e.begin < 0 || e.end < e.begin || e.end > data_size)
+    bad("has data_offsets " + off.dump() + " outside the data section");
   if (e.end - e.begin != numel * int64_t(sizeof(float)))
     bad("has data_offsets " + off.dump() + " that do not hold its shape " + info["shape"].dump() + " of F32");
   return e;
@@ -81,7 +83,8 @@ TensorEntry ParseEntry(const std::string& path, const std::string& name, const n
 Parsed ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) Refuse(path, std::filesystem::exists(path, ec) ? "not a regular file" : "file not found");
+  if (!std::filesystem::is_regular_file(path, ec))
+    Refuse(path, std::filesystem::exists(path, ec) ? "not a regular file" : "file not found");
   if (!in) Refuse(path, "unreadable");
   in.seekg(0, std::ios::end);
   const int64_t size = in.tellg();
@@ -120,12 +123,13 @@ Parsed ReadFile(const std::string& path) {
   int64_t expected = 0;
   for (const auto& [begin, name] : order) {
     if (begin != expected)
-      Refuse(path, "tensor '" + name + "' starts at byte " + std::to_string(begin) + " of the data, expected " + std::to_string(expected) +
-                       " (tensors must be contiguous, non-overlapping and in order)");
+      Refuse(path, "tensor '" + name + "' starts at byte " + std::to_string(begin) + " of the data, expected " +
+                       std::to_string(expected) + " (tensors must be contiguous, non-overlapping and in order)");
     expected = p.tensors[name].end;
   }
   if (expected != int64_t(p.data.size()))
-    Refuse(path, "the tensors cover " + std::to_string(expected) + " of the " + std::to_string(p.data.size()) + " data bytes");
+    Refuse(path, "the tensors cover " + std::to_string(expected) + " of the " + std::to_string(p.data.size()) +
+                     " data bytes");
   return p;
 }
 
@@ -155,7 +159,8 @@ void WriteSafetensors(const std::string& path, const std::vector<TensorOut>& ten
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data section to 8 bytes
   const uint64_t len = text.size();
-  WriteFileAtomic(path, {std::string_view(reinterpret_cast<const char*>(&len), 8), text, std::string_view(data.data(), data.size())});
+  WriteFileAtomic(path, {std::string_view(reinterpret_cast<const char*>(&len), 8), text,
+                         std::string_view(data.data(), data.size())});
 }
 
 nlohmann::json MetadataJson(const std::map<std::string, std::string>& metadata) {
@@ -169,7 +174,8 @@ nlohmann::json MetadataJson(const std::map<std::string, std::string>& metadata) 
 void SaveCheckpoint(const std::string& path, const LanguageModel& model,
                     const std::map<std::string, std::string>& metadata) {
   std::vector<TensorOut> tensors;
-  for (const auto& p : model.params().params()) tensors.push_back({p.name, p.spec.shape, model.params().values() + p.offset});
+  for (const auto& p : model.params().params())
+    tensors.push_back({p.name, p.spec.shape, model.params().values() + p.offset});
   nlohmann::json meta = MetadataJson(metadata);
   meta["config"] = model.config().ToJson().dump();
   WriteSafetensors(path, tensors, meta);
@@ -177,7 +183,8 @@ void SaveCheckpoint(const std::string& path, const LanguageModel& model,
 
 void SaveOptimizerState(const std::string& path, const Buffer& m, const Buffer& v,
                         const std::map<std::string, std::string>& metadata) {
-  WriteSafetensors(path, {{"m", {int64_t(m.size())}, m.data()}, {"v", {int64_t(v.size())}, v.data()}}, MetadataJson(metadata));
+  WriteSafetensors(path, {{"m", {int64_t(m.size())}, m.data()}, {"v", {int64_t(v.size())}, v.data()}},
+                   MetadataJson(metadata));
 }
 
 std::map<std::string, std::string> LoadOptimizerState(const std::string& path, Buffer& m, Buffer& v) {
@@ -186,10 +193,12 @@ std::map<std::string, std::string> LoadOptimizerState(const std::string& path, B
     const auto it = p.tensors.find(name);
     if (it == p.tensors.end()) Refuse(path, std::string("optimizer state lacks tensor '") + name + "'");
     if (it->second.end - it->second.begin != int64_t(buf->size() * sizeof(float)))
-      Refuse(path, std::string("optimizer tensor '") + name + "' does not match the model's " + std::to_string(buf->size()) + " parameters");
+      Refuse(path, std::string("optimizer tensor '") + name + "' does not match the model's " +
+                       std::to_string(buf->size()) + " parameters");
     std::memcpy(buf->data(), p.data.data() + it->second.begin, size_t(it->second.end - it->second.begin));
   }
-  if (p.tensors.size() != 2) Refuse(path, "optimizer state holds " + std::to_string(p.tensors.size()) + " tensors, expected m and v");
+  if (p.tensors.size() != 2)
+    Refuse(path, "optimizer state holds " + std::to_string(p.tensors.size()) + " tensors, expected m and v");
   return p.metadata;
 }
 
@@ -209,25 +218,31 @@ void LoadCheckpointInto(const std::string& path, LanguageModel& model) {
     if (entry.shape != spec.shape)
       Refuse(path, "tensor '" + name + "' has shape " + nlohmann::json(entry.shape).dump() + ", the model expects " +
                        nlohmann::json(spec.shape).dump());
-    std::memcpy(store.values() + store.params()[idx].offset, p.data.data() + entry.begin, size_t(entry.end - entry.begin));
+    std::memcpy(store.values() + store.params()[idx].offset, p.data.data() + entry.begin,
+                size_t(entry.end - entry.begin));
   }
   if (p.tensors.size() != store.params().size())
-    Refuse(path, "holds " + std::to_string(p.tensors.size()) + " tensors, the model has " + std::to_string(store.params().size()));
+    Refuse(path, "holds " + std::to_string(p.tensors.size()) + " tensors, the model has " +
+                     std::to_string(store.params().size()));
   if (const auto step = p.metadata.find("step"); step != p.metadata.end()) {
     char* end = nullptr;
     const long long steps = std::strtoll(step->second.c_str(), &end, 10);
-    if (step->second.empty() || *end != '\0' || steps < 0) Refuse(path, "metadata step '" + step->second + "' is not a step count");
+    if (step->second.empty() || *end != '\0' || steps < 0)
+      Refuse(path, "metadata step '" + step->second + "' is not a step count");
     model.RestoreTrainedSteps(steps);
   }
 }
 
 std::unique_ptr<LanguageModel> LoadCheckpoint(const std::string& path) {
   const auto meta = ReadCheckpointMetadata(path);
-  const ModelConfig config = ModelConfig::FromJson(ParseJsonText(meta.at("config"), "checkpoint '" + path + "' model config"));
-  const int64_t planned = LanguageModel::PlannedParams(config);  // before allocating: a crafted config cannot ask for more
+  const ModelConfig config =
+      ModelConfig::FromJson(ParseJsonText(meta.at("config"), "checkpoint '" + path + "' model config"));
+  const int64_t planned =
+      LanguageModel::PlannedParams(config);  // before allocating: a crafted config cannot ask for more
   const int64_t stored = int64_t(std::filesystem::file_size(path));
   if (planned > stored / int64_t(sizeof(float)))
-    Refuse(path, "its config describes " + std::to_string(planned) + " parameters, more than the file's " + std::to_string(stored) + " bytes hold");
+    Refuse(path, "its config describes " + std::to_string(planned) + " parameters, more than the file's " +
+                     std::to_string(stored) + " bytes hold");
   auto model = std::make_unique<LanguageModel>(config);
   LoadCheckpointInto(path, *model);
   return model;

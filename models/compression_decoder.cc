@@ -57,7 +57,7 @@ void CompressionDecoder::Backward(ParamStore& store, const float* dlogits, float
   d_.resize(N * D_);
   dp_.resize(N * D_);
   AddColumnSums(dlogits, N, V_, store.Ref(bu_).grad);
-  LinearBackward(n3_.data(), store.Ref(wu_).value, dlogits, d_.data(), store.Ref(wu_).grad, N, D_, V_);  // d n3
+  LinearBackward(n3_.data(), store.Ref(wu_).value, dlogits, d_.data(), store.Ref(wu_).grad, N, D_, V_);     // d n3
   norm3_.Backward(store, a2_.data(), d_.data(), dp_.data(), N, D_);                                         // d a2
   BiasGeluBackward(p2_.data(), dp_.data(), dp_.data(), store.Ref(b2_).grad, N, D_);                         // d p2
   LinearBackward(n2_.data(), store.Ref(w2_).value, dp_.data(), d_.data(), store.Ref(w2_).grad, N, D_, D_);  // d n2

@@ -96,7 +96,8 @@ void CreateDirectories(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) throw UsageError("cannot create directory '" + path + "': " + ec.message());
-  if (!std::filesystem::is_directory(path, ec)) throw UsageError("cannot create directory '" + path + "': a file is in the way");
+  if (!std::filesystem::is_directory(path, ec))
+    throw UsageError("cannot create directory '" + path + "': a file is in the way");
 }
 
 void RenameDurably(const std::string& from, const std::string& to) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {
@@ -16,7 +17,9 @@ std::string ReadTextFile(const std::string& path, const std::string& what, int64
 
 // Replaces `path` with the concatenated parts, atomically and durably.
 void WriteFileAtomic(const std::string& path, const std::vector<std::string_view>& parts);
-inline void WriteFileAtomic(const std::string& path, std::string_view text) { WriteFileAtomic(path, std::vector<std::string_view>{text}); }
+inline void WriteFileAtomic(const std::string& path, std::string_view text) {
+  WriteFileAtomic(path, std::vector<std::string_view>{text});
+}
 
 // create_directories with a one-line error ("cannot create directory 'x': Not a directory").
 void CreateDirectories(const std::string& path);

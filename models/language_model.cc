@@ -17,7 +17,8 @@ void AddInto(float* out, const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-LanguageModel::LanguageModel(const ModelConfig& config, bool allocate) : config_(config), pre_norm_(config.norm_position == "pre") {
+LanguageModel::LanguageModel(const ModelConfig& config, bool allocate)
+    : config_(config), pre_norm_(config.norm_position == "pre") {
   const int D = config_.d_model;
   embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
   if (config_.pos == "learned")
@@ -44,7 +45,9 @@ LanguageModel::LanguageModel(const ModelConfig& config, bool allocate) : config_
   if (config_.head == "compression")
     decoder_ = std::make_unique<CompressionDecoder>(store_, D, config_.vocab, config_.norm, config_.init);
   else if (!config_.tie_embeddings)
-    head_ = store_.Add("lm_head", {"lm_head", {D, config_.vocab}, Init::kNormal, config_.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(D))});
+    head_ = store_.Add(
+        "lm_head",
+        {"lm_head", {D, config_.vocab}, Init::kNormal, config_.init == "gpt2" ? 0.02f : 1.0f / std::sqrt(float(D))});
   if (!allocate) return;
   store_.Allocate();
   for (auto& layer : layers_) {
@@ -106,7 +109,8 @@ void LanguageModel::Embed(const int32_t* tokens, const int32_t* positions, int64
 void LanguageModel::EmbedBackward(const float* dx) {
   const int64_t N = int64_t(B_) * T_;
   EmbeddingBackward(tokens_.data(), dx, store_.Ref(embedding_).grad, N, config_.d_model);
-  if (pos_embedding_ >= 0) EmbeddingBackward(positions_.data(), dx, store_.Ref(pos_embedding_).grad, N, config_.d_model);
+  if (pos_embedding_ >= 0)
+    EmbeddingBackward(positions_.data(), dx, store_.Ref(pos_embedding_).grad, N, config_.d_model);
 }
 
 // logits (n, V) = h (n, D) E^T (tied) or h W_head
@@ -215,7 +219,9 @@ void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMo
           L.mixer->Forward(in, positions_.data(), B, T, out, *L.mixer_ctx, layer_mode);
           AddOffset(L.mix_offset, out, N);
         },
-        [&](const float* in, float* out) { L.channel->Forward(in, positions_.data(), B, T, out, *L.channel_ctx, layer_mode); },
+        [&](const float* in, float* out) {
+          L.channel->Forward(in, positions_.data(), B, T, out, *L.channel_ctx, layer_mode);
+        },
         [&](int k, const float* in, float* out) { NormForward(k == 1 ? L.norm1 : L.norm2, in, out, N); });
   }
   const float* h = resid_.back().data();
@@ -274,7 +280,7 @@ void LanguageModel::Backward() {
       // out = N2(mid + C(mid)); mid = N1(x + M(x))
       NormBackward(L.norm2, L.sum2.data(), dx_.data(), dtmp2_.data(), N);  // d sum2
       L.channel->Backward(*L.channel_ctx, dtmp2_.data(), dtmp_.data());
-      AddInto(dtmp2_.data(), dtmp2_.data(), dtmp_.data(), ND);  // d mid
+      AddInto(dtmp2_.data(), dtmp2_.data(), dtmp_.data(), ND);             // d mid
       NormBackward(L.norm1, L.sum1.data(), dtmp2_.data(), dx_.data(), N);  // d sum1
       L.mixer->Backward(*L.mixer_ctx, dx_.data(), dtmp_.data());
       AddInto(dx_.data(), dx_.data(), dtmp_.data(), ND);  // d x
@@ -301,11 +307,13 @@ std::unique_ptr<LanguageModel::DecodeState> LanguageModel::CloneDecodeState(cons
 
 void LanguageModel::Step(const int32_t* tokens, const int32_t* positions, int B, float* logits, DecodeState& state) {
   if (decoder_)
-    throw UsageError("step-wise decoding needs the language-model head; this model has MAD's compression decoder, "
-                     "which reconstructs a whole sequence from its last position");
+    throw UsageError(
+        "step-wise decoding needs the language-model head; this model has MAD's compression decoder, "
+        "which reconstructs a whole sequence from its last position");
   const int64_t ND = int64_t(B) * config_.d_model;
   Buffer x(ND), a(ND), norm1_out(ND), mix_out(ND), sum1(ND), mid(ND), norm2_out(ND), ch_out(ND), sum2(ND);
-  const BlockBuffers buffers{norm1_out.data(), mix_out.data(), sum1.data(), mid.data(), norm2_out.data(), ch_out.data(), sum2.data()};
+  const BlockBuffers buffers{norm1_out.data(), mix_out.data(), sum1.data(), mid.data(),
+                             norm2_out.data(), ch_out.data(),  sum2.data()};
   Norm scratch;  // the layer's norm weights with its own statistics: the layer's stay as Backward needs them
   auto norm = [&](const Norm& n, const float* in, float* out) {
     scratch.weight = n.weight;

@@ -24,7 +24,8 @@ class LanguageModel {
     return std::unique_ptr<LanguageModel>(new LanguageModel(config, false));
   }
   void Initialize(uint64_t seed);
-  // After loading weights trained for `steps` steps: every mixer restores the step-dependent state they were trained with.
+  // After loading weights trained for `steps` steps: every mixer restores the step-dependent state they were trained
+  // with.
   void RestoreTrainedSteps(int64_t steps);
 
   // tokens (B, T); positions are 0..T-1. Keeps activations for Backward.

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "mixers/registry.h"
 #include "mixers/ops/usage_error.h"
+#include "mixers/registry.h"
 
 namespace mixlab {
 
@@ -13,18 +13,22 @@ void ModelOptions::Visit(OptionVisitor& v) {
   v.Int("d-model", d_model, "residual stream width", 1, 8192);
   v.Int("n-layers", n_layers, "number of blocks (when --layers is not given)", 1, 256);
   v.String("mixer", mixer, "sequence mixer of every layer (see `mixlab list`)");
-  v.String("layers", layers, "one sequence mixer per layer, comma-separated, each NAME[:opt=value:...]; overrides --mixer/--n-layers");
+  v.String("layers", layers,
+           "one sequence mixer per layer, comma-separated, each NAME[:opt=value:...]; overrides --mixer/--n-layers");
   v.String("channel", channel, "channel mixer of every layer: mlp | swiglu | none | ...");
   v.String("channels", channels, "one channel mixer per layer, comma-separated, each NAME[:opt=value:...]");
   v.Choice("pos", pos,
-           "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi); auto = rope where "
+           "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi); "
+           "auto = rope where "
            "every layer's mixer applies it, else none",
            {"auto", "none", "learned", "sinusoidal", "rope", "alibi"});
   v.Choice("norm", norm, "normalisation layer", {"layernorm", "rmsnorm"});
   v.Choice("norm-position", norm_position, "pre-norm x + f(norm(x)) or post-norm norm(x + f(x))", {"pre", "post"});
   v.Bool("tie-embeddings", tie_embeddings, "LM head shares the token embedding");
   v.Int("max-len", max_len, "largest position for --pos learned", 1, 1 << 24);
-  v.Choice("init", init, "weight init: fan-in N(0, 1/fan_in) or gpt2 N(0, 0.02^2); residual outputs / sqrt(2 n_layers); embeddings N(0, 0.02^2)",
+  v.Choice("init", init,
+           "weight init: fan-in N(0, 1/fan_in) or gpt2 N(0, 0.02^2); residual outputs / sqrt(2 n_layers); embeddings "
+           "N(0, 0.02^2)",
            {"fan-in", "gpt2"});
 }
 
@@ -114,10 +118,20 @@ ModelConfig ResolveModelConfig(ModelOptions& o, const std::map<std::string, Opti
 nlohmann::json ModelConfig::ToJson() const {
   nlohmann::json layers_json = nlohmann::json::array();
   for (const auto& l : layers)
-    layers_json.push_back({{"mixer", l.mixer}, {"mixer_options", l.mixer_options},
-                           {"channel", l.channel}, {"channel_options", l.channel_options}});
-  return {{"vocab", vocab}, {"d_model", d_model}, {"max_len", max_len}, {"pos", pos}, {"norm", norm},
-          {"norm_position", norm_position}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"head", head}, {"layers", layers_json}};
+    layers_json.push_back({{"mixer", l.mixer},
+                           {"mixer_options", l.mixer_options},
+                           {"channel", l.channel},
+                           {"channel_options", l.channel_options}});
+  return {{"vocab", vocab},
+          {"d_model", d_model},
+          {"max_len", max_len},
+          {"pos", pos},
+          {"norm", norm},
+          {"norm_position", norm_position},
+          {"tie_embeddings", tie_embeddings},
+          {"init", init},
+          {"head", head},
+          {"layers", layers_json}};
 }
 
 ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
@@ -143,14 +157,19 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& j) {
       c.layers.push_back(s);
     }
     if (c.vocab < 1 || c.vocab > kMaxVocab)
-      throw UsageError("model config: vocab " + std::to_string(c.vocab) + " is outside [1, " + std::to_string(kMaxVocab) + "]");
+      throw UsageError("model config: vocab " + std::to_string(c.vocab) + " is outside [1, " +
+                       std::to_string(kMaxVocab) + "]");
     if (c.layers.empty()) throw UsageError("model config has no layers");
     if (c.pos == "auto") throw UsageError("model config: pos 'auto' was never resolved to an encoding");
     // The skeleton's fields pass the same checks as the flags that set them (mixer options are checked when built).
     ModelOptions skeleton;
     SetOptions(skeleton,
-               {{"d-model", std::to_string(c.d_model)}, {"max-len", std::to_string(c.max_len)}, {"pos", c.pos}, {"norm", c.norm},
-                {"norm-position", c.norm_position}, {"init", c.init}},
+               {{"d-model", std::to_string(c.d_model)},
+                {"max-len", std::to_string(c.max_len)},
+                {"pos", c.pos},
+                {"norm", c.norm},
+                {"norm-position", c.norm_position},
+                {"init", c.init}},
                "model config");
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -58,7 +58,6 @@ struct ModelConfig {
 
 // Resolves options and per-mixer flags (mixer name -> option map) into a full config; validates every
 // mixer option against its registry entry. vocab comes from the task.
-ModelConfig ResolveModelConfig(ModelOptions& options, const std::map<std::string, OptionMap>& mixer_flags,
-                               int vocab);
+ModelConfig ResolveModelConfig(ModelOptions& options, const std::map<std::string, OptionMap>& mixer_flags, int vocab);
 
 }  // namespace mixlab

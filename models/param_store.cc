@@ -31,9 +31,14 @@ void ParamStore::Initialize(uint64_t seed) {
       case Init::kNormal:
         for (int64_t j = 0; j < n; ++j) v[j] = float(rng.Normal()) * p.spec.std;
         break;
-      case Init::kZeros: std::fill(v, v + n, 0.0f); break;
-      case Init::kOnes: std::fill(v, v + n, 1.0f); break;
-      case Init::kCustom: break;  // the owning mixer fills it in InitCustomParams
+      case Init::kZeros:
+        std::fill(v, v + n, 0.0f);
+        break;
+      case Init::kOnes:
+        std::fill(v, v + n, 1.0f);
+        break;
+      case Init::kCustom:
+        break;  // the owning mixer fills it in InitCustomParams
     }
   }
 }

@@ -38,7 +38,8 @@ class ParamStore {
 
  private:
   std::vector<NamedParam> params_;
-  std::unordered_map<std::string, int> index_;  // name -> position in params_ (building stays linear in the layer count)
+  std::unordered_map<std::string, int>
+      index_;  // name -> position in params_ (building stays linear in the layer count)
   Buffer values_, grads_;
 };
 

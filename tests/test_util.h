@@ -2,7 +2,6 @@
 // with its own parameter store, and running a shell command with its output captured.
 #pragma once
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,9 +13,9 @@
 #include <vector>
 
 #include "mixers/ops/matmul.h"
-#include "mixers/registry.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/tensor.h"
+#include "mixers/registry.h"
 #include "models/param_store.h"
 
 namespace mixlab::testing {
@@ -42,7 +41,8 @@ struct CommandResult {
 inline CommandResult RunCommand(const std::string& cmd, const std::string& tag) {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string unique = tag + "_" + std::to_string(getpid());  // tests run in parallel processes (ctest -j)
-  const std::string out_path = (dir / (unique + "_out.txt")).string(), err_path = (dir / (unique + "_err.txt")).string();
+  const std::string out_path = (dir / (unique + "_out.txt")).string(),
+                    err_path = (dir / (unique + "_err.txt")).string();
   const int status = std::system((cmd + " > " + out_path + " 2> " + err_path).c_str());
   auto slurp = [](const std::string& path) {
     std::ifstream in(path);
@@ -94,7 +94,8 @@ inline void ExpectGradientMatches(const std::function<double()>& loss, float* x,
     ana2 += double(analytic[i]) * analytic[i];
     if (std::abs(numeric - analytic[i]) > worst_err) {
       worst_err = std::abs(numeric - analytic[i]);
-      worst = "index " + std::to_string(i) + ": numeric " + std::to_string(numeric) + " analytic " + std::to_string(analytic[i]);
+      worst = "index " + std::to_string(i) + ": numeric " + std::to_string(numeric) + " analytic " +
+              std::to_string(analytic[i]);
     }
   }
   EXPECT_GT(ana2, 0.0) << what << ": sampled analytic gradient is identically zero";
@@ -108,7 +109,8 @@ struct MixerHarness {
   ParamStore store;
   std::unique_ptr<MixerContext> ctx;
 
-  MixerHarness(const std::string& name, MixerKind kind, const MixerDims& dims, const OptionMap& options, uint64_t seed = 1) {
+  MixerHarness(const std::string& name, MixerKind kind, const MixerDims& dims, const OptionMap& options,
+               uint64_t seed = 1) {
     mixer = MakeMixer(name, kind, dims, options);
     std::vector<int> idx;
     for (const auto& p : mixer->Params()) idx.push_back(store.Add(p.name, p));

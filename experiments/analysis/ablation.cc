@@ -114,8 +114,13 @@ std::vector<std::vector<double>> HeadOutputShares(LanguageModel& model, const Ab
     double total = 0;
     for (int64_t i = 0; i < ND; ++i) total += double(clean[l][i]) * clean[l][i];
     for (int h = 0; h < setup.heads_per_layer[l]; ++h) {
-      Ablation ablation(model, {.task = setup.task, .length = setup.length, .batch = setup.batch, .seed = setup.seed,
-                                .heads_per_layer = setup.heads_per_layer}, {{l, h}});
+      Ablation ablation(model,
+                        {.task = setup.task,
+                         .length = setup.length,
+                         .batch = setup.batch,
+                         .seed = setup.seed,
+                         .heads_per_layer = setup.heads_per_layer},
+                        {{l, h}});
       model.Forward(b.tokens.data(), b.B, b.T);
       const float* y = model.mixer_output(l);
       double diff = 0;
@@ -131,7 +136,8 @@ std::vector<PruningPoint> GreedyPruning(LanguageModel& model, const AblationSetu
   for (int l = 0; l < int(setup.heads_per_layer.size()); ++l)
     for (int h = 0; h < setup.heads_per_layer[l]; ++h) remaining.push_back({l, h});
   const double total = double(remaining.size());
-  const EvalResult base = Evaluate(model, *setup.task, setup.length, setup.answers, setup.batch, setup.seed, Split::kTest);
+  const EvalResult base =
+      Evaluate(model, *setup.task, setup.length, setup.answers, setup.batch, setup.seed, Split::kTest);
   std::vector<PruningPoint> curve{{0.0, base.accuracy, base.loss, {-1, -1}}};
   while (!remaining.empty()) {
     size_t best = 0;

@@ -1,8 +1,9 @@
 // Causal importance of heads: remove a set of heads (or mamba channel groups) and measure the task again.
 // A head is removed through its rows of the projection its mixer declares as ParamRole::kHeadOutput (wo, mamba's
 // out_proj): heads are contiguous row blocks (HeadGroupOfRow, the grouping Mixing() uses), so zeroing a block
-// removes exactly that head's contribution (tests/mixers/mixer_contract_test.cc checks this for every mixer). Mean ablation then adds back the head's mean contribution,
-// measured on clean validation inputs, as a constant (LanguageModel::SetMixerOffset).
+// removes exactly that head's contribution (tests/mixers/mixer_contract_test.cc checks this for every mixer). Mean
+// ablation then adds back the head's mean contribution, measured on clean validation inputs, as a constant
+// (LanguageModel::SetMixerOffset).
 #pragma once
 #include <string>
 #include <utility>
@@ -10,8 +11,8 @@
 
 #include "experiments/run/evaluate.h"
 #include "experiments/tasks/task.h"
-#include "models/language_model.h"
 #include "mixers/ops/usage_error.h"
+#include "models/language_model.h"
 
 namespace mixlab {
 

@@ -1,10 +1,10 @@
 #include "experiments/analysis/analysis.h"
 
-#include "experiments/run/evaluate.h"
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include "experiments/run/evaluate.h"
 
 namespace mixlab {
 
@@ -51,7 +51,8 @@ void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s) {
   s.induction = n ? ind / n : 0;
 }
 
-void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask, HeadScores& s) {
+void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask,
+                          HeadScores& s) {
   double sum = 0;
   int n = 0;
   for (int64_t t = 1; t < a.rows(); ++t) {
@@ -117,7 +118,8 @@ std::vector<double> LogSoftmax(const float* z, int V) {
   return out;
 }
 
-std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask) {
+std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens,
+                                 const std::vector<float>& mask) {
   const int T = int(tokens.size()), V = model.vocab();
   model.Forward(tokens.data(), 1, T);
   std::vector<float> final_logits(model.logits(), model.logits() + int64_t(T) * V), lens(final_logits.size());
@@ -148,7 +150,8 @@ std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t
       std::vector<int> order(V);
       std::iota(order.begin(), order.end(), 0);
       const float* z = lens.data() + int64_t(last) * V;
-      std::partial_sort(order.begin(), order.begin() + std::min(5, V), order.end(), [z](int a, int b) { return z[a] > z[b]; });
+      std::partial_sort(order.begin(), order.begin() + std::min(5, V), order.end(),
+                        [z](int a, int b) { return z[a] > z[b]; });
       r.top_tokens.assign(order.begin(), order.begin() + std::min(5, V));
     }
     out.push_back(r);
@@ -193,7 +196,9 @@ double TextInContextScore(LanguageModel& model, const Batch& sample) {
   const int T = sample.T;
   model.Forward(sample.tokens.data(), 1, T);
   const auto nll = PositionLosses(model, sample.targets.data(), T);
-  auto mean = [&](int from, int to) { return std::accumulate(nll.begin() + from, nll.begin() + to, 0.0) / std::max(1, to - from); };
+  auto mean = [&](int from, int to) {
+    return std::accumulate(nll.begin() + from, nll.begin() + to, 0.0) / std::max(1, to - from);
+  };
   return mean(T - T / 10, T) - mean(T / 10, T / 5);
 }
 
@@ -209,10 +214,13 @@ double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated
 
 const std::vector<std::pair<const char*, double HeadScores::*>>& ScoreFields() {
   static const std::vector<std::pair<const char*, double HeadScores::*>> fields = {
-      {"previous_token", &HeadScores::previous_token}, {"duplicate_token", &HeadScores::duplicate_token},
-      {"induction", &HeadScores::induction},           {"answer_induction", &HeadScores::answer_induction},
+      {"previous_token", &HeadScores::previous_token},
+      {"duplicate_token", &HeadScores::duplicate_token},
+      {"induction", &HeadScores::induction},
+      {"answer_induction", &HeadScores::answer_induction},
       {"entropy", &HeadScores::entropy},
-      {"entropy_ratio", &HeadScores::entropy_ratio},   {"mean_distance", &HeadScores::mean_distance},
+      {"entropy_ratio", &HeadScores::entropy_ratio},
+      {"mean_distance", &HeadScores::mean_distance},
       {"sink_mass", &HeadScores::sink_mass}};
   return fields;
 }
@@ -227,7 +235,8 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
     auto layers = AnalyzeHeads(model, sample.tokens, sample.mask, repeated);
     model.Forward(sample.tokens.data(), 1, T);
     for (int l = 0; l < model.n_layers(); ++l) {
-      for (const auto& [k, v] : model.channel(l).Stats()) survey.channel_stats["layers." + std::to_string(l) + "." + k] += v / samples;
+      for (const auto& [k, v] : model.channel(l).Stats())
+        survey.channel_stats["layers." + std::to_string(l) + "." + k] += v / samples;
       const auto routes = model.channel(l).Routes();
       for (int t = 0; t < int(routes.size()); ++t)
         for (int e : routes[t]) {

@@ -18,16 +18,16 @@
 #include <utility>
 #include <vector>
 
-#include "mixers/ops/rng.h"
 #include "experiments/tasks/task.h"
+#include "mixers/ops/rng.h"
 #include "mixers/ops/tensor.h"
 #include "models/language_model.h"
 
 namespace mixlab {
 
 struct HeadScores {
-  double previous_token = 0, duplicate_token = 0, induction = 0, answer_induction = 0, entropy = 0, entropy_ratio = 0, mean_distance = 0,
-         sink_mass = 0;
+  double previous_token = 0, duplicate_token = 0, induction = 0, answer_induction = 0, entropy = 0, entropy_ratio = 0,
+         mean_distance = 0, sink_mass = 0;
 };
 
 // Rows of |M| scaled to sum to 1 (all-zero rows stay zero).
@@ -37,7 +37,8 @@ void ScoreGeneral(const RowMatrix& a, HeadScores& s);
 // duplicate-token and induction scores of a normalised map of a sequence whose positions L.. repeat 0..
 void ScoreRepeated(const RowMatrix& a, int period, HeadScores& s);
 // answer induction of a normalised map of `tokens`, over positions where mask != 0 whose token occurred before.
-void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask, HeadScores& s);
+void ScoreAnswerInduction(const RowMatrix& a, const std::vector<int32_t>& tokens, const std::vector<float>& mask,
+                          HeadScores& s);
 
 struct LayerAnalysis {
   int layer = 0;
@@ -52,18 +53,19 @@ std::vector<LayerAnalysis> AnalyzeHeads(LanguageModel& model, const std::vector<
                                         const std::vector<float>& task_mask, const std::vector<int32_t>& repeated);
 
 struct LensLayer {
-  int layer = 0;                   // residual stream entering this layer (n_layers = the output)
-  double entropy = 0;              // mean entropy of the lens distribution (nats) over the scored positions
-  double kl_to_final = 0;          // mean KL(final || lens)
-  double final_top1_rank = 0;      // mean rank (0 = first) of the model's final prediction under the lens
-  std::vector<int> top_tokens;     // the lens's 5 most likely tokens at the last scored position
+  int layer = 0;                // residual stream entering this layer (n_layers = the output)
+  double entropy = 0;           // mean entropy of the lens distribution (nats) over the scored positions
+  double kl_to_final = 0;       // mean KL(final || lens)
+  double final_top1_rank = 0;   // mean rank (0 = first) of the model's final prediction under the lens
+  std::vector<int> top_tokens;  // the lens's 5 most likely tokens at the last scored position
 };
 
 // log softmax of V logits, in double.
 std::vector<double> LogSoftmax(const float* z, int V);
 
 // The logit lens on one sequence, averaged over the positions where mask != 0.
-std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& mask);
+std::vector<LensLayer> LogitLens(LanguageModel& model, const std::vector<int32_t>& tokens,
+                                 const std::vector<float>& mask);
 
 }  // namespace mixlab
 
@@ -93,12 +95,12 @@ double TextInContextScore(LanguageModel& model, const Batch& sample);
 
 // Head scores of `samples` task sequences of length T (test split) and as many repeated random sequences.
 struct HeadSurvey {
-  std::vector<LayerAnalysis> first;                 // maps and scores of the first sample
-  std::vector<std::vector<HeadScores>> mean;        // [layer][head], averaged over samples
-  std::vector<std::vector<double>> similarity;      // map similarity (MapSimilarity), averaged over samples
-  std::map<std::string, double> channel_stats;      // channel mixers' Stats() (MoE load, router entropy), averaged
-  double in_context = 0;                            // InContextScore, averaged
-  double text_in_context = 0;                       // TextInContextScore on the task samples, averaged
+  std::vector<LayerAnalysis> first;             // maps and scores of the first sample
+  std::vector<std::vector<HeadScores>> mean;    // [layer][head], averaged over samples
+  std::vector<std::vector<double>> similarity;  // map similarity (MapSimilarity), averaged over samples
+  std::map<std::string, double> channel_stats;  // channel mixers' Stats() (MoE load, router entropy), averaged
+  double in_context = 0;                        // InContextScore, averaged
+  double text_in_context = 0;                   // TextInContextScore on the task samples, averaged
   // MoE layers: layer -> token role (Task::Role) -> fraction of that role's routed tokens each expert took.
   std::map<int, std::map<std::string, std::vector<double>>> expert_roles;
 };

@@ -58,7 +58,8 @@ int Choose(std::vector<float> z, const DecodeSettings& s, Rng& rng) {
 
 // Beam search through Step: every beam owns a decoding state; a kept candidate continues a clone of its parent's.
 // Without an end token all beams grow together, so length normalisation only rescales the scores.
-std::vector<DecodeStep> BeamSearch(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new, const DecodeSettings& s) {
+std::vector<DecodeStep> BeamSearch(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new,
+                                   const DecodeSettings& s) {
   struct Beam {
     std::vector<int32_t> seq;
     std::vector<DecodeStep> steps;
@@ -91,10 +92,12 @@ std::vector<DecodeStep> BeamSearch(LanguageModel& model, const std::vector<int32
     }
     const double norm = std::pow(double(step + 1), double(s.length_alpha));
     const size_t keep = std::min(candidates.size(), size_t(s.beam_width));
-    std::partial_sort(candidates.begin(), candidates.begin() + long(keep), candidates.end(), [&](const auto& a, const auto& b) {
-      if (a.logp / norm != b.logp / norm) return a.logp / norm > b.logp / norm;
-      return a.beam != b.beam ? a.beam < b.beam : a.token < b.token;  // ties: lowest beam, then lowest token (= argmax)
-    });
+    std::partial_sort(candidates.begin(), candidates.begin() + long(keep), candidates.end(),
+                      [&](const auto& a, const auto& b) {
+                        if (a.logp / norm != b.logp / norm) return a.logp / norm > b.logp / norm;
+                        return a.beam != b.beam ? a.beam < b.beam
+                                                : a.token < b.token;  // ties: lowest beam, then lowest token (= argmax)
+                      });
     std::vector<Beam> next(keep);
     for (size_t i = 0; i < keep; ++i) {
       const Beam& parent = beams[candidates[i].beam];
@@ -144,7 +147,8 @@ void PenaliseHistory(std::vector<float>& logits, const std::vector<int32_t>& his
       logits[history[i + n - 1]] = kBanned;
 }
 
-std::vector<DecodeStep> Generate(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new, const DecodeSettings& s) {
+std::vector<DecodeStep> Generate(LanguageModel& model, const std::vector<int32_t>& prompt, int n_new,
+                                 const DecodeSettings& s) {
   const int V = model.vocab();
   std::vector<DecodeStep> steps;
   if (s.beam_width > 0) return BeamSearch(model, prompt, n_new, s);

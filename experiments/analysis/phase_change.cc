@@ -26,14 +26,16 @@ std::string Format(const char* format, double a, double b) {
 }  // namespace
 
 PhaseChange DetectPhaseChange(const std::vector<double>& values, const PhaseChangeOptions& options) {
-  if (values.size() < 3) throw std::invalid_argument("phase-change detection needs at least 3 points, got " + std::to_string(values.size()));
+  if (values.size() < 3)
+    throw std::invalid_argument("phase-change detection needs at least 3 points, got " + std::to_string(values.size()));
   const int intervals = int(values.size()) - 1;
   const int window = std::clamp(options.window > 0 ? options.window : intervals / 10, 1, intervals);
   PhaseChange p;
   p.from_index = 0;
   p.to_index = window;
   for (int i = 0; i + window <= intervals; ++i)
-    if (values[i + window] - values[i] > values[p.to_index] - values[p.from_index]) p.from_index = i, p.to_index = i + window;
+    if (values[i + window] - values[i] > values[p.to_index] - values[p.from_index])
+      p.from_index = i, p.to_index = i + window;
   p.rise = values[p.to_index] - values[p.from_index];
   const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
   const double range = *hi - *lo;
@@ -54,19 +56,24 @@ PhaseChange DetectPhaseChange(const std::vector<double>& values, const PhaseChan
   if (p.rise <= 0) {
     p.reason = "the curve never rises";
   } else if (others.size() < 3) {
-    p.reason = "too few points outside the window to estimate the noise (need 3 intervals, have " + std::to_string(others.size()) + ")";
+    p.reason = "too few points outside the window to estimate the noise (need 3 intervals, have " +
+               std::to_string(others.size()) + ")";
   } else if (p.from_index < 2) {
     p.reason = "the steepest window starts with training (the initial fit), not after a plateau";
   } else if (const auto [before_lo, before_hi] = std::minmax_element(values.begin(), values.begin() + p.from_index + 1);
              *before_hi - *before_lo >= 0.5 * p.rise) {
-    p.reason = Format("no plateau before it: the curve had already moved %.3g before a rise of %.3g", *before_hi - *before_lo, p.rise);
+    p.reason = Format("no plateau before it: the curve had already moved %.3g before a rise of %.3g",
+                      *before_hi - *before_lo, p.rise);
   } else if (p.share < options.min_share) {
-    p.reason = Format("gradual: the steepest window carries %.0f%% of the range (needs %.0f%%)", 100 * p.share, 100 * options.min_share);
+    p.reason = Format("gradual: the steepest window carries %.0f%% of the range (needs %.0f%%)", 100 * p.share,
+                      100 * options.min_share);
   } else if (p.z < options.min_z) {
-    p.reason = Format("within the noise: the rise is %.1f spreads of the other intervals' changes (needs %.1f)", p.z, options.min_z);
+    p.reason = Format("within the noise: the rise is %.1f spreads of the other intervals' changes (needs %.1f)", p.z,
+                      options.min_z);
   } else {
     p.detected = true;
-    p.reason = Format("abrupt: %.0f%% of the range in one window, %.1f spreads above the other intervals", 100 * p.share, p.z);
+    p.reason =
+        Format("abrupt: %.0f%% of the range in one window, %.1f spreads above the other intervals", 100 * p.share, p.z);
   }
   return p;
 }

@@ -16,19 +16,19 @@
 namespace mixlab {
 
 struct PhaseChangeOptions {
-  int window = 0;           // intervals in the rising window; 0 = a tenth of the intervals, at least 1
-  double min_share = 0.5;   // share of the curve's range the window must carry
-  double min_z = 4.0;       // rise above the other intervals' median, in units of their spread
+  int window = 0;          // intervals in the rising window; 0 = a tenth of the intervals, at least 1
+  double min_share = 0.5;  // share of the curve's range the window must carry
+  double min_z = 4.0;      // rise above the other intervals' median, in units of their spread
 };
 
 struct PhaseChange {
   bool detected = false;
-  int from_index = 0, to_index = 0;   // the window: points [from_index, to_index]
-  double rise = 0;                    // value[to_index] - value[from_index]
-  double share = 0;                   // rise / (max - min) of the whole curve
-  double z = 0;                       // (rise - window * median change elsewhere) / (spread * sqrt(window))
-  double spread = 0;                  // 1.4826 x MAD of single-interval changes outside the window
-  std::string reason;                 // why it is, or is not, a phase change
+  int from_index = 0, to_index = 0;  // the window: points [from_index, to_index]
+  double rise = 0;                   // value[to_index] - value[from_index]
+  double share = 0;                  // rise / (max - min) of the whole curve
+  double z = 0;                      // (rise - window * median change elsewhere) / (spread * sqrt(window))
+  double spread = 0;                 // 1.4826 x MAD of single-interval changes outside the window
+  std::string reason;                // why it is, or is not, a phase change
 };
 
 // `values` are the curve's points in training order (at least 3). Throws std::invalid_argument on fewer.

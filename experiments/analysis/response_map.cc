@@ -21,16 +21,20 @@ Edit ParseEdit(const std::string& name) {
 EditedSequence ApplyEdit(const std::vector<int32_t>& context, const std::vector<int32_t>& fragment, Edit edit, int at) {
   const int C = int(context.size()), F = int(fragment.size());
   if (F == 0) throw UsageError("the fragment is empty");
-  if (F > C) throw UsageError("the fragment (" + std::to_string(F) + " tokens) is longer than the context (" + std::to_string(C) + ")");
+  if (F > C)
+    throw UsageError("the fragment (" + std::to_string(F) + " tokens) is longer than the context (" +
+                     std::to_string(C) + ")");
   const int last = edit == Edit::kReplace ? C - F : C;
-  if (at < 0 || at > last) throw UsageError("--at " + std::to_string(at) + " is outside [0, " + std::to_string(last) + "] for this edit");
+  if (at < 0 || at > last)
+    throw UsageError("--at " + std::to_string(at) + " is outside [0, " + std::to_string(last) + "] for this edit");
   EditedSequence e;
   auto keep = [&](int from, int to) {
     for (int i = from; i < to; ++i) e.tokens.push_back(context[i]), e.origin.push_back(i);
   };
   auto put_fragment = [&] {
     e.fragment.clear();
-    for (int32_t t : fragment) e.fragment.push_back(int(e.tokens.size())), e.tokens.push_back(t), e.origin.push_back(-1);
+    for (int32_t t : fragment)
+      e.fragment.push_back(int(e.tokens.size())), e.tokens.push_back(t), e.origin.push_back(-1);
   };
   keep(0, at);
   put_fragment();
@@ -54,8 +58,8 @@ double JensenShannon(std::vector<double> p, std::vector<double> q) {
 namespace {
 
 struct Trace {
-  std::vector<std::vector<RowMatrix>> maps;          // [layer][head], normalised
-  std::vector<std::vector<float>> residual, lens;    // [layer]: output of layer l (T, D) and its lens logits (T, V)
+  std::vector<std::vector<RowMatrix>> maps;        // [layer][head], normalised
+  std::vector<std::vector<float>> residual, lens;  // [layer]: output of layer l (T, D) and its lens logits (T, V)
 };
 
 Trace Run(LanguageModel& model, const std::vector<int32_t>& tokens) {
@@ -67,7 +71,8 @@ Trace Run(LanguageModel& model, const std::vector<int32_t>& tokens) {
   const int64_t TD = int64_t(T) * model.d_model(), TV = int64_t(T) * model.vocab();
   for (int l = 0; l < model.n_layers(); ++l) {
     std::vector<RowMatrix> normed;
-    for (const auto& m : model.mixer(l).Mixing(model.mixer_input(l), positions.data(), T)) normed.push_back(NormalizeRows(m));
+    for (const auto& m : model.mixer(l).Mixing(model.mixer_input(l), positions.data(), T))
+      normed.push_back(NormalizeRows(m));
     tr.maps.push_back(std::move(normed));
     tr.residual.emplace_back(model.residual(l + 1), model.residual(l + 1) + TD);
     tr.lens.emplace_back(TV);
@@ -92,7 +97,8 @@ double MeanLoss(LanguageModel& model, const std::vector<int32_t>& tokens, int B,
 
 }  // namespace
 
-ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, const EditedSequence& variant, double threshold) {
+ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, const EditedSequence& variant,
+                    double threshold) {
   const Trace a = Run(model, context), b = Run(model, variant.tokens);
   const int D = model.d_model(), V = model.vocab();
   const int after = variant.fragment.back() + 1;
@@ -123,7 +129,8 @@ ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, c
         diff += (y - x) * (y - x), norm += x * x;
       }
       lr.residual_change += norm > 0 ? std::sqrt(diff / norm) : 0.0;
-      const auto pa = LogSoftmax(a.lens[l].data() + size_t(c) * V, V), pb = LogSoftmax(b.lens[l].data() + size_t(q) * V, V);
+      const auto pa = LogSoftmax(a.lens[l].data() + size_t(c) * V, V),
+                 pb = LogSoftmax(b.lens[l].data() + size_t(q) * V, V);
       for (int v = 0; v < V; ++v) lr.lens_kl += std::exp(pa[v]) * (pa[v] - pb[v]);
     }
     if (!queries.empty()) lr.residual_change /= double(queries.size()), lr.lens_kl /= double(queries.size());
@@ -133,8 +140,8 @@ ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, c
   return r;
 }
 
-FragmentTraining TrainOnFragment(LanguageModel& model, const EditedSequence& variant, const Batch& heldout, int steps, float lr,
-                                 uint64_t seed) {
+FragmentTraining TrainOnFragment(LanguageModel& model, const EditedSequence& variant, const Batch& heldout, int steps,
+                                 float lr, uint64_t seed) {
   ParamStore& store = model.params();
   const std::vector<float> saved(store.values(), store.values() + store.size());
   std::vector<float> fragment_mask(variant.tokens.size(), 0.0f);
@@ -152,7 +159,9 @@ FragmentTraining TrainOnFragment(LanguageModel& model, const EditedSequence& var
   r.heldout_before = heldout_loss();
   r.unrelated_before = MeanLoss(model, unrelated, heldout.B, {});
 
-  AdamW optimizer(store, AdamWConfig{.lr = lr, .weight_decay = 0, .clip = 1.0f, .warmup = 0, .total_steps = steps, .min_lr_ratio = 1.0f});
+  AdamW optimizer(
+      store,
+      AdamWConfig{.lr = lr, .weight_decay = 0, .clip = 1.0f, .warmup = 0, .total_steps = steps, .min_lr_ratio = 1.0f});
   std::vector<float> all(variant.tokens.size(), 1.0f);
   for (int s = 0; s < steps; ++s) {
     store.ZeroGrad();

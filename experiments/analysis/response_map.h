@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "experiments/tasks/task.h"
-#include "models/language_model.h"
 #include "mixers/ops/usage_error.h"
+#include "models/language_model.h"
 
 namespace mixlab {
 
@@ -32,25 +32,27 @@ struct HeadResponse {
   double js_shift = 0;       // mean JS divergence of mixing over shared tokens, original vs variant
 };
 struct LayerResponse {
-  double residual_change = 0;  // mean ||h_var - h_orig|| / ||h_orig|| of the layer's output at shared positions after the edit
-  double lens_kl = 0;          // mean KL(original lens || variant lens) there
+  double residual_change =
+      0;               // mean ||h_var - h_orig|| / ||h_orig|| of the layer's output at shared positions after the edit
+  double lens_kl = 0;  // mean KL(original lens || variant lens) there
   std::vector<HeadResponse> heads;
 };
 struct ResponseMap {
   std::vector<LayerResponse> layers;
   int first_layer_over = -1;  // first layer whose residual change exceeds the threshold; -1 none
 };
-ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, const EditedSequence& variant, double threshold);
+ResponseMap Respond(LanguageModel& model, const std::vector<int32_t>& context, const EditedSequence& variant,
+                    double threshold);
 
 struct FragmentTraining {
   std::vector<std::pair<std::string, double>> weight_change;  // per parameter group: ||w_after - w|| / ||w||
-  double fragment_before = 0, fragment_after = 0;    // loss on the fragment's tokens in the variant
-  double heldout_before = 0, heldout_after = 0;      // loss on held-out task data
-  double unrelated_before = 0, unrelated_after = 0;  // loss on uniformly random tokens
+  double fragment_before = 0, fragment_after = 0;             // loss on the fragment's tokens in the variant
+  double heldout_before = 0, heldout_after = 0;               // loss on held-out task data
+  double unrelated_before = 0, unrelated_after = 0;           // loss on uniformly random tokens
 };
 // `steps` AdamW steps (constant lr, no weight decay) on the variant's next-token loss; the model is restored after.
 // Held-out loss uses the task's own targets and mask; unrelated data are uniformly random tokens of the same shape.
-FragmentTraining TrainOnFragment(LanguageModel& model, const EditedSequence& variant, const Batch& heldout, int steps, float lr,
-                                 uint64_t seed);
+FragmentTraining TrainOnFragment(LanguageModel& model, const EditedSequence& variant, const Batch& heldout, int steps,
+                                 float lr, uint64_t seed);
 
 }  // namespace mixlab

@@ -4,17 +4,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "experiments/analysis/ablation.h"
 #include "experiments/analysis/analysis.h"
+#include "experiments/analysis/phase_change.h"
+#include "experiments/analysis/subprocess.h"
 #include "experiments/cli/commands.h"
 #include "experiments/cli/flags.h"
-#include "experiments/run/memory_check.h"
-#include "experiments/analysis/phase_change.h"
 #include "experiments/cli/run_builder.h"
-#include "experiments/analysis/subprocess.h"
+#include "experiments/run/memory_check.h"
 #include "models/file_io.h"
 
 namespace mixlab {
@@ -29,11 +29,17 @@ struct AnalyzeOptions : Options {
   bool quiet = false;  // no per-head lines (compare); not a flag
   void Visit(OptionVisitor& v) override {
     v.String("checkpoint", checkpoint, "RUN/model.safetensors (also accepted as the first argument)");
-    v.String("over-training", over_training, "RUN directory trained with --snapshot-every: head scores, entropy and in-context score of every snapshot against the step");
+    v.String("over-training", over_training,
+             "RUN directory trained with --snapshot-every: head scores, entropy and in-context score of every snapshot "
+             "against the step");
     v.String("out", out, "output directory; empty = RUN/analysis (RUN/analysis/over_training with --over-training)");
     v.Int("length", length, "sequence length of the probes; 0 = the run's training length", 0, 1 << 16);
-    v.Int("samples", samples, "task sequences (and repeated random sequences) the head scores average over", 1, 1 << 16);
-    v.Int("answers", answers, "scored answers per evaluation (baseline, each ablation, each snapshot); 0 = the run's --test-answers, the set its final test scored", 0, 1 << 24);
+    v.Int("samples", samples, "task sequences (and repeated random sequences) the head scores average over", 1,
+          1 << 16);
+    v.Int("answers", answers,
+          "scored answers per evaluation (baseline, each ablation, each snapshot); 0 = the run's --test-answers, the "
+          "set its final test scored",
+          0, 1 << 24);
     v.Int("batch", batch, "sequences per evaluation batch; 0 = the run's --batch", 0, 1 << 20);
     v.Choice("ablation", ablation, "how a removed head is replaced", {"zero", "mean"});
     v.Bool("prune", prune, "draw the greedy pruning curve (quadratic in the number of heads)");
@@ -47,7 +53,8 @@ constexpr double kDeadEntropyRatio = 0.97, kDeadOutputShare = 0.02, kDuplicateSi
 
 nlohmann::json MatrixJson(const RowMatrix& m) {
   nlohmann::json rows = nlohmann::json::array();
-  for (int64_t t = 0; t < m.rows(); ++t) rows.push_back(std::vector<float>(m.row(t).data(), m.row(t).data() + m.cols()));
+  for (int64_t t = 0; t < m.rows(); ++t)
+    rows.push_back(std::vector<float>(m.row(t).data(), m.row(t).data() + m.cols()));
   return rows;
 }
 
@@ -69,7 +76,8 @@ void DrawFigures(const AnalyzeOptions& o, const std::string& out, bool over_trai
   if (!o.plots) return;
   std::vector<std::string> cmd = PlotCommand("plot_analysis.py", out);
   if (over_training) cmd.push_back("--over-training");
-  if (RunProgram(cmd) != 0) std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", CommandLine(cmd).c_str());
+  if (RunProgram(cmd) != 0)
+    std::fprintf(stderr, "mixlab analyze: figures not drawn; run `%s`\n", CommandLine(cmd).c_str());
   else if (!o.quiet) std::printf("drew the figures into %s\n", out.c_str());
 }
 
@@ -94,11 +102,13 @@ std::vector<std::string> SkippedAnalyses(LanguageModel& model, const HeadSurvey&
     if (survey.mean[l].empty()) continue;
     const int maps = int(survey.mean[l].size());
     if (setup.heads_per_layer[l] == 0)
-      skipped.push_back("layer " + std::to_string(l) + " (" + model.mixer(l).Name() +
-                        "): no per-head output projection declared, so ablation, output shares and pruning skip its heads");
+      skipped.push_back(
+          "layer " + std::to_string(l) + " (" + model.mixer(l).Name() +
+          "): no per-head output projection declared, so ablation, output shares and pruning skip its heads");
     else if (setup.heads_per_layer[l] != maps)
-      throw std::logic_error("layer " + std::to_string(l) + " (" + model.mixer(l).Name() + ") exports " + std::to_string(maps) +
-                             " mixing maps but declares " + std::to_string(setup.heads_per_layer[l]) + " head groups");
+      throw std::logic_error("layer " + std::to_string(l) + " (" + model.mixer(l).Name() + ") exports " +
+                             std::to_string(maps) + " mixing maps but declares " +
+                             std::to_string(setup.heads_per_layer[l]) + " head groups");
   }
   return skipped;
 }
@@ -142,12 +152,15 @@ void HeadRows(const AnalyzeOptions& o, LanguageModel& model, const HeadSurvey& s
         row["accuracy_change"] = ablated.accuracy - base.accuracy;
         row["loss_change"] = ablated.loss - base.loss;
         row["output_share"] = shares[l][h];
-        row["helps_when_removed"] = ablated.accuracy > base.accuracy || (ablated.accuracy == base.accuracy && ablated.loss < base.loss);
+        row["helps_when_removed"] =
+            ablated.accuracy > base.accuracy || (ablated.accuracy == base.accuracy && ablated.loss < base.loss);
         char text[64];
-        std::snprintf(text, sizeof text, " | ablated acc %.4f (%+.4f)", ablated.accuracy, ablated.accuracy - base.accuracy);
+        std::snprintf(text, sizeof text, " | ablated acc %.4f (%+.4f)", ablated.accuracy,
+                      ablated.accuracy - base.accuracy);
         ablation_text = text;
       } else {
-        for (const char* key : {"ablated_accuracy", "accuracy_change", "loss_change", "output_share", "helps_when_removed"})
+        for (const char* key :
+             {"ablated_accuracy", "accuracy_change", "loss_change", "output_share", "helps_when_removed"})
           row[key] = nullptr;
       }
       row["dead"] = s.entropy_ratio > kDeadEntropyRatio || (ablatable && shares[l][h] < kDeadOutputShare);
@@ -160,9 +173,12 @@ void HeadRows(const AnalyzeOptions& o, LanguageModel& model, const HeadSurvey& s
       const int64_t shown = std::min<int64_t>(m.rows(), 128);
       layer_maps.push_back(MatrixJson(m.topLeftCorner(shown, shown)));
       if (!o.quiet)
-        std::printf("  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f answer-ind %.3f entropy %.2f (%.2f) dist %.1f sink %.3f%s%s\n",
-                    l, h, mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.answer_induction, s.entropy,
-                    s.entropy_ratio, s.mean_distance, s.sink_mass, ablation_text.c_str(), row["dead"].get<bool>() ? " dead" : "");
+        std::printf(
+            "  layer %zu head %zu %-8s prev %.3f dup %.3f ind %.3f answer-ind %.3f entropy %.2f (%.2f) dist %.1f sink "
+            "%.3f%s%s\n",
+            l, h, mixer.c_str(), s.previous_token, s.duplicate_token, s.induction, s.answer_induction, s.entropy,
+            s.entropy_ratio, s.mean_distance, s.sink_mass, ablation_text.c_str(),
+            row["dead"].get<bool>() ? " dead" : "");
     }
     maps.push_back(layer_maps);
   }
@@ -175,8 +191,11 @@ nlohmann::json LogitLensJson(LanguageModel& model, const RunSpec& spec, const Ta
   Batch lens_sample = task.Sample(1, T, lens_rng, Split::kTest);
   nlohmann::json lens = nlohmann::json::array();
   for (const auto& r : LogitLens(model, lens_sample.tokens, lens_sample.mask))
-    lens.push_back({{"layer", r.layer}, {"entropy", r.entropy}, {"kl_to_final", r.kl_to_final},
-                    {"final_top1_rank", r.final_top1_rank}, {"top_tokens", r.top_tokens}});
+    lens.push_back({{"layer", r.layer},
+                    {"entropy", r.entropy},
+                    {"kl_to_final", r.kl_to_final},
+                    {"final_top1_rank", r.final_top1_rank},
+                    {"top_tokens", r.top_tokens}});
   return lens;
 }
 
@@ -207,13 +226,15 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   auto task = MakeTask(run.spec.train.task, run.spec.task_options);
   const int T = ProbeLength(o, run.spec, *task);
   CheckMixingMapMemory(run.spec.model, T);
-  const std::string out = o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
+  const std::string out =
+      o.out.empty() ? std::filesystem::path(o.checkpoint).parent_path().append("analysis").string() : o.out;
   CreateDirectories(out);
   if (!o.quiet)
-    std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(), run.spec.model.Summary().c_str(),
-                run.spec.train.task.c_str(), T);
+    std::printf("analyze %s (step %s): %s on %s, T=%d\n", o.checkpoint.c_str(), run.step.c_str(),
+                run.spec.model.Summary().c_str(), run.spec.train.task.c_str(), T);
 
-  Progress(o, "surveying the heads' mixing maps at T=" + std::to_string(T) + " on " + std::to_string(o.samples) + " samples");
+  Progress(o, "surveying the heads' mixing maps at T=" + std::to_string(T) + " on " + std::to_string(o.samples) +
+                  " samples");
   const HeadSurvey survey = SurveyHeads(model, *task, T, o.samples, uint64_t(run.spec.train.seed));
   const AblationSetup setup = MakeAblationSetup(o, run, *task, T);
   const std::vector<std::string> skipped = SkippedAnalyses(model, survey, setup);
@@ -242,7 +263,10 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   if (o.prune) {
     nlohmann::json curve = nlohmann::json::array();
     for (const auto& p : GreedyPruning(model, setup))
-      curve.push_back({{"fraction", p.fraction}, {"accuracy", p.accuracy}, {"loss", p.loss}, {"layer", p.removed.first},
+      curve.push_back({{"fraction", p.fraction},
+                       {"accuracy", p.accuracy},
+                       {"loss", p.loss},
+                       {"layer", p.removed.first},
                        {"head", p.removed.second}});
     j["pruning"] = curve;
   }
@@ -261,13 +285,15 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   namespace fs = std::filesystem;
   const fs::path snapshots = fs::path(o.over_training) / "snapshots";
   if (!fs::is_directory(snapshots))
-    throw UsageError("--over-training '" + o.over_training + "' has no snapshots/ directory (train it with --snapshot-every N)");
+    throw UsageError("--over-training '" + o.over_training +
+                     "' has no snapshots/ directory (train it with --snapshot-every N)");
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(snapshots))
     if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());  // step_%08d: lexicographic is numeric
   if (files.size() < 2)
-    throw UsageError("--over-training '" + o.over_training + "' needs at least 2 snapshots, found " + std::to_string(files.size()));
+    throw UsageError("--over-training '" + o.over_training + "' needs at least 2 snapshots, found " +
+                     std::to_string(files.size()));
   const std::string out = o.out.empty() ? (fs::path(o.over_training) / "analysis" / "over_training").string() : o.out;
   CreateDirectories(out);
 
@@ -277,17 +303,20 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   const uint64_t seed = uint64_t(first.spec.train.seed);
   const int batch = o.batch ? o.batch : first.spec.train.batch;
   const std::string config = first.spec.model.Summary();
-  std::printf("over training: %zu snapshots of %s on %s, T=%d\n", files.size(), config.c_str(), first.spec.train.task.c_str(), T);
+  std::printf("over training: %zu snapshots of %s on %s, T=%d\n", files.size(), config.c_str(),
+              first.spec.train.task.c_str(), T);
 
   nlohmann::json points = nlohmann::json::array();
   std::ostringstream csv;
-  csv << "step,accuracy,loss,in_context_score,text_in_context_score,max_induction,max_answer_induction,mean_entropy_ratio\n";
+  csv << "step,accuracy,loss,in_context_score,text_in_context_score,max_induction,max_answer_induction,mean_entropy_"
+         "ratio\n";
   for (const auto& file : files) {
     LoadedRun run = LoadRun(file);
     if (run.spec.model.Summary() != config || run.spec.train.task != first.spec.train.task)
       throw UsageError("snapshot '" + file + "' comes from another config (" + run.spec.model.Summary() + ")");
     const HeadSurvey survey = SurveyHeads(*run.model, *task, T, o.samples, seed);
-    const EvalResult val = Evaluate(*run.model, *task, T, o.answers ? o.answers : run.spec.train.val_answers, batch, seed, Split::kValidation);
+    const EvalResult val = Evaluate(*run.model, *task, T, o.answers ? o.answers : run.spec.train.val_answers, batch,
+                                    seed, Split::kValidation);
     nlohmann::json heads = nlohmann::json::array();
     double max_induction = 0, max_answer = 0, entropy_ratio = 0;
     int n_heads = 0;
@@ -302,25 +331,40 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
       }
     entropy_ratio /= std::max(n_heads, 1);
     const int step = std::stoi(run.step);
-    points.push_back({{"step", step}, {"accuracy", val.accuracy}, {"loss", val.loss}, {"in_context_score", survey.in_context},
+    points.push_back({{"step", step},
+                      {"accuracy", val.accuracy},
+                      {"loss", val.loss},
+                      {"in_context_score", survey.in_context},
                       {"text_in_context_score", survey.text_in_context},
-                      {"max_induction", max_induction}, {"max_answer_induction", max_answer}, {"mean_entropy_ratio", entropy_ratio},
+                      {"max_induction", max_induction},
+                      {"max_answer_induction", max_answer},
+                      {"mean_entropy_ratio", entropy_ratio},
                       {"heads", heads}});
-    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << survey.text_in_context << "," << max_induction << "," << max_answer
-        << "," << entropy_ratio << "\n";
-    std::printf("  step %6d  val acc %.4f loss %.4f  in-context %+.3f (text %+.3f)  max induction %.3f  max answer-induction %.3f  entropy ratio %.3f\n",
-                step, val.accuracy, val.loss, survey.in_context, survey.text_in_context, max_induction, max_answer, entropy_ratio);
+    csv << step << "," << val.accuracy << "," << val.loss << "," << survey.in_context << "," << survey.text_in_context
+        << "," << max_induction << "," << max_answer << "," << entropy_ratio << "\n";
+    std::printf(
+        "  step %6d  val acc %.4f loss %.4f  in-context %+.3f (text %+.3f)  max induction %.3f  max answer-induction "
+        "%.3f  entropy ratio %.3f\n",
+        step, val.accuracy, val.loss, survey.in_context, survey.text_in_context, max_induction, max_answer,
+        entropy_ratio);
   }
   // Phase changes: is the rise of each curve abrupt against the other intervals' changes, or gradual / noise
-  // (experiments/analysis/phase_change.h)? The in-context score falls as in-context learning appears, so its drop is tested.
+  // (experiments/analysis/phase_change.h)? The in-context score falls as in-context learning appears, so its drop is
+  // tested.
   auto curve = [&](const char* key, double sign) {
     std::vector<double> values;
     for (const auto& p : points) values.push_back(sign * p[key].get<double>());
     return DetectPhaseChange(values);
   };
   auto phase_json = [&](const PhaseChange& p) {
-    return nlohmann::json{{"detected", p.detected},   {"from_step", points[p.from_index]["step"]}, {"to_step", points[p.to_index]["step"]},
-                          {"rise", p.rise},           {"share", p.share},  {"z", p.z},  {"spread", p.spread},  {"reason", p.reason}};
+    return nlohmann::json{{"detected", p.detected},
+                          {"from_step", points[p.from_index]["step"]},
+                          {"to_step", points[p.to_index]["step"]},
+                          {"rise", p.rise},
+                          {"share", p.share},
+                          {"z", p.z},
+                          {"spread", p.spread},
+                          {"reason", p.reason}};
   };
   const PhaseChange in_context = curve("in_context_score", -1.0);
   nlohmann::json phase_changes = {{"in_context_drop", phase_json(in_context)},
@@ -328,7 +372,8 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
   for (const char* key : {"max_induction", "max_answer_induction", "accuracy"}) {
     const PhaseChange p = curve(key, 1.0);
     phase_changes[key] = phase_json(p);
-    phase_changes[key]["coincides_with_in_context_drop"] = p.detected && in_context.detected && WindowsOverlap(p, in_context);
+    phase_changes[key]["coincides_with_in_context_drop"] =
+        p.detected && in_context.detected && WindowsOverlap(p, in_context);
   }
   nlohmann::json train_loss = nlohmann::json::array();
   std::ifstream metrics(fs::path(o.over_training) / "metrics.jsonl");
@@ -336,8 +381,9 @@ int AnalyzeOverTraining(const AnalyzeOptions& o) {
     const auto m = nlohmann::json::parse(line, nullptr, false);
     if (!m.is_discarded() && m.contains("loss")) train_loss.push_back({m["step"], m["loss"]});
   }
-  nlohmann::json j = {{"run", o.over_training}, {"model", config}, {"task", first.spec.train.task}, {"length", T},
-                      {"snapshots", points}, {"train_loss", train_loss}, {"phase_changes", phase_changes}};
+  nlohmann::json j = {
+      {"run", o.over_training}, {"model", config},          {"task", first.spec.train.task}, {"length", T},
+      {"snapshots", points},    {"train_loss", train_loss}, {"phase_changes", phase_changes}};
   WriteFileAtomic(out + "/over_training.csv", csv.str());
   WriteFileAtomic(out + "/over_training.json", j.dump(1) + "\n");
   for (const auto& [key, change] : phase_changes.items())
@@ -371,7 +417,11 @@ void AnalyzeRunOverTraining(const std::string& run_dir, bool plots, int threads)
 
 int AnalyzeCommand(int argc, char** argv) {
   AnalyzeOptions o;
-  if (!ParseCheckpointCommand("analyze", "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint; or a run's snapshots over training.", "analysis", argc, argv, o, o.checkpoint, &o.threads)) return 0;
+  if (!ParseCheckpointCommand("analyze",
+                              "Head scores, ablations, pruning, redundancy and logit lens of a checkpoint; or a run's "
+                              "snapshots over training.",
+                              "analysis", argc, argv, o, o.checkpoint, &o.threads))
+    return 0;
   if (!o.over_training.empty()) {
     if (!o.checkpoint.empty()) throw UsageError("give either a checkpoint or --over-training RUN, not both");
     return AnalyzeOverTraining(o);

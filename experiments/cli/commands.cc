@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include "experiments/cli/run_builder.h"
 #include "experiments/run/evaluate.h"
 #include "experiments/run/presets.h"
-#include "experiments/cli/run_builder.h"
-#include "experiments/tasks/task.h"
 #include "experiments/run/trainer.h"
+#include "experiments/tasks/task.h"
 #include "mixers/registry.h"
 #include "models/checkpoint.h"
 #include "models/file_io.h"
@@ -23,8 +23,8 @@ namespace {
 void PrintEvals(const std::vector<EvalResult>& evals, const char* split) {
   for (const auto& e : evals) {
     const auto [low, high] = WilsonInterval(e.correct, e.scored);
-    std::printf("  %s T=%-6d accuracy %.4f (95%% CI %.4f-%.4f, n = %ld answers)  loss %.4f  bits/token %.4f\n", split, e.length,
-                e.accuracy, low, high, long(e.scored), e.loss, e.loss / std::log(2.0));
+    std::printf("  %s T=%-6d accuracy %.4f (95%% CI %.4f-%.4f, n = %ld answers)  loss %.4f  bits/token %.4f\n", split,
+                e.length, e.accuracy, low, high, long(e.scored), e.loss, e.loss / std::log(2.0));
   }
 }
 
@@ -39,11 +39,15 @@ struct EvalOptions : Options {
   void Visit(OptionVisitor& v) override {
     v.String("checkpoint", checkpoint, "path to RUN/model.safetensors");
     v.IntList("eval-lens", eval_lens, "lengths to evaluate; empty = the run's --eval-lens", 2, 1 << 24);
-    v.Int("answers", answers, "scored answers per length; 0 = the run's --test-answers (or --val-answers for the validation split), the same set train scored", 0, 1 << 24);
+    v.Int("answers", answers,
+          "scored answers per length; 0 = the run's --test-answers (or --val-answers for the validation split), the "
+          "same set train scored",
+          0, 1 << 24);
     v.Int("batch", batch, "sequences per batch (does not change the set scored); 0 = as train evaluates", 0, 1 << 20);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);
     v.Choice("split", split, "data split to draw from", {"test", "validation"});
-    v.String("out", out, "also write the results as JSON here (results.json's per-length schema under the split's name)");
+    v.String("out", out,
+             "also write the results as JSON here (results.json's per-length schema under the split's name)");
   }
 };
 
@@ -51,7 +55,9 @@ struct EvalOptions : Options {
 struct RunControlOptions : Options {
   bool resume = false;
   void Visit(OptionVisitor& v) override {
-    v.Bool("resume", resume, "continue from the run directory's last checkpoint and optimizer state (bit-exact); refused if the config changed");
+    v.Bool("resume", resume,
+           "continue from the run directory's last checkpoint and optimizer state (bit-exact); refused if the config "
+           "changed");
   }
 };
 
@@ -70,14 +76,16 @@ int TrainCommand(int argc, char** argv) {
   TrainResult r = Train(spec, hooks);
   if (r.resumed_from > 0) std::printf("resumed from step %d\n", r.resumed_from);
   std::printf("run %s: %d steps, %.0f tokens/s (%.0f after the first step), %ld parameters, peak memory %.0f MB\n",
-              r.run_dir.c_str(), r.steps_done, r.tokens_per_second, r.warm_tokens_per_second, long(r.params), r.peak_rss_mb);
+              r.run_dir.c_str(), r.steps_done, r.tokens_per_second, r.warm_tokens_per_second, long(r.params),
+              r.peak_rss_mb);
   if (r.diverged) {
     std::fprintf(stderr, "mixlab train: training stopped at %s\n", r.divergence.c_str());
     return 3;
   }
   PrintEvals(r.test, "test");
   for (const auto& [value, evals] : r.sweep) PrintEvals(evals, ("test " + value).c_str());
-  if (r.steps_to_99 >= 0) std::printf("  validation accuracy >= 0.99 at the training length from step %d\n", r.steps_to_99);
+  if (r.steps_to_99 >= 0)
+    std::printf("  validation accuracy >= 0.99 at the training length from step %d\n", r.steps_to_99);
   return 0;
 }
 
@@ -86,7 +94,8 @@ int EvalCommand(int argc, char** argv) {
   std::vector<FlagGroup> groups;
   groups.push_back({"evaluation", &o, "", nullptr});
   ParsedFlags flags;
-  if (!ParseFlagsOrHelp("eval", "Evaluate a saved model on its task at other lengths.", argc, argv, groups, flags)) return 0;
+  if (!ParseFlagsOrHelp("eval", "Evaluate a saved model on its task at other lengths.", argc, argv, groups, flags))
+    return 0;
   LoadedRun run = LoadRun(o.checkpoint);
   RunSpec& spec = run.spec;
   auto& model = run.model;
@@ -105,14 +114,19 @@ int EvalCommand(int argc, char** argv) {
   }
   PrintEvals(evals, o.split.c_str());
   if (!o.out.empty())
-    WriteFileAtomic(o.out, nlohmann::json{{"checkpoint", o.checkpoint}, {"step", run.step}, {"split", o.split}, {o.split, EvalJson(evals)}}.dump(2) + "\n");
+    WriteFileAtomic(
+        o.out,
+        nlohmann::json{{"checkpoint", o.checkpoint}, {"step", run.step}, {"split", o.split}, {o.split, EvalJson(evals)}}
+                .dump(2) +
+            "\n");
   return 0;
 }
 
 struct ListFlags : Options {
   std::string names;
   void Visit(OptionVisitor& v) override {
-    v.String("names", names, "print only the registered names of one kind, one per line (for scripts): sequence, channel or task");
+    v.String("names", names,
+             "print only the registered names of one kind, one per line (for scripts): sequence, channel or task");
   }
 };
 
@@ -123,7 +137,8 @@ int ListCommand(int argc, char** argv) {
   groups.push_back({"model used for the parameter counts", &model, "", nullptr});
   groups.push_back({"listing", &list, "", nullptr});
   ParsedFlags flags;
-  if (!ParseFlagsOrHelp("list", "List every mixer and task with its options and defaults.", argc, argv, groups, flags)) return 0;
+  if (!ParseFlagsOrHelp("list", "List every mixer and task with its options and defaults.", argc, argv, groups, flags))
+    return 0;
   if (!list.names.empty()) {
     std::vector<std::string> names;
     if (list.names == "sequence") names = ListMixers(MixerKind::kSequence);
@@ -145,11 +160,13 @@ int ListCommand(int argc, char** argv) {
                   name.c_str(), info.help.c_str(), long(d.params), long(d.state_floats_fixed),
                   long(d.state_floats_per_token), d.flops_per_token);
       if (kind == MixerKind::kSequence)
-        std::printf(", positional: none%s%s", info.supported_pos.empty() ? "" : ", ", JoinList(info.supported_pos, ", ").c_str());
+        std::printf(", positional: none%s%s", info.supported_pos.empty() ? "" : ", ",
+                    JoinList(info.supported_pos, ", ").c_str());
       std::printf("\n");
       auto opts = info.make_options();
       for (const auto& f : ListOptions(*opts))
-        std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(), f.help.c_str());
+        std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(),
+                    f.help.c_str());
     }
   }
   std::printf("tasks:\n");
@@ -158,11 +175,13 @@ int ListCommand(int argc, char** argv) {
     std::printf("  %-10s %s\n", name.c_str(), info.help.c_str());
     auto opts = info.make_options();
     for (const auto& f : ListOptions(*opts))
-      std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(), f.help.c_str());
+      std::printf("             --%s.%s %s = %s  %s\n", name.c_str(), f.name.c_str(), f.type.c_str(), f.value.c_str(),
+                  f.help.c_str());
   }
   std::printf("compare presets (mixlab compare --preset NAME; other flags override):\n");
   for (const auto& p : Presets()) {
-    std::printf("  %-20s %s\n                       scale: %s\n                      ", p.name.c_str(), p.reproduces.c_str(), p.scale.c_str());
+    std::printf("  %-20s %s\n                       scale: %s\n                      ", p.name.c_str(),
+                p.reproduces.c_str(), p.scale.c_str());
     for (const auto& [flag, value] : p.flags) std::printf(" --%s %s", flag.c_str(), value.c_str());
     std::printf("\n");
   }

@@ -2,6 +2,7 @@
 // thrown as UsageError and reported by main), 3 training stopped on NaN/Inf.
 #pragma once
 #include <string>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {
@@ -15,7 +16,8 @@ int GenerateCommand(int argc, char** argv);
 int ProbeCommand(int argc, char** argv);
 // `mixlab analyze CHECKPOINT` with its defaults and no per-head lines (compare runs it after every run).
 void AnalyzeRun(const std::string& checkpoint, bool plots, int threads);
-// `mixlab analyze --over-training RUN` with its defaults (compare runs it after every run trained with --snapshot-every).
+// `mixlab analyze --over-training RUN` with its defaults (compare runs it after every run trained with
+// --snapshot-every).
 void AnalyzeRunOverTraining(const std::string& run_dir, bool plots, int threads);
 
 }  // namespace mixlab

@@ -15,17 +15,17 @@
 #include <set>
 #include <sstream>
 
+#include "experiments/analysis/subprocess.h"
 #include "experiments/cli/commands.h"
+#include "experiments/cli/run_builder.h"
 #include "experiments/run/memory_check.h"
 #include "experiments/run/presets.h"
 #include "experiments/run/provenance.h"
-#include "experiments/cli/run_builder.h"
-#include "experiments/analysis/subprocess.h"
-#include "models/file_io.h"
 #include "experiments/run/trainer.h"
-#include "mixers/registry.h"
-#include "models/language_model.h"
 #include "mixers/ops/usage_error.h"
+#include "mixers/registry.h"
+#include "models/file_io.h"
+#include "models/language_model.h"
 
 namespace mixlab {
 namespace {
@@ -49,16 +49,23 @@ struct CompareOptions : Options {
   void Visit(OptionVisitor& v) override {
     v.String("preset", preset, "a published configuration (see `mixlab list`); other flags override its values");
     v.String("tasks", tasks, "comma-separated tasks");
-    v.String("mixers", mixers,
-             "comma-separated model variants: SEQ[+SEQ...][/CHANNEL[+CHANNEL...]], each NAME[:opt=value...]; '+' gives one "
-             "mixer per layer (hybrids), '/' sets the channel mixer (e.g. softmax/moe), '@POS' fixes the variant's positional "
-             "encoding instead of crossing it with --positions (e.g. softmax@alibi,mamba)");
-    v.String("positions", positions, "comma-separated positional encodings crossed with every variant; auto = rope where every layer's mixer applies it, else none");
-    v.String("lrs", lrs, "comma-separated learning rates; each variant keeps the best on validation accuracy (default: --lr)");
-    v.String("sweep", sweep, "one more axis: FLAG=v1,v2,... over any training, model, task or mixer flag (e.g. d-model=64,128)");
+    v.String(
+        "mixers", mixers,
+        "comma-separated model variants: SEQ[+SEQ...][/CHANNEL[+CHANNEL...]], each NAME[:opt=value...]; '+' gives one "
+        "mixer per layer (hybrids), '/' sets the channel mixer (e.g. softmax/moe), '@POS' fixes the variant's "
+        "positional "
+        "encoding instead of crossing it with --positions (e.g. softmax@alibi,mamba)");
+    v.String("positions", positions,
+             "comma-separated positional encodings crossed with every variant; auto = rope where every layer's mixer "
+             "applies it, else none");
+    v.String("lrs", lrs,
+             "comma-separated learning rates; each variant keeps the best on validation accuracy (default: --lr)");
+    v.String("sweep", sweep,
+             "one more axis: FLAG=v1,v2,... over any training, model, task or mixer flag (e.g. d-model=64,128)");
     v.Int("seeds", seeds, "seeds per combination (0 .. seeds-1 added to --seed)", 1, 1000);
     v.Bool("plots", plots, "draw PNG plots with python3-matplotlib");
-    v.Bool("analyze", analyze, "run `mixlab analyze` on every trained run (RUN/analysis) and summarise the heads in the report");
+    v.Bool("analyze", analyze,
+           "run `mixlab analyze` on every trained run (RUN/analysis) and summarise the heads in the report");
     v.Bool("resume", resume, "continue unfinished runs from their last checkpoint");
     v.Bool("force", force, "write into a directory that compare did not create");
     v.Bool("dry-run", dry_run, "check every run's configuration and list the runs, without training");
@@ -71,8 +78,8 @@ struct Run {
   int seed = 0;
   RunSpec spec;
   TrainResult result;
-  bool selected = false;      // its learning rate is the one chosen on validation for its label
-  int64_t state_floats = 0;   // decoding state of the whole model at the training length
+  bool selected = false;       // its learning rate is the one chosen on validation for its label
+  int64_t state_floats = 0;    // decoding state of the whole model at the training length
   std::string analysis_error;  // why `mixlab analyze` failed on it (the sweep goes on; the report says so)
 };
 
@@ -137,7 +144,8 @@ std::string AccuracyCell(const std::vector<const EvalResult*>& evals, const char
 // Mixer names of a variant's sequence layers ("mamba+softmax:n-heads=2/moe" -> mamba, softmax).
 std::vector<std::string> SequenceMixers(const std::string& variant) {
   std::vector<std::string> names;
-  for (const auto& layer : SplitList(variant.substr(0, variant.find('/')), '+', "--mixers variant")) names.push_back(layer.substr(0, layer.find(':')));
+  for (const auto& layer : SplitList(variant.substr(0, variant.find('/')), '+', "--mixers variant"))
+    names.push_back(layer.substr(0, layer.find(':')));
   return names;
 }
 
@@ -152,7 +160,8 @@ std::string ResolvePosition(const std::string& pos, const std::string& variant) 
 
 // The (variant, positional encoding) pairs of one --mixers entry: "VARIANT@POS" fixes the variant's encoding, a plain
 // "VARIANT" is crossed with every encoding of --positions.
-std::vector<std::pair<std::string, std::string>> VariantPositions(const std::string& entry, const std::string& positions) {
+std::vector<std::pair<std::string, std::string>> VariantPositions(const std::string& entry,
+                                                                  const std::string& positions) {
   const auto at = entry.find('@');
   if (at != std::string::npos) return {{entry.substr(0, at), entry.substr(at + 1)}};
   std::vector<std::pair<std::string, std::string>> pairs;
@@ -162,7 +171,8 @@ std::vector<std::pair<std::string, std::string>> VariantPositions(const std::str
 
 // Applies "FLAG=value" of --sweep to the run's options: a prefixed flag (mqar.pairs) to the parsed flags, any
 // other to the model or training options.
-void ApplySweep(const std::string& flag, const std::string& value, TrainOptions& t, ModelOptions& m, ParsedFlags& flags) {
+void ApplySweep(const std::string& flag, const std::string& value, TrainOptions& t, ModelOptions& m,
+                ParsedFlags& flags) {
   if (const auto dot = flag.find('.'); dot != std::string::npos) {
     flags.prefixed[flag.substr(0, dot)][flag.substr(dot + 1)] = value;
     return;
@@ -170,7 +180,8 @@ void ApplySweep(const std::string& flag, const std::string& value, TrainOptions&
   for (Options* o : {static_cast<Options*>(&m), static_cast<Options*>(&t)})
     for (const auto& f : ListOptions(*o))
       if (f.name == flag) return SetOptions(*o, {{flag, value}}, "--sweep ");
-  throw UsageError("--sweep: unknown flag '" + flag + "'; sweep a training, model, task (task.option) or mixer (mixer.option) flag");
+  throw UsageError("--sweep: unknown flag '" + flag +
+                   "'; sweep a training, model, task (task.option) or mixer (mixer.option) flag");
 }
 
 // results.csv (one row per run x metric) and runs.json (each run's directory, for the plots).
@@ -180,14 +191,15 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
   nlohmann::json index = nlohmann::json::array();
   for (const auto& r : runs) {
     auto row = [&](const std::string& metric, int len, double v) {
-      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << LearningRateText(r.lr) << ","
-          << r.selected << "," << r.seed << "," << metric << "," << len << "," << v << ",,,\n";
+      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << ","
+          << LearningRateText(r.lr) << "," << r.selected << "," << r.seed << "," << metric << "," << len << "," << v
+          << ",,,\n";
     };
     auto accuracy_row = [&](const std::string& metric, const EvalResult& e) {  // with its n and 95% Wilson interval
       const auto [low, high] = WilsonInterval(e.correct, e.scored);
-      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << "," << LearningRateText(r.lr) << ","
-          << r.selected << "," << r.seed << "," << metric << "," << e.length << "," << e.accuracy << "," << e.scored << "," << low << ","
-          << high << "\n";
+      csv << r.task << "," << r.label << "," << r.variant << "," << r.pos << "," << r.sweep_value << ","
+          << LearningRateText(r.lr) << "," << r.selected << "," << r.seed << "," << metric << "," << e.length << ","
+          << e.accuracy << "," << e.scored << "," << low << "," << high << "\n";
     };
     const int T = r.spec.train.train_len;
     for (const auto& e : r.result.test) {
@@ -208,7 +220,11 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
     row("peak_rss_mb", T, r.result.peak_rss_mb);
     row("params", 0, double(r.result.params));
     row("state_floats", T, double(r.state_floats));
-    index.push_back({{"task", r.task}, {"label", r.label}, {"lr", r.lr}, {"selected", r.selected}, {"seed", r.seed},
+    index.push_back({{"task", r.task},
+                     {"label", r.label},
+                     {"lr", r.lr},
+                     {"selected", r.selected},
+                     {"seed", r.seed},
                      {"run_dir", r.result.run_dir}});
   }
   WriteFileAtomic(dir + "/results.csv", csv.str());
@@ -218,7 +234,8 @@ void WriteTables(const std::string& dir, const std::vector<Run>& runs) {
 // Chooses per (task, label) the learning rate with the best mean validation accuracy at the training length
 // (ties: lower validation loss) and marks its runs selected.
 void SelectLearningRates(std::vector<Run>& runs) {
-  std::map<std::pair<std::string, std::string>, std::map<float, std::pair<double, double>>> score;  // -> lr -> (acc, -loss)
+  std::map<std::pair<std::string, std::string>, std::map<float, std::pair<double, double>>>
+      score;  // -> lr -> (acc, -loss)
   for (const auto& r : runs)
     for (const auto& e : r.result.validation)
       if (e.length == r.spec.train.train_len) {
@@ -230,14 +247,16 @@ void SelectLearningRates(std::vector<Run>& runs) {
     const auto& by_lr = score[{r.task, r.label}];
     float best = r.lr;
     if (!by_lr.empty())
-      best = std::max_element(by_lr.begin(), by_lr.end(), [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+      best = std::max_element(by_lr.begin(), by_lr.end(), [](const auto& a, const auto& b) {
+               return a.second < b.second;
+             })->first;
     r.selected = r.lr == best;
   }
 }
 
 // The selected runs of `task` paired with their analysis JSON at RUN/`file`; runs without a readable one are left out.
-std::vector<std::pair<const Run*, nlohmann::json>> SelectedAnalyses(const std::vector<Run>& runs, const std::string& task,
-                                                                    const std::string& file) {
+std::vector<std::pair<const Run*, nlohmann::json>> SelectedAnalyses(const std::vector<Run>& runs,
+                                                                    const std::string& task, const std::string& file) {
   std::vector<std::pair<const Run*, nlohmann::json>> out;
   for (const auto& r : runs) {
     std::ifstream in(r.result.run_dir + "/" + file);
@@ -271,23 +290,29 @@ void WriteHeadSummary(std::ostream& md, const std::vector<Run>& runs, const std:
     if ((*ind)["accuracy_change"].is_number())
       std::snprintf(ablation, sizeof ablation, "%+.3f", (*ind)["accuracy_change"].get<double>());
     char row[512];
-    std::snprintf(row, sizeof row, "| %s s%d | L%dH%d %.3f | %s | L%dH%d %.3f | %+.3f | %d of %zu |\n", r.label.c_str(), r.seed,
-                  (*ind)["layer"].get<int>(), (*ind)["head"].get<int>(), (*ind)["answer_induction"].get<double>(), ablation,
-                  (*prev)["layer"].get<int>(), (*prev)["head"].get<int>(), (*prev)["previous_token"].get<double>(),
+    std::snprintf(row, sizeof row, "| %s s%d | L%dH%d %.3f | %s | L%dH%d %.3f | %+.3f | %d of %zu |\n", r.label.c_str(),
+                  r.seed, (*ind)["layer"].get<int>(), (*ind)["head"].get<int>(),
+                  (*ind)["answer_induction"].get<double>(), ablation, (*prev)["layer"].get<int>(),
+                  (*prev)["head"].get<int>(), (*prev)["previous_token"].get<double>(),
                   a["in_context_score"].get<double>(), dead, a["heads"].size());
     rows += row;
     for (const auto& line : a.value("skipped", nlohmann::json::array()))
       skipped += "- " + r.label + " s" + std::to_string(r.seed) + ", " + line.get<std::string>() + "\n";
   }
   if (rows.empty()) return;
-  md << "\nInside the models (`mixlab analyze`, each run's `analysis/`): the head with the highest answer-induction score "
-        "(mixing from a scored position to the token after its token's earlier occurrence) and the accuracy change when it is "
-        "zero-ablated; the top previous-token head; in-context score = late minus early loss on repeated random sequences:\n\n"
+  md << "\nInside the models (`mixlab analyze`, each run's `analysis/`): the head with the highest answer-induction "
+        "score "
+        "(mixing from a scored position to the token after its token's earlier occurrence) and the accuracy change "
+        "when it is "
+        "zero-ablated; the top previous-token head; in-context score = late minus early loss on repeated random "
+        "sequences:\n\n"
         "| run | top answer-induction head | its ablation | top previous-token head | in-context score | dead heads |\n"
         "|---|---|---|---|---|---|\n"
      << rows
-     << "\nFor recurrent mixers (mamba, gla, linear attention) a \"head\" is a channel group and its map the group's average "
-        "implied mixing: a low induction score there does not show that no induction mechanism exists (averaging can cancel "
+     << "\nFor recurrent mixers (mamba, gla, linear attention) a \"head\" is a channel group and its map the group's "
+        "average "
+        "implied mixing: a low induction score there does not show that no induction mechanism exists (averaging can "
+        "cancel "
         "it); the ablation column, which removes the group's output, is the test that does not depend on that lens.\n";
   for (const auto& r : runs)
     if (r.task == task && !r.analysis_error.empty())
@@ -309,26 +334,32 @@ void WriteDynamicsSummary(std::ostream& md, const std::vector<Run>& runs, const 
     auto verdict = [&](const char* key) {
       const auto& c = a["phase_changes"][key];
       char cell[256];
-      std::snprintf(cell, sizeof cell, "%s, steps %d-%d (%.0f%% of range, z %.1f)", c["detected"].get<bool>() ? "**yes**" : "no",
-                    c["from_step"].get<int>(), c["to_step"].get<int>(), 100 * c["share"].get<double>(), c["z"].get<double>());
+      std::snprintf(cell, sizeof cell, "%s, steps %d-%d (%.0f%% of range, z %.1f)",
+                    c["detected"].get<bool>() ? "**yes**" : "no", c["from_step"].get<int>(), c["to_step"].get<int>(),
+                    100 * c["share"].get<double>(), c["z"].get<double>());
       return std::string(cell);
     };
     char row[1024];
-    std::snprintf(row, sizeof row, "| %s s%d | %.3f -> %.3f | %s | %+.3f -> %+.3f | %s | %s | %+.3f -> %+.3f | %s |\n", r.label.c_str(),
-                  r.seed, first["max_induction"].get<double>(), last["max_induction"].get<double>(), verdict("max_induction").c_str(),
-                  first["in_context_score"].get<double>(), last["in_context_score"].get<double>(), verdict("in_context_drop").c_str(),
+    std::snprintf(row, sizeof row, "| %s s%d | %.3f -> %.3f | %s | %+.3f -> %+.3f | %s | %s | %+.3f -> %+.3f | %s |\n",
+                  r.label.c_str(), r.seed, first["max_induction"].get<double>(), last["max_induction"].get<double>(),
+                  verdict("max_induction").c_str(), first["in_context_score"].get<double>(),
+                  last["in_context_score"].get<double>(), verdict("in_context_drop").c_str(),
                   a["phase_changes"]["max_induction"]["coincides_with_in_context_drop"].get<bool>() ? "yes" : "no",
                   first["text_in_context_score"].get<double>(), last["text_in_context_score"].get<double>(),
                   verdict("text_in_context_drop").c_str());
     rows += row;
   }
   if (rows.empty()) return;
-  md << "\nTraining dynamics (`mixlab analyze --over-training`, each run's `analysis/over_training/`): the best head's induction "
-        "score on repeated random sequences, the in-context score on them (second half minus first half loss) and on the task's "
+  md << "\nTraining dynamics (`mixlab analyze --over-training`, each run's `analysis/over_training/`): the best head's "
+        "induction "
+        "score on repeated random sequences, the in-context score on them (second half minus first half loss) and on "
+        "the task's "
         "own sequences (last tenth minus second tenth, Olsson's score) at the first and last snapshot; a "
-        "phase change is a window of a tenth of the snapshots that follows a plateau, holds at least half the curve's range and "
+        "phase change is a window of a tenth of the snapshots that follows a plateau, holds at least half the curve's "
+        "range and "
         "rises at least 4 spreads above the other intervals' changes (experiments/analysis/phase_change.h):\n\n"
-        "| run | induction score | phase change in it | in-context score | phase change (drop) | together | text in-context score | "
+        "| run | induction score | phase change in it | in-context score | phase change (drop) | together | text "
+        "in-context score | "
         "phase change (drop) |\n|---|---|---|---|---|---|---|---|\n"
      << rows;
 }
@@ -339,18 +370,23 @@ void WriteReportHeader(std::ostream& md, const std::vector<Run>& runs, const Com
   md << "# mixlab compare\n\n"
      << (o.preset.empty() ? "" : "Preset `" + o.preset + "`. ") << "Tasks `" << o.tasks << "`; variants `" << o.mixers
      << "` x positions `" << o.positions << "`" << (o.sweep.empty() ? "" : " x `" + o.sweep + "`") << "; " << o.seeds
-     << " seed(s); learning rates `" << (o.lrs.empty() ? LearningRateText(t.lr) : o.lrs) << "` (the best per variant on validation accuracy). Training length "
-     << t.train_len << ", " << t.steps << " steps of batch " << t.batch << " (AdamW, " << t.warmup << " warmup steps, cosine decay to "
-     << t.min_lr_ratio << " x lr, weight decay " << t.weight_decay << ", clip " << t.clip << "). " << runs.size() << " runs, wall time "
+     << " seed(s); learning rates `" << (o.lrs.empty() ? LearningRateText(t.lr) : o.lrs)
+     << "` (the best per variant on validation accuracy). Training length " << t.train_len << ", " << t.steps
+     << " steps of batch " << t.batch << " (AdamW, " << t.warmup << " warmup steps, cosine decay to " << t.min_lr_ratio
+     << " x lr, weight decay " << t.weight_decay << ", clip " << t.clip << "). " << runs.size() << " runs, wall time "
      << int(wall_seconds) << " s.\n\n";
-  if (!runs.empty()) md << "Model (first run; each variant's layers are in its config.json): " << runs[0].spec.model.Summary() << ", "
-                        << runs[0].spec.model.layers.size() << " layers. Validation on " << t.val_answers << " answers per length, test on "
-                        << t.test_answers << ".\n\n";
+  if (!runs.empty())
+    md << "Model (first run; each variant's layers are in its config.json): " << runs[0].spec.model.Summary() << ", "
+       << runs[0].spec.model.layers.size() << " layers. Validation on " << t.val_answers
+       << " answers per length, test on " << t.test_answers << ".\n\n";
   md << "Test accuracy is measured on the held-out test split at every evaluation length, on n scored "
-     << "answers (a fixed set, --test-answers): one seed shows the accuracy and its 95% Wilson interval, several seeds the mean ± "
+     << "answers (a fixed set, --test-answers): one seed shows the accuracy and its 95% Wilson interval, several seeds "
+        "the mean ± "
      << "standard deviation over seeds and each seed's value; "
-     << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss is the "
-     << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the whole model "
+     << "steps / tokens to 99% are the first validation step with accuracy >= 0.99 at the training length; mean loss "
+        "is the "
+     << "area under the training-loss curve per step (lower = faster convergence); state is the decoding state of the "
+        "whole model "
      << "at the training length (floats).\n\n";
 }
 
@@ -364,16 +400,19 @@ std::vector<std::string> TaskLabels(const std::vector<Run>& runs, const std::str
 
 // The majority answer's accuracy on each length's test set: what a model that ignores its input reaches.
 void WriteChance(std::ostream& md, const std::vector<Run>& runs, const std::string& task, const TrainOptions& t) {
-  std::string baselines;  // the majority answer's accuracy on each length's test set: what a model that ignores its input reaches
+  std::string baselines;  // the majority answer's accuracy on each length's test set: what a model that ignores its
+                          // input reaches
   for (size_t li = 0; li < t.eval_lens.size(); ++li)
     for (const auto& r : runs)
       if (r.task == task && li < r.result.test.size()) {
         char cell[64];
-        std::snprintf(cell, sizeof cell, "%s%.3f @%d", baselines.empty() ? "" : ", ", r.result.test[li].majority, t.eval_lens[li]);
+        std::snprintf(cell, sizeof cell, "%s%.3f @%d", baselines.empty() ? "" : ", ", r.result.test[li].majority,
+                      t.eval_lens[li]);
         baselines += cell;
         break;
       }
-  if (!baselines.empty()) md << "Chance: always giving the most frequent answer of each test set scores " << baselines << ".\n\n";
+  if (!baselines.empty())
+    md << "Chance: always giving the most frequent answer of each test set scores " << baselines << ".\n\n";
 }
 
 // One row per variant (its selected learning rate): test accuracy at every length, convergence, cost; then the
@@ -386,7 +425,8 @@ void WriteResultsTable(std::ostream& md, const std::vector<Run>& runs, const std
       if (r.task == task && li < r.result.test.size()) n = r.result.test[li].scored;
     md << " acc @" << t.eval_lens[li] << (n ? " (n=" + std::to_string(n) + ")" : "") << " |";
   }
-  md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len << " | params | state | tokens/s | train s |\n|---|---|";
+  md << " steps to 99% | tokens to 99% | mean loss | bits/token @" << t.train_len
+     << " | params | state | tokens/s | train s |\n|---|---|";
   for (size_t i = 0; i < t.eval_lens.size() + 8; ++i) md << "---|";
   md << "\n";
   const std::vector<std::string> labels = TaskLabels(runs, task);
@@ -405,7 +445,8 @@ void WriteResultsTable(std::ostream& md, const std::vector<Run>& runs, const std
     }
     std::vector<double> steps, tokens, loss, bits, tok_s, secs;
     for (auto* r : group) {
-      if (r->result.steps_to_99 >= 0) steps.push_back(r->result.steps_to_99), tokens.push_back(double(r->result.tokens_to_99));
+      if (r->result.steps_to_99 >= 0)
+        steps.push_back(r->result.steps_to_99), tokens.push_back(double(r->result.tokens_to_99));
       loss.push_back(r->result.mean_train_loss);
       if (!r->result.test.empty()) bits.push_back(r->result.test[0].loss / std::log(2.0));
       tok_s.push_back(r->result.tokens_per_second);
@@ -430,7 +471,8 @@ void WriteResultsTable(std::ostream& md, const std::vector<Run>& runs, const std
     }
   }
   if (!sweep_rows.empty()) {
-    md << "\nTest accuracy for each value of `" << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "`:\n\n| variant | value |";
+    md << "\nTest accuracy for each value of `" << t.eval_sweep.substr(0, t.eval_sweep.find('='))
+       << "`:\n\n| variant | value |";
     for (int len : t.eval_lens) md << " acc @" << len << " |";
     md << "\n|---|---|";
     for (size_t i = 0; i < t.eval_lens.size(); ++i) md << "---|";
@@ -440,8 +482,8 @@ void WriteResultsTable(std::ostream& md, const std::vector<Run>& runs, const std
 }
 
 // Validation accuracy at the training length for every learning rate tried, the chosen one in bold.
-void WriteLearningRateTable(std::ostream& md, const std::vector<Run>& runs, const std::string& task, const CompareOptions& o,
-                            const TrainOptions& t) {
+void WriteLearningRateTable(std::ostream& md, const std::vector<Run>& runs, const std::string& task,
+                            const CompareOptions& o, const TrainOptions& t) {
   if (o.lrs.empty()) return;
   md << "\nValidation accuracy at the training length per learning rate (on " << t.val_answers
      << " answers; the chosen one in bold):\n\n| variant |";
@@ -472,26 +514,32 @@ void WriteTaskFigures(std::ostream& md, const std::string& dir, const std::strin
   if (std::filesystem::exists(dir + "/accuracy_vs_position_" + task + ".png", ec))
     md << "![accuracy vs position](accuracy_vs_position_" << task << ".png)\n";
   if (t.eval_sweep.rfind(task + ".", 0) == 0)
-    md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task << ".png)\n";
+    md << "![accuracy vs " << t.eval_sweep.substr(0, t.eval_sweep.find('=')) << "](accuracy_vs_sweep_" << task
+       << ".png)\n";
   md << "\n";
 }
 
 // Plot notes, the load the speeds were measured under, provenance and where the raw numbers are.
-void WriteReportFooter(std::ostream& md, const std::vector<Run>& runs, const TrainOptions& t, const std::string& plot_note) {
+void WriteReportFooter(std::ostream& md, const std::vector<Run>& runs, const TrainOptions& t,
+                       const std::string& plot_note) {
   if (!plot_note.empty()) md << "Plots: " << plot_note << "\n";
   double low_load = 1e9, high_load = -1;
   for (const auto& r : runs)
-    if (r.result.load_average >= 0) low_load = std::min(low_load, r.result.load_average), high_load = std::max(high_load, r.result.load_average);
+    if (r.result.load_average >= 0)
+      low_load = std::min(low_load, r.result.load_average), high_load = std::max(high_load, r.result.load_average);
   if (high_load >= 0) {
     char load[200];
-    std::snprintf(load, sizeof load, "%.1f-%.1f on %ld cores", low_load, high_load, long(sysconf(_SC_NPROCESSORS_ONLN)));
-    md << "\ntokens/s and train s are wall-clock figures under the load seen (1-minute load average at the end of each run: " << load
-       << "); compare speeds with `bench/` on a quiet machine, not with this column.\n";
+    std::snprintf(load, sizeof load, "%.1f-%.1f on %ld cores", low_load, high_load,
+                  long(sysconf(_SC_NPROCESSORS_ONLN)));
+    md << "\ntokens/s and train s are wall-clock figures under the load seen (1-minute load average at the end of each "
+          "run: "
+       << load << "); compare speeds with `bench/` on a quiet machine, not with this column.\n";
   }
   const nlohmann::json provenance = Provenance(t.threads);
-  md << "\nProvenance: " << VersionLine() << ", " << provenance["date"].get<std::string>() << ", " << provenance["cpu"].get<std::string>()
-     << ", " << t.threads << " threads per run.\n";
-  md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see `runs.json`).\n";
+  md << "\nProvenance: " << VersionLine() << ", " << provenance["date"].get<std::string>() << ", "
+     << provenance["cpu"].get<std::string>() << ", " << t.threads << " threads per run.\n";
+  md << "\nRaw numbers: `results.csv` (one row per run x metric); per-step metrics: each run's `metrics.jsonl` (see "
+        "`runs.json`).\n";
 }
 
 void WriteReport(const std::string& dir, const std::vector<Run>& runs, const CompareOptions& o, const TrainOptions& t,
@@ -527,10 +575,11 @@ OptionMap PresetFlags(int argc, char** argv) {
 void RefuseSingleRunFlags(const TrainOptions& train, const ModelOptions& model) {
   const TrainOptions t;
   const ModelOptions m;
-  const std::pair<bool, const char*> given[] = {{train.task != t.task, "--task: compare trains every task of --tasks"},
-                                                {model.mixer != m.mixer, "--mixer: compare trains every variant of --mixers"},
-                                                {model.layers != m.layers, "--layers: per-layer hybrids are --mixers entries joined by '+'"},
-                                                {model.pos != m.pos, "--pos: compare crosses variants with --positions (or VARIANT@POS)"}};
+  const std::pair<bool, const char*> given[] = {
+      {train.task != t.task, "--task: compare trains every task of --tasks"},
+      {model.mixer != m.mixer, "--mixer: compare trains every variant of --mixers"},
+      {model.layers != m.layers, "--layers: per-layer hybrids are --mixers entries joined by '+'"},
+      {model.pos != m.pos, "--pos: compare crosses variants with --positions (or VARIANT@POS)"}};
   for (const auto& [set, why] : given)
     if (set) throw UsageError(std::string(why) + "; see `mixlab compare --help`");
 }
@@ -545,7 +594,9 @@ void ClaimDirectory(const std::string& out, const std::vector<Run>& runs, bool f
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!force && fs::exists(out, ec) && !fs::is_empty(out, ec) && !fs::exists(path, ec))
-    throw UsageError("'" + out + "' holds files not written by mixlab compare; choose another --out or pass --force to write into it");
+    throw UsageError(
+        "'" + out +
+        "' holds files not written by mixlab compare; choose another --out or pass --force to write into it");
   CreateDirectories(out);
   WriteFileAtomic(path, experiment.dump(1) + "\n");
 }
@@ -570,7 +621,8 @@ std::vector<float> LearningRates(const CompareOptions& o, const TrainOptions& tr
   for (const auto& lr : o.lrs.empty() ? std::vector<std::string>{} : SplitList(o.lrs, ',', "--lrs")) {
     char* end = nullptr;
     lrs.push_back(std::strtof(lr.c_str(), &end));
-    if (*end != '\0') throw UsageError("--lrs: '" + lr + "' is not a number; give comma-separated learning rates, e.g. 1e-3,3e-3");
+    if (*end != '\0')
+      throw UsageError("--lrs: '" + lr + "' is not a number; give comma-separated learning rates, e.g. 1e-3,3e-3");
     if (!(lrs.back() > 0 && lrs.back() <= 10)) throw UsageError("--lrs: " + lr + " is outside (0, 10]");
   }
   if (lrs.empty()) lrs.push_back(train.lr);
@@ -588,7 +640,8 @@ struct ExperimentPlan {
   std::vector<float> lrs = {};
 };
 
-ExperimentPlan MakePlan(const CompareOptions& o, const TrainOptions& train, const ModelOptions& model, const ParsedFlags& flags) {
+ExperimentPlan MakePlan(const CompareOptions& o, const TrainOptions& train, const ModelOptions& model,
+                        const ParsedFlags& flags) {
   ExperimentPlan plan{&o, &train, &model, &flags};
   // --out names the experiment directory; a preset's default is its own (runs/<preset>)
   plan.out = !train.out.empty() ? train.out : o.preset.empty() ? "runs/compare" : "runs/" + o.preset;
@@ -602,13 +655,14 @@ ExperimentPlan MakePlan(const CompareOptions& o, const TrainOptions& train, cons
   const auto tasks = SplitList(o.tasks, ',', "--tasks");
   plan.sweep_task = train.eval_sweep.substr(0, train.eval_sweep.find('.'));
   if (!train.eval_sweep.empty() && std::find(tasks.begin(), tasks.end(), plan.sweep_task) == tasks.end())
-    throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + plan.sweep_task + "', which is not among --tasks " + o.tasks);
+    throw UsageError("--eval-sweep '" + train.eval_sweep + "' names task '" + plan.sweep_task +
+                     "', which is not among --tasks " + o.tasks);
   return plan;
 }
 
 // One run's spec, validated (task lengths, memory) and given its directory.
-Run PlanRun(const ExperimentPlan& plan, const std::string& task, const std::string& variant, const std::string& pos_flag,
-            const std::string& sweep_value, float lr, int seed) {
+Run PlanRun(const ExperimentPlan& plan, const std::string& task, const std::string& variant,
+            const std::string& pos_flag, const std::string& sweep_value, float lr, int seed) {
   const std::string pos = ResolvePosition(pos_flag, variant);
   Run r;
   r.task = task, r.variant = variant, r.pos = pos, r.lr = lr, r.seed = seed;
@@ -659,8 +713,10 @@ std::vector<Run> PlanRuns(const ExperimentPlan& plan) {
       for (const auto& [variant, pos_flag] : VariantPositions(entry, o.positions))
         for (const auto& sweep_value : plan.sweep_values)
           for (float lr : plan.lrs)
-            for (int s = 0; s < o.seeds; ++s) runs.push_back(PlanRun(plan, task, variant, pos_flag, sweep_value, lr, plan.train->seed + s));
-  std::set<std::string> directories;  // duplicates in a list ("softmax,softmax", "1e-3,0.001") would overwrite each other
+            for (int s = 0; s < o.seeds; ++s)
+              runs.push_back(PlanRun(plan, task, variant, pos_flag, sweep_value, lr, plan.train->seed + s));
+  std::set<std::string>
+      directories;  // duplicates in a list ("softmax,softmax", "1e-3,0.001") would overwrite each other
   for (const auto& r : runs)
     if (!directories.insert(r.spec.train.out).second)
       throw UsageError("two runs would share the directory '" + r.spec.train.out + "' (" + r.task + " " + r.label +
@@ -678,8 +734,9 @@ double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
     const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // The runs after this one, at the mean time of those trained so far (unknown before the first).
     const double later_runs_seconds = trained ? so_far / trained * double(runs.size() - i - 1) : -1;
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " + r.label +
-                               (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" + std::to_string(r.seed);
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " +
+                               r.label + (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" +
+                               std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
@@ -698,7 +755,8 @@ double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
     ++trained;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;
-    for (const auto& e : r.result.test) accs += " T=" + std::to_string(e.length) + ":" + std::to_string(e.accuracy).substr(0, 5);
+    for (const auto& e : r.result.test)
+      accs += " T=" + std::to_string(e.length) + ":" + std::to_string(e.accuracy).substr(0, 5);
     std::fprintf(stderr, "%s: done,%s%s; experiment ETA %.0fs\n", prefix.c_str(), r.result.diverged ? " diverged" : "",
                  accs.c_str(), elapsed / trained * double(runs.size() - i - 1));
   }
@@ -709,7 +767,8 @@ double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
 std::string DrawReportPlots(const CompareOptions& o, const std::string& out) {
   if (!o.plots) return "disabled with --plots false";
   const std::vector<std::string> cmd = PlotCommand("plot_report.py", out);
-  if (RunProgram(cmd) != 0) return "not drawn (python3-matplotlib missing or the plot script failed; run `" + CommandLine(cmd) + "`)";
+  if (RunProgram(cmd) != 0)
+    return "not drawn (python3-matplotlib missing or the plot script failed; run `" + CommandLine(cmd) + "`)";
   return "";
 }
 
@@ -724,14 +783,16 @@ int CompareCommand(int argc, char** argv) {
   groups.push_back({"experiment", &o, "", nullptr});
   for (auto& g : RunFlagGroups(train, model)) groups.push_back(std::move(g));
   ParsedFlags flags;
-  if (!ParseFlagsOrHelp("compare", "Train every task x variant x positional encoding x learning rate x seed and write a report.",
+  if (!ParseFlagsOrHelp("compare",
+                        "Train every task x variant x positional encoding x learning rate x seed and write a report.",
                         argc, argv, groups, flags, PresetFlags(argc, argv)))
     return 0;
   RefuseSingleRunFlags(train, model);
   const ExperimentPlan plan = MakePlan(o, train, model, flags);
   std::vector<Run> runs = PlanRuns(plan);
   if (o.dry_run) {
-    for (const auto& r : runs) std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
+    for (const auto& r : runs)
+      std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
     std::printf("%zu runs; nothing trained (--dry-run)\n", runs.size());
     return 0;
   }

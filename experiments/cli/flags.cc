@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "experiments/tasks/task.h"
-#include "mixers/registry.h"
 #include "mixers/ops/usage_error.h"
+#include "mixers/registry.h"
 #include "models/file_io.h"
 #include "models/json_text.h"
 
@@ -77,7 +77,8 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
     const std::string token = argv[i];
     const auto open = token.find('%');
     if (open != std::string::npos && token.find('%', open + 1) != std::string::npos)
-      throw UsageError("argument '" + token + "' contains two '%' signs, which no flag or value uses; see `mixlab " + command + " --help`");
+      throw UsageError("argument '" + token + "' contains two '%' signs, which no flag or value uses; see `mixlab " +
+                       command + " --help`");
   }
   po::variables_map vm;
   try {
@@ -86,7 +87,8 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
         po::command_line_parser(argc, argv).options(desc).style(style::default_style & ~style::allow_guessing).run();
     for (const auto& option : given.options)  // a stray word or "--=5" is an error, not silently dropped
       if (option.position_key >= 0 || option.string_key.empty())
-        throw UsageError("unexpected argument '" + (option.original_tokens.empty() ? std::string() : option.original_tokens[0]) +
+        throw UsageError("unexpected argument '" +
+                         (option.original_tokens.empty() ? std::string() : option.original_tokens[0]) +
                          "'; every value follows its --flag; see `mixlab " + command + " --help`");
     po::store(given, vm);
   } catch (const po::error& e) {
@@ -104,7 +106,8 @@ ParsedFlags ParseFlags(const std::string& command, int argc, char** argv, std::v
     const nlohmann::json j = ParseJsonText(ReadTextFile(path, "--config", kMaxConfigBytes), "--config '" + path + "'");
     if (!j.is_object()) throw UsageError("--config: '" + path + "' must hold a JSON object of flag names to values");
     for (const auto& [k, v] : j.items()) {
-      if (!owner.count(k)) throw UsageError("--config: unknown flag '" + k + "' in '" + path + "'; see `mixlab " + command + " --help`");
+      if (!owner.count(k))
+        throw UsageError("--config: unknown flag '" + k + "' in '" + path + "'; see `mixlab " + command + " --help`");
       values[k] = JsonToFlagValue(v);
     }
   }
@@ -132,7 +135,9 @@ bool ParseFlagsOrHelp(const std::string& command, const std::string& summary, in
 
 std::string FlagHelp(const std::string& command, const std::string& summary, std::vector<FlagGroup>& groups) {
   std::ostringstream s;
-  s << "usage: mixlab " << command << " [flags]\n" << summary << "\n\n  --config FILE.json   flag values as a JSON object; flags given on the command line override it\n";
+  s << "usage: mixlab " << command << " [flags]\n"
+    << summary
+    << "\n\n  --config FILE.json   flag values as a JSON object; flags given on the command line override it\n";
   for (auto& g : groups) {
     s << "\n" << g.title << ":\n";
     for (const auto& f : ListOptions(Fields(g))) {

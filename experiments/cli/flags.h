@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "models/model_config.h"
 #include "mixers/ops/usage_error.h"
+#include "models/model_config.h"
 
 namespace mixlab {
 
 struct FlagGroup {
   std::string title;
-  Options* options = nullptr;  // fixed group: fields are set directly
-  std::string prefix;          // prefixed group (mixer or task options): see ParsedFlags::prefixed
+  Options* options = nullptr;          // fixed group: fields are set directly
+  std::string prefix;                  // prefixed group (mixer or task options): see ParsedFlags::prefixed
   std::unique_ptr<Options> prototype;  // for prefixed groups: lists the fields and their defaults
 };
 

@@ -3,8 +3,8 @@
 
 #include <cstdio>
 
-#include "experiments/cli/commands.h"
 #include "experiments/analysis/decoding.h"
+#include "experiments/cli/commands.h"
 #include "experiments/cli/flags.h"
 #include "experiments/cli/run_builder.h"
 #include "mixers/ops/usage_error.h"
@@ -26,7 +26,8 @@ struct GenerateOptions : Options {
     v.Float("temperature", temperature, "sampling temperature; 0 = greedy", 0.0f, 100.0f);
     v.Int("top-k", top_k, "sample among the k most likely tokens; 0 = off", 0, 1 << 30);
     v.Float("top-p", top_p, "sample among the smallest set with mass >= p; 1 = off", 0.0f, 1.0f);
-    v.Float("repetition-penalty", repetition_penalty, "divide positive (multiply negative) logits of tokens already present", 1.0f, 100.0f);
+    v.Float("repetition-penalty", repetition_penalty,
+            "divide positive (multiply negative) logits of tokens already present", 1.0f, 100.0f);
     v.Int("no-repeat-ngram", no_repeat_ngram, "never complete an n-gram that already occurred; 0 = off", 0, 1 << 16);
     v.Int("beam-width", beam_width, "beam search with this many beams; 0 = off (greedy or sampling)", 0, 1 << 12);
     v.Float("length-alpha", length_alpha, "beam score = log p / length^alpha", 0.0f, 10.0f);
@@ -39,15 +40,23 @@ struct GenerateOptions : Options {
 
 int GenerateCommand(int argc, char** argv) {
   GenerateOptions o;
-  if (!ParseCheckpointCommand("generate", "Decode from a checkpoint: greedy, sampling (temperature, top-k, top-p), beam search.", "decoding", argc, argv, o, o.checkpoint, &o.threads)) return 0;
+  if (!ParseCheckpointCommand("generate",
+                              "Decode from a checkpoint: greedy, sampling (temperature, top-k, top-p), beam search.",
+                              "decoding", argc, argv, o, o.checkpoint, &o.threads))
+    return 0;
   LoadedRun run = LoadRun(o.checkpoint);
   LanguageModel& model = *run.model;
   const int V = model.vocab();
   const std::vector<int32_t> prompt = TokensFromFlags(o.prompt, o.prompt_tokens, V, "prompt");
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --prompt-tokens ID,ID,...");
   CheckFitsLearnedPositions(run.spec.model, int(prompt.size()) + o.tokens, "prompt + --tokens");
-  DecodeSettings s{.temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p, .repetition_penalty = o.repetition_penalty,
-                   .no_repeat_ngram = o.no_repeat_ngram, .beam_width = o.beam_width, .length_alpha = o.length_alpha,
+  DecodeSettings s{.temperature = o.temperature,
+                   .top_k = o.top_k,
+                   .top_p = o.top_p,
+                   .repetition_penalty = o.repetition_penalty,
+                   .no_repeat_ngram = o.no_repeat_ngram,
+                   .beam_width = o.beam_width,
+                   .length_alpha = o.length_alpha,
                    .seed = uint64_t(o.seed)};
   const auto steps = Generate(model, prompt, o.tokens, s);
   const bool bytes = V >= 256;
@@ -61,7 +70,8 @@ int GenerateCommand(int argc, char** argv) {
   for (const auto& d : steps) text += show(d.token);
   std::printf("%s\n\nstep  token  entropy  top1   nucleus\n", text.c_str());
   for (size_t i = 0; i < steps.size(); ++i)
-    std::printf("%4zu  %5d  %7.3f  %.3f  %7d\n", i, steps[i].token, steps[i].entropy, steps[i].top1_prob, steps[i].nucleus_size);
+    std::printf("%4zu  %5d  %7.3f  %.3f  %7d\n", i, steps[i].token, steps[i].entropy, steps[i].top1_prob,
+                steps[i].nucleus_size);
   return 0;
 }
 

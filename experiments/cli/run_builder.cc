@@ -1,15 +1,14 @@
 #include "experiments/cli/run_builder.h"
 
-#include "models/checkpoint.h"
-#include "models/json_text.h"
-
 #include <omp.h>
 
 #include <algorithm>
 
 #include "experiments/tasks/task.h"
-#include "mixers/registry.h"
 #include "mixers/ops/usage_error.h"
+#include "mixers/registry.h"
+#include "models/checkpoint.h"
+#include "models/json_text.h"
 
 namespace mixlab {
 
@@ -50,7 +49,8 @@ RunSpec BuildRunSpec(const TrainOptions& train, ModelOptions model, const Parsed
 LoadedRun LoadRun(const std::string& checkpoint) {
   if (checkpoint.empty()) throw UsageError("--checkpoint is required (a RUN/model.safetensors file)");
   auto meta = ReadCheckpointMetadata(checkpoint);
-  if (!meta.count("run")) throw UsageError("checkpoint '" + checkpoint + "' has no run config (not written by mixlab train)");
+  if (!meta.count("run"))
+    throw UsageError("checkpoint '" + checkpoint + "' has no run config (not written by mixlab train)");
   LoadedRun run;
   run.spec = RunSpec::FromJson(ParseJsonText(meta["run"], "checkpoint '" + checkpoint + "' run config"));
   MakeTask(run.spec.train.task, run.spec.task_options);  // refuses an unknown task or option value
@@ -76,19 +76,21 @@ bool ParseCheckpointCommand(const std::string& command, const std::string& summa
   return true;
 }
 
-std::vector<int32_t> TokensFromFlags(const std::string& text, const std::vector<int>& ids, int vocab, const char* name) {
+std::vector<int32_t> TokensFromFlags(const std::string& text, const std::vector<int>& ids, int vocab,
+                                     const char* name) {
   const std::string flag = std::string("--") + name;
   if (!text.empty() && !ids.empty()) throw UsageError("give either " + flag + " or " + flag + "-tokens, not both");
   std::vector<int32_t> out(ids.begin(), ids.end());
   if (!text.empty()) {
     if (vocab < 256)
-      throw UsageError(flag + " text needs a byte-level model (vocabulary >= 256); this one has " + std::to_string(vocab) +
-                       " tokens: use " + flag + "-tokens");
+      throw UsageError(flag + " text needs a byte-level model (vocabulary >= 256); this one has " +
+                       std::to_string(vocab) + " tokens: use " + flag + "-tokens");
     for (unsigned char c : text) out.push_back(c);
   }
   for (int32_t t : out)
     if (t >= vocab)
-      throw UsageError(flag + "-tokens: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      throw UsageError(flag + "-tokens: token " + std::to_string(t) + " is outside the vocabulary [0, " +
+                       std::to_string(vocab) + ")");
   return out;
 }
 

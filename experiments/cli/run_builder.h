@@ -5,8 +5,8 @@
 
 #include "experiments/cli/flags.h"
 #include "experiments/run/run_spec.h"
-#include "models/language_model.h"
 #include "mixers/ops/usage_error.h"
+#include "models/language_model.h"
 
 namespace mixlab {
 

@@ -24,7 +24,8 @@ std::pair<double, double> WilsonInterval(int64_t correct, int64_t n) {
   return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
-EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t answers, int batch, uint64_t seed, Split split) {
+EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t answers, int batch, uint64_t seed,
+                    Split split) {
   Rng rng = SplitRng(seed, split, length);
   EvalResult r;
   r.length = length;

@@ -20,7 +20,8 @@ struct EvalResult {
   int64_t correct = 0;    // of which right
   int64_t sequences = 0;  // sequences they came from
   double majority = 0;    // the chance baseline: accuracy of always answering the set's most frequent answer
-  std::vector<int64_t> bin_correct = std::vector<int64_t>(kPositionBins), bin_scored = std::vector<int64_t>(kPositionBins);
+  std::vector<int64_t> bin_correct = std::vector<int64_t>(kPositionBins),
+                       bin_scored = std::vector<int64_t>(kPositionBins);
 };
 
 // The 95% Wilson score interval of `correct` successes in `n` trials: {low, high}; {0, 1} for n = 0.
@@ -32,7 +33,9 @@ int EvalBatchSize(int batch, int train_len, int length);
 
 Rng SplitRng(uint64_t seed, Split split, int length);
 
-// Scores the fixed set of at least `answers` answers of `split` at `length` (see above), in batches of `batch` sequences.
-EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t answers, int batch, uint64_t seed, Split split);
+// Scores the fixed set of at least `answers` answers of `split` at `length` (see above), in batches of `batch`
+// sequences.
+EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t answers, int batch, uint64_t seed,
+                    Split split);
 
 }  // namespace mixlab

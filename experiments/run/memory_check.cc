@@ -32,8 +32,9 @@ std::string GiB(double bytes) {
 void Refuse(const std::string& what, double parameters, double activations, const std::string& advice) {
   const double machine = double(PhysicalMemoryBytes());
   if (parameters + activations <= machine) return;
-  throw UsageError(what + " needs at least " + GiB(parameters + activations) + " (parameters and optimizer " + GiB(parameters) +
-                   ", activations " + GiB(activations) + "), more than this machine's " + GiB(machine) + "; " + advice);
+  throw UsageError(what + " needs at least " + GiB(parameters + activations) + " (parameters and optimizer " +
+                   GiB(parameters) + ", activations " + GiB(activations) + "), more than this machine's " +
+                   GiB(machine) + "; " + advice);
 }
 
 }  // namespace
@@ -65,14 +66,17 @@ MemoryEstimate EstimateRunMemory(const RunSpec& spec) {
 
 void CheckMemory(const RunSpec& spec) {
   const MemoryEstimate e = EstimateRunMemory(spec);
-  Refuse("this run", e.parameter_bytes, e.activation_bytes, "reduce --batch, --train-len / --eval-lens, --d-model or the number of layers");
+  Refuse("this run", e.parameter_bytes, e.activation_bytes,
+         "reduce --batch, --train-len / --eval-lens, --d-model or the number of layers");
 }
 
 void CheckMixingMapMemory(const ModelConfig& config, int T) {
-  const double bytes = 4.0 * double(T) * double(T) * double(config.layers.size()), machine = double(PhysicalMemoryBytes());
+  const double bytes = 4.0 * double(T) * double(T) * double(config.layers.size()),
+               machine = double(PhysicalMemoryBytes());
   if (bytes > machine)
     throw UsageError("--length " + std::to_string(T) + ": the mixing maps alone need at least " + GiB(bytes) +
-                     " (T x T floats per head and layer), more than this machine's " + GiB(machine) + "; choose a shorter --length");
+                     " (T x T floats per head and layer), more than this machine's " + GiB(machine) +
+                     "; choose a shorter --length");
 }
 
 }  // namespace mixlab

@@ -37,8 +37,12 @@ double LoadAverage() {
 }
 
 nlohmann::json Provenance(int threads) {
-  return {{"version", kMixlabVersion}, {"commit", MIXLAB_GIT_COMMIT},          {"date", UtcNow()},
-          {"cpu", CpuModel()},         {"cores", sysconf(_SC_NPROCESSORS_ONLN)}, {"threads", threads},
+  return {{"version", kMixlabVersion},
+          {"commit", MIXLAB_GIT_COMMIT},
+          {"date", UtcNow()},
+          {"cpu", CpuModel()},
+          {"cores", sysconf(_SC_NPROCESSORS_ONLN)},
+          {"threads", threads},
           {"load_average", LoadAverage()}};
 }
 

@@ -9,8 +9,8 @@ namespace mixlab {
 
 constexpr const char* kMixlabVersion = "0.2.0";
 
-std::string VersionLine();                 // "mixlab 0.2.0 (commit 1a2b3c4d5e6f)"
-nlohmann::json Provenance(int threads);    // version, commit, date (UTC), cpu, cores, threads, load average
-double LoadAverage();                      // the 1-minute load average, -1 if unknown
+std::string VersionLine();               // "mixlab 0.2.0 (commit 1a2b3c4d5e6f)"
+nlohmann::json Provenance(int threads);  // version, commit, date (UTC), cpu, cores, threads, load average
+double LoadAverage();                    // the 1-minute load average, -1 if unknown
 
 }  // namespace mixlab

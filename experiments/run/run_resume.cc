@@ -20,7 +20,8 @@ MetricsSoFar ReadMetrics(const std::string& path, int step, int train_len) {
   const std::string key = std::to_string(train_len);
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || j["step"].get<int>() > step) continue;
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || j["step"].get<int>() > step)
+      continue;
     m.lines.push_back(line);
     if (!j.contains("validation") || !j["validation"].is_object()) continue;
     m.has_validation = true;
@@ -47,23 +48,25 @@ double ParseDouble(const std::map<std::string, std::string>& meta, const std::st
 
 int ParseStep(const std::map<std::string, std::string>& meta, const std::string& file) {
   const double step = ParseDouble(meta, "step", file);
-  if (step < 0 || step > 1e9 || step != std::floor(step)) throw UsageError("cannot resume from '" + file + "': impossible step");
+  if (step < 0 || step > 1e9 || step != std::floor(step))
+    throw UsageError("cannot resume from '" + file + "': impossible step");
   return int(step);
 }
 
 namespace {
 
 // Training settings a resume may change: none alters the computation up to the checkpoint. (--steps stretches the
-// learning-rate schedule from the checkpoint on; --threads changes float rounding, so bit-exactness needs the same count.)
-const std::set<std::string> kResumableSettings = {"steps",       "eval-lens",    "out",        "threads",       "eval-every",
-                                                  "log-every",   "snapshot-every", "val-answers", "test-answers", "eval-sweep"};
+// learning-rate schedule from the checkpoint on; --threads changes float rounding, so bit-exactness needs the same
+// count.)
+const std::set<std::string> kResumableSettings = {
+    "steps",     "eval-lens",      "out",         "threads",      "eval-every",
+    "log-every", "snapshot-every", "val-answers", "test-answers", "eval-sweep"};
 
 // "train.lr" -> value, for every leaf of a run config.
 void Flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
   if (j.is_object())
     for (const auto& [k, v] : j.items()) Flatten(v, prefix.empty() ? k : prefix + "." + k, out);
-  else
-    out[prefix] = j;
+  else out[prefix] = j;
 }
 
 }  // namespace
@@ -89,8 +92,11 @@ void CheckResumable(const nlohmann::json& saved, const nlohmann::json& now, int 
                      "; use another --out, or drop --resume to start over");
   for (const auto& change : noted)
     std::cerr << "mixlab: resuming " << run_dir << " from step " << step << " with " << change
-              << (change.rfind("--steps", 0) == 0 ? " (the learning-rate schedule continues as if this many steps had been asked from the start)"
-                  : change.rfind("--threads", 0) == 0 ? " (float rounding follows the thread count: bit-exact only with the old one)" : "")
+              << (change.rfind("--steps", 0) == 0
+                      ? " (the learning-rate schedule continues as if this many steps had been asked from the start)"
+                  : change.rfind("--threads", 0) == 0
+                      ? " (float rounding follows the thread count: bit-exact only with the old one)"
+                      : "")
               << "\n";
 }
 

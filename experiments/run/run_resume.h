@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {

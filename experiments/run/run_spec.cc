@@ -25,7 +25,8 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
 std::string RunSpec::DefaultRunName() const {
   std::string mixers;
   for (size_t i = 0; i < model.layers.size(); ++i)
-    if (i == 0 || model.layers[i].mixer != model.layers[i - 1].mixer) mixers += (mixers.empty() ? "" : "+") + model.layers[i].mixer;
+    if (i == 0 || model.layers[i].mixer != model.layers[i - 1].mixer)
+      mixers += (mixers.empty() ? "" : "+") + model.layers[i].mixer;
   return train.task + "-" + mixers + "-" + model.pos + "-s" + std::to_string(train.seed) + "-" + ConfigId();
 }
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "models/model_config.h"
 #include "mixers/ops/usage_error.h"
+#include "models/model_config.h"
 
 namespace mixlab {
 
@@ -44,13 +44,19 @@ struct TrainOptions : Options {
     v.Float("beta2", beta2, "AdamW beta2", 0.0f, 0.99999f);
     v.Float("min-lr-ratio", min_lr_ratio, "cosine decay floor as a fraction of --lr", 0.0f, 1.0f);
     v.Int("eval-every", eval_every, "validation interval in steps (and checkpoint); 0 = only at the end", 0, 100000000);
-    v.Int("snapshot-every", snapshot_every, "save RUN/snapshots/step_N.safetensors every N steps (and at step 0) for `mixlab analyze --over-training`; 0 = off", 0, 100000000);
-    v.Int("val-answers", val_answers, "scored answers per length in each validation (a fixed set of the validation split)", 1, 1 << 24);
-    v.Int("test-answers", test_answers, "scored answers per length in the final test: a fixed set that `eval` and `analyze` score too", 1, 1 << 24);
+    v.Int("snapshot-every", snapshot_every,
+          "save RUN/snapshots/step_N.safetensors every N steps (and at step 0) for `mixlab analyze --over-training`; 0 "
+          "= off",
+          0, 100000000);
+    v.Int("val-answers", val_answers,
+          "scored answers per length in each validation (a fixed set of the validation split)", 1, 1 << 24);
+    v.Int("test-answers", test_answers,
+          "scored answers per length in the final test: a fixed set that `eval` and `analyze` score too", 1, 1 << 24);
     v.Int("log-every", log_every, "steps between metric lines", 1, 100000000);
     v.Int("seed", seed, "seed of initialisation, data and dropout", 0, 1 << 30);
     v.Int("threads", threads, "OpenMP threads", 1, 1024);
-    v.String("eval-sweep", eval_sweep, "after training, test every eval length for each value of one task option, e.g. passkey.depth=0,0.5,1");
+    v.String("eval-sweep", eval_sweep,
+             "after training, test every eval length for each value of one task option, e.g. passkey.depth=0,0.5,1");
     v.String("out", out, "run directory; empty = runs/<task>-<mixers>-<pos>-s<seed>-<hash of the config>");
   }
 };
@@ -62,7 +68,7 @@ struct RunSpec {
 
   nlohmann::json ToJson();
   static RunSpec FromJson(const nlohmann::json& j);  // throws UsageError on a malformed spec
-  std::string DefaultRunName() const;  // runs/<task>-<mixers>-<pos>-s<seed>-<config id>
+  std::string DefaultRunName() const;                // runs/<task>-<mixers>-<pos>-s<seed>-<config id>
   // 8 hex digits of an FNV-1a hash of the whole config except the output path: distinct configs, distinct directories.
   std::string ConfigId() const;
 };

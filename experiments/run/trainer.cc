@@ -14,11 +14,11 @@
 #include "experiments/run/memory_check.h"
 #include "experiments/run/provenance.h"
 #include "experiments/run/run_resume.h"
+#include "mixers/ops/usage_error.h"
 #include "models/adamw.h"
 #include "models/checkpoint.h"
 #include "models/file_io.h"
 #include "models/json_text.h"
-#include "mixers/ops/usage_error.h"
 
 namespace mixlab {
 namespace {
@@ -49,7 +49,8 @@ std::string FirstNonFiniteActivation(const LanguageModel& model, int64_t B, int6
   if (!finite(model.residual(0))) return "the embeddings";
   for (int l = 0; l < model.n_layers(); ++l) {
     if (!finite(model.mixer_output(l))) return "the output of layers." + std::to_string(l) + ".mixer";
-    if (!finite(model.residual(l + 1))) return "the output of layers." + std::to_string(l) + " (after its channel mixer)";
+    if (!finite(model.residual(l + 1)))
+      return "the output of layers." + std::to_string(l) + " (after its channel mixer)";
   }
   return "the logits";
 }
@@ -74,8 +75,8 @@ std::pair<std::string, std::vector<std::string>> ParseSweep(const TrainOptions& 
   const std::string name = o.eval_sweep.substr(0, eq);
   const std::string prefix = o.task + ".";
   if (eq == std::string::npos || name.rfind(prefix, 0) != 0 || !task_options.count(name.substr(prefix.size())))
-    throw UsageError("--eval-sweep '" + o.eval_sweep + "': expected " + prefix + "OPTION=v1,v2,... with an option of task '" +
-                     o.task + "' (see `mixlab list`)");
+    throw UsageError("--eval-sweep '" + o.eval_sweep + "': expected " + prefix +
+                     "OPTION=v1,v2,... with an option of task '" + o.task + "' (see `mixlab list`)");
   return {name.substr(prefix.size()), SplitList(o.eval_sweep.substr(eq + 1), ',', "--eval-sweep values")};
 }
 
@@ -96,11 +97,16 @@ nlohmann::json EvalJson(const std::vector<EvalResult>& evals) {
   for (const auto& e : evals) {
     nlohmann::json by_position = nlohmann::json::array();
     for (int b = 0; b < kPositionBins; ++b)
-      by_position.push_back(e.bin_scored[b] ? nlohmann::json(double(e.bin_correct[b]) / double(e.bin_scored[b])) : nlohmann::json());
+      by_position.push_back(e.bin_scored[b] ? nlohmann::json(double(e.bin_correct[b]) / double(e.bin_scored[b]))
+                                            : nlohmann::json());
     const auto [low, high] = WilsonInterval(e.correct, e.scored);
-    j[std::to_string(e.length)] = {{"loss", e.loss},         {"accuracy", e.accuracy}, {"ci95", {low, high}},
+    j[std::to_string(e.length)] = {{"loss", e.loss},
+                                   {"accuracy", e.accuracy},
+                                   {"ci95", {low, high}},
                                    {"bits_per_token", e.loss / std::log(2.0)},
-                                   {"scored", e.scored},     {"correct", e.correct},   {"sequences", e.sequences},
+                                   {"scored", e.scored},
+                                   {"correct", e.correct},
+                                   {"sequences", e.sequences},
                                    {"majority_baseline", e.majority},
                                    {"accuracy_by_position", by_position}};
   }
@@ -127,13 +133,25 @@ std::vector<EvalResult> EvalsFromJson(const nlohmann::json& j) {
 nlohmann::json TrainResult::ToJson() const {
   nlohmann::json sweep_json = nlohmann::json::object();
   for (const auto& [value, evals] : sweep) sweep_json[value] = EvalJson(evals);
-  return {{"run_dir", run_dir},         {"steps_done", steps_done},       {"diverged", diverged},
-          {"divergence", divergence},   {"train_seconds", train_seconds}, {"tokens_per_second", tokens_per_second},
+  return {{"run_dir", run_dir},
+          {"steps_done", steps_done},
+          {"diverged", diverged},
+          {"divergence", divergence},
+          {"train_seconds", train_seconds},
+          {"tokens_per_second", tokens_per_second},
           {"warm_tokens_per_second", warm_tokens_per_second},
-          {"params", params},           {"steps_to_99", steps_to_99},     {"tokens_to_99", tokens_to_99},
-          {"mean_train_loss", mean_train_loss}, {"resumed_from", resumed_from}, {"peak_rss_mb", peak_rss_mb},
-          {"peak_rss_per_run", peak_rss_per_run}, {"load_average", load_average}, {"provenance", Provenance(threads)}, {"test", EvalJson(test)},
-          {"validation", EvalJson(validation)}, {"sweep", sweep_json}};
+          {"params", params},
+          {"steps_to_99", steps_to_99},
+          {"tokens_to_99", tokens_to_99},
+          {"mean_train_loss", mean_train_loss},
+          {"resumed_from", resumed_from},
+          {"peak_rss_mb", peak_rss_mb},
+          {"peak_rss_per_run", peak_rss_per_run},
+          {"load_average", load_average},
+          {"provenance", Provenance(threads)},
+          {"test", EvalJson(test)},
+          {"validation", EvalJson(validation)},
+          {"sweep", sweep_json}};
 }
 
 TrainResult TrainResult::FromJson(const nlohmann::json& j) {
@@ -175,8 +193,10 @@ void ValidateRun(const RunSpec& spec, const Task& task) {
       OptionMap options = spec.task_options;
       options[option] = value;
       const auto swept = MakeTask(spec.train.task, options);  // refuses a value out of range before any training
-      if (std::none_of(spec.train.eval_lens.begin(), spec.train.eval_lens.end(), [&](int T) { return CanGenerate(*swept, T); }))
-        throw UsageError("--eval-sweep " + spec.train.task + "." + option + "=" + value + " cannot be generated at any --eval-lens length; " +
+      if (std::none_of(spec.train.eval_lens.begin(), spec.train.eval_lens.end(),
+                       [&](int T) { return CanGenerate(*swept, T); }))
+        throw UsageError("--eval-sweep " + spec.train.task + "." + option + "=" + value +
+                         " cannot be generated at any --eval-lens length; " +
                          "raise the evaluation lengths or drop that value");
     }
   }
@@ -190,7 +210,11 @@ namespace {
 class TrainingRun {
  public:
   TrainingRun(RunSpec& spec, const TrainHooks& hooks)
-      : spec_(spec), o_(spec.train), hooks_(hooks), task_(MakeTask(o_.task, spec.task_options)), spec_json_(spec.ToJson()) {
+      : spec_(spec),
+        o_(spec.train),
+        hooks_(hooks),
+        task_(MakeTask(o_.task, spec.task_options)),
+        spec_json_(spec.ToJson()) {
     ValidateRun(spec, *task_);
     omp_set_num_threads(o_.threads);
     result_.run_dir = o_.out.empty() ? "runs/" + spec.DefaultRunName() : o_.out;
@@ -240,13 +264,16 @@ class TrainingRun {
     return ac;
   }
 
-  // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that step.
+  // Bit-exact continuation: weights, AdamW moments, the step, the running loss, and the data stream replayed to that
+  // step.
   void Resume() {
     if (std::filesystem::exists(ckpt_)) {
       auto meta = ReadCheckpointMetadata(ckpt_);
-      if (!meta.count("run")) throw UsageError("cannot resume run '" + result_.run_dir + "': its checkpoint holds no run config");
+      if (!meta.count("run"))
+        throw UsageError("cannot resume run '" + result_.run_dir + "': its checkpoint holds no run config");
       first_step_ = ParseStep(meta, ckpt_);
-      CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt_ + "' run config"), spec_json_, first_step_, result_.run_dir);
+      CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt_ + "' run config"), spec_json_, first_step_,
+                     result_.run_dir);
       const std::string optimizer_file = OptimizerFile(result_.run_dir, first_step_);
       LoadCheckpointInto(ckpt_, *model_);
       auto opt_meta = LoadOptimizerState(optimizer_file, optimizer_->first_moment(), optimizer_->second_moment());
@@ -266,7 +293,8 @@ class TrainingRun {
       throw UsageError("cannot resume run '" + result_.run_dir + "': its metrics record checkpoints but '" + ckpt_ +
                        "' is missing; restore it, or drop --resume to start over");
     } else if (std::filesystem::exists(metrics_file_)) {
-      std::cerr << "mixlab: " << result_.run_dir << " has no checkpoint yet (stopped before its first); starting it from step 0\n";
+      std::cerr << "mixlab: " << result_.run_dir
+                << " has no checkpoint yet (stopped before its first); starting it from step 0\n";
     }
   }
 
@@ -300,7 +328,8 @@ class TrainingRun {
       model.Backward();
       // The norm is finite exactly when every gradient is; only then is the per-tensor scan skipped.
       grad_norm_ = GradientNorm(model.params().grads(), model.params().size());
-      if (!std::isfinite(grad_norm_)) bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
+      if (!std::isfinite(grad_norm_))
+        bad = "non-finite gradient in " + FirstNonFinite(model.params(), model.params().grads());
     }
     if (!bad.empty()) {
       result_.diverged = true;
@@ -308,7 +337,9 @@ class TrainingRun {
       metrics_->WriteLine(nlohmann::json{{"step", step}, {"diverged", result_.divergence}}.dump());
       if (!hooks_.quiet)
         std::cerr << (tty_ ? "\n" : "") << hooks_.progress_prefix << " stopped: " << result_.divergence
-                  << (have_checkpoint_ ? "; last good checkpoint kept at " + ckpt_ : "; no checkpoint was written before it") << "\n";
+                  << (have_checkpoint_ ? "; last good checkpoint kept at " + ckpt_
+                                       : "; no checkpoint was written before it")
+                  << "\n";
       return false;
     }
     optimizer_->Step(step, grad_norm_);
@@ -328,11 +359,14 @@ class TrainingRun {
   void Log(int step) {
     const double tok_s = double(result_.steps_done) * o_.batch * o_.train_len / std::max(train_time_, 1e-9);
     const double lr = optimizer_->LearningRate(step);
-    nlohmann::json line{{"step", step + 1},          {"loss", window_loss_ / window_}, {"lr", lr},
-                        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", model_->last_aux_loss()}};
+    nlohmann::json line{
+        {"step", step + 1},        {"loss", window_loss_ / window_}, {"lr", lr},
+        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", model_->last_aux_loss()}};
     for (int l = 0; l < model_->n_layers(); ++l)  // e.g. MoE expert load, router entropy, dropped tokens
-      for (const auto& [mixer, slot] : {std::pair<Mixer*, const char*>{&model_->mixer(l), "mixer"}, {&model_->channel(l), "channel"}})
-        if (auto stats = mixer->Stats(); !stats.empty()) line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
+      for (const auto& [mixer, slot] :
+           {std::pair<Mixer*, const char*>{&model_->mixer(l), "mixer"}, {&model_->channel(l), "channel"}})
+        if (auto stats = mixer->Stats(); !stats.empty())
+          line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
     metrics_->WriteLine(line.dump());
     if (!hooks_.quiet) {
       const double elapsed = Seconds(start_, last_step_end_);
@@ -340,8 +374,9 @@ class TrainingRun {
       char text[256];
       const std::string experiment =
           hooks_.later_runs_seconds >= 0 ? " (experiment " + FormatDuration(eta + hooks_.later_runs_seconds) + ")" : "";
-      std::snprintf(text, sizeof text, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s%s", hooks_.progress_prefix.c_str(),
-                    step + 1, o_.steps, window_loss_ / window_, lr, tok_s, FormatDuration(eta).c_str(), experiment.c_str());
+      std::snprintf(text, sizeof text, "%s step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %s%s",
+                    hooks_.progress_prefix.c_str(), step + 1, o_.steps, window_loss_ / window_, lr, tok_s,
+                    FormatDuration(eta).c_str(), experiment.c_str());
       std::cerr << (tty_ ? "\r\033[K" : "") << text << (tty_ ? "" : "\n") << std::flush;
     }
     window_loss_ = 0;
@@ -351,8 +386,8 @@ class TrainingRun {
   std::vector<EvalResult> Validate(int step, bool record) {
     std::vector<EvalResult> evals;
     for (int T : o_.eval_lens)
-      evals.push_back(Evaluate(*model_, *task_, T, o_.val_answers, EvalBatchSize(o_.batch, o_.train_len, T), uint64_t(o_.seed),
-                               Split::kValidation));
+      evals.push_back(Evaluate(*model_, *task_, T, o_.val_answers, EvalBatchSize(o_.batch, o_.train_len, T),
+                               uint64_t(o_.seed), Split::kValidation));
     result_.validation = evals;
     if (record) metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
     for (const auto& e : evals)
@@ -367,7 +402,8 @@ class TrainingRun {
     if (finite) Save(step);  // a checkpoint is only ever replaced by a good one
     if (!hooks_.quiet && !tty_) {
       std::string s = hooks_.progress_prefix + " validation @" + std::to_string(step) + ":";
-      for (const auto& e : evals) s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);
+      for (const auto& e : evals)
+        s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);
       std::cerr << s << "\n";
     }
   }
@@ -377,7 +413,9 @@ class TrainingRun {
   // leaves a model checkpoint and its own optimizer state.
   void Save(int step) {
     SaveOptimizerState(OptimizerFile(result_.run_dir, step), optimizer_->first_moment(), optimizer_->second_moment(),
-                       {{"step", std::to_string(step)}, {"train_seconds", ExactDouble(train_time_)}, {"loss_sum", ExactDouble(loss_sum_)}});
+                       {{"step", std::to_string(step)},
+                        {"train_seconds", ExactDouble(train_time_)},
+                        {"loss_sum", ExactDouble(loss_sum_)}});
     if (hooks_.between_checkpoint_files) hooks_.between_checkpoint_files();
     SaveCheckpoint(ckpt_, *model_, {{"run", spec_json_.dump()}, {"step", std::to_string(step)}});
     have_checkpoint_ = true;
@@ -395,7 +433,8 @@ class TrainingRun {
     std::vector<EvalResult> evals;
     for (int T : o_.eval_lens)
       if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
-        evals.push_back(Evaluate(*model_, t, T, o_.test_answers, EvalBatchSize(o_.batch, o_.train_len, T), uint64_t(o_.seed), Split::kTest));
+        evals.push_back(Evaluate(*model_, t, T, o_.test_answers, EvalBatchSize(o_.batch, o_.train_len, T),
+                                 uint64_t(o_.seed), Split::kTest));
     return evals;
   }
 
@@ -410,10 +449,11 @@ class TrainingRun {
     result_.mean_train_loss = loss_sum_ / std::max(1, result_.steps_done);
     if (result_.steps_to_99 >= 0) result_.tokens_to_99 = int64_t(result_.steps_to_99) * o_.batch * o_.train_len;
     if (!result_.diverged) {
-      if (result_.validation.empty()) Validate(result_.steps_done, false);  // a finished run resumed: already in the metrics
+      if (result_.validation.empty())
+        Validate(result_.steps_done, false);  // a finished run resumed: already in the metrics
       if (!hooks_.quiet)
-        std::cerr << hooks_.progress_prefix << " testing at " << o_.eval_lens.size() << " length(s), " << o_.test_answers
-                  << " answers each\n";
+        std::cerr << hooks_.progress_prefix << " testing at " << o_.eval_lens.size() << " length(s), "
+                  << o_.test_answers << " answers each\n";
       result_.test = Test(*task_);
       if (!o_.eval_sweep.empty()) {
         const auto [option, values] = ParseSweep(o_, spec_.task_options);
@@ -425,7 +465,8 @@ class TrainingRun {
       }
     }
     result_.peak_rss_mb = PeakResidentMemoryMb();
-    if (result_.steps_done == first_step_ && first_step_ > 0) KeepTrainingFigures(result_.run_dir + "/results.json", result_);
+    if (result_.steps_done == first_step_ && first_step_ > 0)
+      KeepTrainingFigures(result_.run_dir + "/results.json", result_);
     WriteFileAtomic(result_.run_dir + "/results.json", result_.ToJson().dump(2) + "\n");
   }
 

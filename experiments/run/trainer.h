@@ -17,7 +17,7 @@ struct TrainResult {
   std::string run_dir;
   int steps_done = 0;
   bool diverged = false;
-  std::string divergence;        // "step 12: non-finite gradient in layers.0.mixer.wq"
+  std::string divergence;  // "step 12: non-finite gradient in layers.0.mixer.wq"
   double train_seconds = 0, tokens_per_second = 0;
   // Throughput after this process's first step, which allocates and first touches every buffer and lets oneDNN generate
   // its GEMM kernels (PyTorch benchmarks likewise time after a warm-up step); 0 below two steps.
@@ -29,10 +29,10 @@ struct TrainResult {
   int64_t tokens_to_99 = -1;           // training tokens seen by then
   double mean_train_loss = 0;          // area under the training-loss curve per step (convergence speed)
   int resumed_from = 0;                // step the run continued from (--resume), 0 for a fresh run
-  double peak_rss_mb = 0;              // peak resident memory of this run (the process's high-water mark, reset at its start)
-  bool peak_rss_per_run = true;        // false where the reset is unavailable: then the process's peak since it started
+  double peak_rss_mb = 0;        // peak resident memory of this run (the process's high-water mark, reset at its start)
+  bool peak_rss_per_run = true;  // false where the reset is unavailable: then the process's peak since it started
   int threads = 0;
-  double load_average = -1;            // the machine's 1-minute load when training ended: tokens/s are wall-clock under it
+  double load_average = -1;  // the machine's 1-minute load when training ended: tokens/s are wall-clock under it
   // --eval-sweep: per value ("passkey.depth=0.5") the test split at every eval length
   std::vector<std::pair<std::string, std::vector<EvalResult>>> sweep;
   nlohmann::json ToJson() const;
@@ -42,10 +42,10 @@ struct TrainResult {
 
 struct TrainHooks {
   std::string progress_prefix = "";  // e.g. "[3/10] mqar softmax rope s0"
-  double later_runs_seconds = -1;  // compare: estimated seconds of the runs after this one; the progress line then shows
-                                   // the experiment's ETA, updated at every line
-  bool quiet = false;           // no per-step lines (tests)
-  bool resume = false;          // continue from the run directory's checkpoint and optimizer state when present
+  double later_runs_seconds = -1;    // compare: estimated seconds of the runs after this one; the progress line then
+                                   // shows the experiment's ETA, updated at every line
+  bool quiet = false;   // no per-step lines (tests)
+  bool resume = false;  // continue from the run directory's checkpoint and optimizer state when present
   // Called after every optimizer step (tests use it to inject faults).
   std::function<void(LanguageModel&, int step)> after_step = {};
   // Called between writing a checkpoint's optimizer state and its model file (tests kill the process there).

@@ -33,11 +33,13 @@ std::string ReadCorpus(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec))
-    throw UsageError("task 'char-lm': corpus '" + path + "' not found; pass --char-lm.data FILE or install Debian's fortunes package");
+    throw UsageError("task 'char-lm': corpus '" + path +
+                     "' not found; pass --char-lm.data FILE or install Debian's fortunes package");
   std::vector<fs::path> files;
   if (fs::is_directory(path, ec)) {
     for (const auto& e : fs::directory_iterator(path, ec))
-      if (e.is_regular_file() && e.path().extension() != ".dat" && e.path().extension() != ".u8") files.push_back(e.path());
+      if (e.is_regular_file() && e.path().extension() != ".dat" && e.path().extension() != ".u8")
+        files.push_back(e.path());
     std::sort(files.begin(), files.end());
   } else {
     files.push_back(path);
@@ -56,7 +58,8 @@ class CharLmTask : public Task {
     valid_begin_ = std::llround(double(n) * (1.0 - double(o.valid_frac) - double(o.test_frac)));
     test_begin_ = std::llround(double(n) * (1.0 - double(o.test_frac)));
     if (n < 100)
-      throw UsageError("task 'char-lm': corpus '" + o.data + "' holds " + std::to_string(n) + " bytes; need at least 100");
+      throw UsageError("task 'char-lm': corpus '" + o.data + "' holds " + std::to_string(n) +
+                       " bytes; need at least 100");
   }
   std::string Name() const override { return "char-lm"; }
   int Vocab() const override { return 256; }
@@ -72,14 +75,17 @@ class CharLmTask : public Task {
   void CheckLength(int T) const override {
     const int64_t smallest = std::min({valid_begin_, test_begin_ - valid_begin_, int64_t(text_.size()) - test_begin_});
     if (T < 1 || T + 1 > smallest)
-      throw UsageError("task 'char-lm': sequence length " + std::to_string(T) + " needs windows of T + 1 bytes; the smallest split holds " +
-                       std::to_string(smallest) + " (raise --char-lm.valid-frac / --char-lm.test-frac or use a larger corpus)");
+      throw UsageError("task 'char-lm': sequence length " + std::to_string(T) +
+                       " needs windows of T + 1 bytes; the smallest split holds " + std::to_string(smallest) +
+                       " (raise --char-lm.valid-frac / --char-lm.test-frac or use a larger corpus)");
   }
   Batch Sample(int B, int T, Rng& rng, Split split) const override {
     CheckLength(T);
     Batch batch(B, T);
     const int64_t begin = split == Split::kTrain ? 0 : split == Split::kValidation ? valid_begin_ : test_begin_;
-    const int64_t end = split == Split::kTrain ? valid_begin_ : split == Split::kValidation ? test_begin_ : int64_t(text_.size());
+    const int64_t end = split == Split::kTrain        ? valid_begin_
+                        : split == Split::kValidation ? test_begin_
+                                                      : int64_t(text_.size());
     for (int b = 0; b < B; ++b) {
       const int64_t start = rng.Int(begin, end - T);
       for (int t = 0; t < T; ++t) {
@@ -100,7 +106,8 @@ class CharLmTask : public Task {
 }  // namespace
 
 TaskInfo CharLmTaskInfo() {
-  return TaskEntry<CharLmTask, CharLmOptions>("char-lm", "character-level language modelling on a text file (bytes; bits per byte)");
+  return TaskEntry<CharLmTask, CharLmOptions>(
+      "char-lm", "character-level language modelling on a text file (bytes; bits per byte)");
 }
 
 }  // namespace mixlab

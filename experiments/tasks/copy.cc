@@ -50,8 +50,6 @@ class CopyTask : public Task {
 
 }  // namespace
 
-TaskInfo CopyTaskInfo() {
-  return TaskEntry<CopyTask, CopyOptions>("copy", "copy a random prefix after a separator");
-}
+TaskInfo CopyTaskInfo() { return TaskEntry<CopyTask, CopyOptions>("copy", "copy a random prefix after a separator"); }
 
 }  // namespace mixlab

@@ -31,15 +31,16 @@ class FuzzyRecallTask : public Task {
     const int half = (o.vocab - 2) / 2;
     if (o.k_motif > half || o.v_motif > (o.vocab - 2) - half)
       throw UsageError("task 'fuzzy-recall': motifs of distinct tokens need k-motif <= " + std::to_string(half) +
-                       " and v-motif <= " + std::to_string(o.vocab - 2 - half) + " at vocab " + std::to_string(o.vocab));
+                       " and v-motif <= " + std::to_string(o.vocab - 2 - half) + " at vocab " +
+                       std::to_string(o.vocab));
   }
   std::string Name() const override { return "fuzzy-recall"; }
   int Vocab() const override { return o_.vocab; }
   int MaxPair() const { return o_.k_motif + o_.v_motif; }
   void CheckLength(int T) const override {
     if (T < 4 * MaxPair())
-      throw UsageError("task 'fuzzy-recall' needs sequence length >= 4 * (k-motif + v-motif) = " + std::to_string(4 * MaxPair()) +
-                       ", got " + std::to_string(T));
+      throw UsageError("task 'fuzzy-recall' needs sequence length >= 4 * (k-motif + v-motif) = " +
+                       std::to_string(4 * MaxPair()) + ", got " + std::to_string(T));
   }
   Batch Sample(int B, int T, Rng& rng, Split split) const override {
     CheckLength(T);
@@ -49,10 +50,11 @@ class FuzzyRecallTask : public Task {
     auto key_size = [&] { return train ? int(rng.Int(1, o_.k_motif + 1)) : o_.k_motif; };
     for (int b = 0; b < B; ++b) {
       std::map<Motif, Motif> kv;
-      const Motif probe_k = DistinctMotif(0, half, key_size(), rng), probe_v = DistinctMotif(half, n, int(rng.Int(1, o_.v_motif + 1)), rng);
+      const Motif probe_k = DistinctMotif(0, half, key_size(), rng),
+                  probe_v = DistinctMotif(half, n, int(rng.Int(1, o_.v_motif + 1)), rng);
       kv[probe_k] = probe_v;
       const int probe_len = int(probe_k.size() + probe_v.size());
-      const int limit = T - probe_len - MaxPair();             // pairs are added while the sequence is shorter
+      const int limit = T - probe_len - MaxPair();                  // pairs are added while the sequence is shorter
       const int probe_at = int(rng.Int(0, limit - MaxPair() + 1));  // early enough to be placed before the limit
       bool probe_added = false;
       std::vector<int32_t> seq;
@@ -96,7 +98,8 @@ class FuzzyRecallTask : public Task {
 }  // namespace
 
 TaskInfo FuzzyRecallTaskInfo() {
-  return TaskEntry<FuzzyRecallTask, FuzzyRecallOptions>("fuzzy-recall", "MAD fuzzy in-context recall: multi-token keys and values");
+  return TaskEntry<FuzzyRecallTask, FuzzyRecallOptions>("fuzzy-recall",
+                                                        "MAD fuzzy in-context recall: multi-token keys and values");
 }
 
 }  // namespace mixlab

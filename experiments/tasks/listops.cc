@@ -24,7 +24,8 @@ struct ListOpsOptions : Options {
     v.Int("max-args", max_args, "most arguments of one operator (LRA: 10)", 2, 64);
     v.Float("branch", branch, "probability that an argument is a sub-expression", 0.0f, 0.9f);
     v.Int("min-len", min_len, "shortest expression kept, in tokens (LRA: 501)", 0, 1 << 20);
-    v.Int("max-len", max_len, "longest expression kept, in tokens; 0 = the sequence length - 1 (LRA: 1999)", 0, 1 << 20);
+    v.Int("max-len", max_len, "longest expression kept, in tokens; 0 = the sequence length - 1 (LRA: 1999)", 0,
+          1 << 20);
   }
 };
 
@@ -34,8 +35,8 @@ class ListOpsTask : public Task {
  public:
   explicit ListOpsTask(const ListOpsOptions& o) : o_(o) {
     if (o.max_len > 0 && o.max_len < std::max(o.min_len, 4))
-      throw UsageError("--listops.max-len " + std::to_string(o.max_len) + " must be at least --listops.min-len " + std::to_string(o.min_len) +
-                       " and 4 (the shortest expression)");
+      throw UsageError("--listops.max-len " + std::to_string(o.max_len) + " must be at least --listops.min-len " +
+                       std::to_string(o.min_len) + " and 4 (the shortest expression)");
     // The band must hold expressions the generator draws often enough for rejection sampling.
     if (o.min_len > 0) {
       Rng probe(0x11570b5);
@@ -46,8 +47,9 @@ class ListOpsTask : public Task {
         hits += Accepts(int(expr.size()), o.max_len > 0 ? o.max_len : 1 << 20);
       }
       if (hits == 0)
-        throw UsageError("--listops.min-len " + std::to_string(o.min_len) + ": no expression of 20000 drawn with --listops.max-depth " +
-                         std::to_string(o.max_depth) + ", max-args " + std::to_string(o.max_args) + ", branch " + std::to_string(o.branch) +
+        throw UsageError("--listops.min-len " + std::to_string(o.min_len) +
+                         ": no expression of 20000 drawn with --listops.max-depth " + std::to_string(o.max_depth) +
+                         ", max-args " + std::to_string(o.max_args) + ", branch " + std::to_string(o.branch) +
                          " is that long; lower it or raise those");
     }
   }
@@ -57,7 +59,8 @@ class ListOpsTask : public Task {
     const int shortest = std::max(o_.min_len, 4) + 1;  // an expression, then "="
     if (T < std::max(shortest, 6))
       throw UsageError("task 'listops' needs sequence length >= " + std::to_string(std::max(shortest, 6)) +
-                       " (the shortest expression kept, --listops.min-len " + std::to_string(o_.min_len) + ", and '='), got " + std::to_string(T));
+                       " (the shortest expression kept, --listops.min-len " + std::to_string(o_.min_len) +
+                       ", and '='), got " + std::to_string(T));
   }
   Batch Sample(int B, int T, Rng& rng, Split) const override {
     CheckLength(T);
@@ -101,10 +104,14 @@ class ListOpsTask : public Task {
     int sum = 0;
     for (int a : args) sum += a;
     switch (op) {
-      case 0: return args.back();
-      case 1: return args.front();
-      case 2: return (args[(n - 1) / 2] + args[n / 2]) / 2;
-      default: return sum % 10;
+      case 0:
+        return args.back();
+      case 1:
+        return args.front();
+      case 2:
+        return (args[(n - 1) / 2] + args[n / 2]) / 2;
+      default:
+        return sum % 10;
     }
   }
   ListOpsOptions o_;
@@ -113,7 +120,8 @@ class ListOpsTask : public Task {
 }  // namespace
 
 TaskInfo ListOpsTaskInfo() {
-  return TaskEntry<ListOpsTask, ListOpsOptions>("listops", "ListOps (LRA): evaluate a nested MAX/MIN/MED/SUM_MOD expression");
+  return TaskEntry<ListOpsTask, ListOpsOptions>("listops",
+                                                "ListOps (LRA): evaluate a nested MAX/MIN/MED/SUM_MOD expression");
 }
 
 }  // namespace mixlab

@@ -58,7 +58,8 @@ class MemorizationTask : public Task {
 }  // namespace
 
 TaskInfo MemorizationTaskInfo() {
-  return TaskEntry<MemorizationTask, MemorizationOptions>("memorization", "MAD memorization: a fixed key-value map learned in the weights");
+  return TaskEntry<MemorizationTask, MemorizationOptions>(
+      "memorization", "MAD memorization: a fixed key-value map learned in the weights");
 }
 
 }  // namespace mixlab

@@ -23,11 +23,17 @@ struct MqarOptions : Options {
   float alpha = 0.1f;
   std::string mixture;
   void Visit(OptionVisitor& v) override {
-    v.Int("vocab", vocab, "vocabulary size (keys: [1, vocab/2), values: [vocab/2, vocab)); Zoology uses 8192, which at CPU budgets leaves small models on a long 1/pairs plateau", 8, 1 << 20);
+    v.Int("vocab", vocab,
+          "vocabulary size (keys: [1, vocab/2), values: [vocab/2, vocab)); Zoology uses 8192, which at CPU budgets "
+          "leaves small models on a long 1/pairs plateau",
+          8, 1 << 20);
     v.Int("pairs", pairs, "key-value pairs per sequence (each queried once)", 1, 1 << 16);
     v.Choice("placement", placement, "where queries fall in the remaining sequence", {"uniform", "power-law"});
-    v.Float("alpha", alpha, "power-law exponent for query gaps (Zoology uses 0.01..0.1; smaller favours near gaps)", 0.001f, 10.0f);
-    v.String("mixture", mixture, "training only: LENGTH:PAIRS settings, comma-separated, one drawn per sequence (e.g. 64:4,128:8,256:16); empty = --mqar.pairs at the training length");
+    v.Float("alpha", alpha, "power-law exponent for query gaps (Zoology uses 0.01..0.1; smaller favours near gaps)",
+            0.001f, 10.0f);
+    v.String("mixture", mixture,
+             "training only: LENGTH:PAIRS settings, comma-separated, one drawn per sequence (e.g. 64:4,128:8,256:16); "
+             "empty = --mqar.pairs at the training length");
   }
 };
 
@@ -40,7 +46,8 @@ std::vector<Setting> ParseMixture(const std::string& text, int vocab) {
   std::vector<Setting> settings;
   if (text.empty()) return settings;
   for (const auto& entry : SplitList(text, ',', "--mqar.mixture")) {
-    const UsageError malformed("--mqar.mixture entry '" + entry + "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
+    const UsageError malformed("--mqar.mixture entry '" + entry +
+                               "': expected LENGTH:PAIRS with PAIRS >= 1, e.g. 64:4,128:8");
     const auto colon = entry.find(':');
     if (colon == std::string::npos) throw malformed;
     Setting s{};
@@ -53,11 +60,12 @@ std::vector<Setting> ParseMixture(const std::string& text, int vocab) {
     }
     if (used_length != colon || used_pairs != entry.size() - colon - 1 || s.pairs < 1) throw malformed;
     if (s.length < 4 * s.pairs)
-      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) + " pairs need length >= " +
-                       std::to_string(4 * s.pairs));
+      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) +
+                       " pairs need length >= " + std::to_string(4 * s.pairs));
     if (s.pairs > vocab / 2 - 1)
-      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) + " pairs need that many distinct keys; --mqar.vocab " +
-                       std::to_string(vocab) + " gives " + std::to_string(vocab / 2 - 1));
+      throw UsageError("--mqar.mixture entry '" + entry + "': " + std::to_string(s.pairs) +
+                       " pairs need that many distinct keys; --mqar.vocab " + std::to_string(vocab) + " gives " +
+                       std::to_string(vocab / 2 - 1));
     settings.push_back(s);
   }
   return settings;
@@ -67,8 +75,9 @@ class MqarTask : public Task {
  public:
   explicit MqarTask(const MqarOptions& o) : o_(o), mixture_(ParseMixture(o.mixture, o.vocab)) {
     if (o.pairs > o.vocab / 2 - 1)
-      throw UsageError("task 'mqar': --mqar.pairs " + std::to_string(o.pairs) + " needs at least that many distinct keys; --mqar.vocab " +
-                       std::to_string(o.vocab) + " gives " + std::to_string(o.vocab / 2 - 1));
+      throw UsageError("task 'mqar': --mqar.pairs " + std::to_string(o.pairs) +
+                       " needs at least that many distinct keys; --mqar.vocab " + std::to_string(o.vocab) + " gives " +
+                       std::to_string(o.vocab / 2 - 1));
   }
   std::string Name() const override { return "mqar"; }
   int Vocab() const override { return o_.vocab; }
@@ -90,7 +99,8 @@ class MqarTask : public Task {
     for (const auto& s : mixture_)
       if (s.length > T)
         throw UsageError("--mqar.mixture setting " + std::to_string(s.length) + ":" + std::to_string(s.pairs) +
-                         " is longer than the training length " + std::to_string(T) + "; raise --train-len to at least " + std::to_string(s.length));
+                         " is longer than the training length " + std::to_string(T) +
+                         "; raise --train-len to at least " + std::to_string(s.length));
   }
 
   Batch Sample(int B, int T, Rng& rng, Split split) const override {
@@ -144,8 +154,6 @@ class MqarTask : public Task {
 
 }  // namespace
 
-TaskInfo MqarTaskInfo() {
-  return TaskEntry<MqarTask, MqarOptions>("mqar", "multi-query associative recall (Zoology)");
-}
+TaskInfo MqarTaskInfo() { return TaskEntry<MqarTask, MqarOptions>("mqar", "multi-query associative recall (Zoology)"); }
 
 }  // namespace mixlab

@@ -17,14 +17,16 @@ struct PasskeyOptions : Options {
   void Visit(OptionVisitor& v) override {
     v.Int("digits", digits, "passkey length in digits", 1, 64);
     v.Int("filler", filler, "distinct tokens in the repeating filler sentence", 1, 1000);
-    v.Float("depth", depth, "passkey position as a fraction of the filler (0 = start, 1 = end); -1 = uniform", -1.0f, 1.0f);
+    v.Float("depth", depth, "passkey position as a fraction of the filler (0 = start, 1 = end); -1 = uniform", -1.0f,
+            1.0f);
   }
 };
 
 class PasskeyTask : public Task {
  public:
   explicit PasskeyTask(const PasskeyOptions& o) : o_(o) {
-    if (o.depth < 0 && o.depth != -1.0f) throw UsageError("task 'passkey': depth must be in [0, 1] or -1, got " + std::to_string(o.depth));
+    if (o.depth < 0 && o.depth != -1.0f)
+      throw UsageError("task 'passkey': depth must be in [0, 1] or -1, got " + std::to_string(o.depth));
   }
   std::string Name() const override { return "passkey"; }
   int Vocab() const override { return 10 + o_.filler + 2; }
@@ -37,12 +39,12 @@ class PasskeyTask : public Task {
     CheckLength(T);
     Batch batch(B, T);
     const int n = o_.digits, key = 10 + o_.filler, query = key + 1;
-    const int text = T - n;                  // filler with the key marker and passkey inside, then query + answers
+    const int text = T - n;  // filler with the key marker and passkey inside, then query + answers
     for (int b = 0; b < B; ++b) {
       int32_t* tok = batch.tokens.data() + int64_t(b) * T;
       const int64_t phase = rng.Int(0, o_.filler);
       for (int t = 0; t < text; ++t) tok[t] = int32_t(10 + (phase + t) % o_.filler);
-      const int slots = text - (n + 1);      // start positions of [key, digits] inside the text
+      const int slots = text - (n + 1);  // start positions of [key, digits] inside the text
       const int at = o_.depth < 0 ? int(rng.Int(0, slots + 1)) : int(std::lround(o_.depth * slots));
       tok[at] = key;
       for (int i = 0; i < n; ++i) tok[at + 1 + i] = int32_t(rng.Int(0, 10));
@@ -63,7 +65,8 @@ class PasskeyTask : public Task {
 }  // namespace
 
 TaskInfo PasskeyTaskInfo() {
-  return TaskEntry<PasskeyTask, PasskeyOptions>("passkey", "passkey retrieval: digits hidden at a depth in filler, asked for at the end");
+  return TaskEntry<PasskeyTask, PasskeyOptions>(
+      "passkey", "passkey retrieval: digits hidden at a depth in filler, asked for at the end");
 }
 
 }  // namespace mixlab

@@ -35,8 +35,9 @@ class RecallTask : public Task {
   RecallTask(const RecallOptions& o, std::string name) : o_(o), name_(std::move(name)) {
     content_ = o.vocab - 1 - o.noise_vocab;
     if (content_ < 2)
-      throw UsageError("task '" + name_ + "': vocab " + std::to_string(o.vocab) + " leaves " + std::to_string(content_) +
-                       " key/value tokens after the copy prefix and " + std::to_string(o.noise_vocab) + " noise tokens; need >= 2");
+      throw UsageError("task '" + name_ + "': vocab " + std::to_string(o.vocab) + " leaves " +
+                       std::to_string(content_) + " key/value tokens after the copy prefix and " +
+                       std::to_string(o.noise_vocab) + " noise tokens; need >= 2");
     if (o.frac_noise > 0 && o.noise_vocab == 0)
       throw UsageError("task '" + name_ + "': frac-noise > 0 needs noise-vocab > 0");
   }

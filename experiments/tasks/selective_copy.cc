@@ -56,7 +56,8 @@ class SelectiveCopyTask : public Task {
 }  // namespace
 
 TaskInfo SelectiveCopyTaskInfo() {
-  return TaskEntry<SelectiveCopyTask, SelectiveCopyOptions>("selective-copy", "selective copying: copy the tokens scattered among blanks, in order");
+  return TaskEntry<SelectiveCopyTask, SelectiveCopyOptions>(
+      "selective-copy", "selective copying: copy the tokens scattered among blanks, in order");
 }
 
 }  // namespace mixlab

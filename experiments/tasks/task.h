@@ -47,7 +47,8 @@ class Task {
 
 // Writes sequence b from T + 1 tokens: inputs seq[0..T), next-token targets seq[1..T]. Training scores every next
 // token; validation and test score only the positions t whose target seq[t + 1] is a probe (MAD's convention).
-inline void FillNextToken(Batch& batch, int b, const std::vector<int32_t>& seq, const std::vector<bool>& probe, Split split) {
+inline void FillNextToken(Batch& batch, int b, const std::vector<int32_t>& seq, const std::vector<bool>& probe,
+                          Split split) {
   const int T = batch.T;
   for (int t = 0; t < T; ++t) {
     batch.tokens[size_t(b) * T + t] = seq[t];

@@ -20,9 +20,10 @@ TaskInfo CharLmTaskInfo();
 namespace {
 const std::vector<TaskInfo>& Registry() {
   static const std::vector<TaskInfo> tasks = {
-      MqarTaskInfo(),          InductionTaskInfo(),   CopyTaskInfo(),          SelectiveCopyTaskInfo(),
-      InContextRecallTaskInfo(), NoisyRecallTaskInfo(), FuzzyRecallTaskInfo(), CompressionTaskInfo(),
-      MemorizationTaskInfo(),  ListOpsTaskInfo(),     PasskeyTaskInfo(),       CharLmTaskInfo()};
+      MqarTaskInfo(),          InductionTaskInfo(),       CopyTaskInfo(),
+      SelectiveCopyTaskInfo(), InContextRecallTaskInfo(), NoisyRecallTaskInfo(),
+      FuzzyRecallTaskInfo(),   CompressionTaskInfo(),     MemorizationTaskInfo(),
+      ListOpsTaskInfo(),       PasskeyTaskInfo(),         CharLmTaskInfo()};
   return tasks;
 }
 }  // namespace

@@ -1,6 +1,7 @@
 // GELU (tanh approximation) and SwiGLU, forward and backward. Both recompute from their input in backward.
-#include <Eigen/Core>
 #include <omp.h>
+
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 

@@ -14,16 +14,16 @@
 
 namespace mixlab {
 
-void Gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, const float* B,
-          float* C, bool accumulate);
+void Gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C,
+          bool accumulate);
 
 // y (N, out) = x (N, in) W (in, out)
 inline void LinearForward(const float* x, const float* W, float* y, int64_t n, int64_t in, int64_t out) {
   Gemm(false, false, n, out, in, x, W, y, false);
 }
 // dx (N, in) (=|+=) dy (N, out) W^T ;  dW (in, out) += x^T dy
-inline void LinearBackward(const float* x, const float* W, const float* dy, float* dx, float* dW,
-                           int64_t n, int64_t in, int64_t out, bool accumulate_dx = false) {
+inline void LinearBackward(const float* x, const float* W, const float* dy, float* dx, float* dW, int64_t n, int64_t in,
+                           int64_t out, bool accumulate_dx = false) {
   if (dx) Gemm(false, true, n, in, out, dy, W, dx, accumulate_dx);
   AddWeightGradient(x, dy, dW, n, in, out);
 }

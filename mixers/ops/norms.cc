@@ -5,8 +5,8 @@
 
 namespace mixlab {
 
-void LayerNormForward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
-                      float* rstd, int64_t n, int64_t d, float eps) {
+void LayerNormForward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                      int64_t n, int64_t d, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
@@ -25,8 +25,8 @@ void LayerNormForward(const float* x, const float* gamma, const float* beta, flo
   }
 }
 
-void LayerNormBackward(const float* x, const float* gamma, const float* mean, const float* rstd,
-                       const float* dy, float* dx, float* dgamma, float* dbeta, int64_t n, int64_t d) {
+void LayerNormBackward(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
+                       float* dx, float* dgamma, float* dbeta, int64_t n, int64_t d) {
   // Row terms in parallel; parameter gradients reduced serially afterwards (deterministic).
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
@@ -58,8 +58,7 @@ void LayerNormBackward(const float* x, const float* gamma, const float* mean, co
   }
 }
 
-void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, int64_t n, int64_t d,
-                    float eps) {
+void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, int64_t n, int64_t d, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;
@@ -74,8 +73,8 @@ void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, i
   }
 }
 
-void RMSNormBackward(const float* x, const float* gamma, const float* rstd, const float* dy, float* dx,
-                     float* dgamma, int64_t n, int64_t d) {
+void RMSNormBackward(const float* x, const float* gamma, const float* rstd, const float* dy, float* dx, float* dgamma,
+                     int64_t n, int64_t d) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;

@@ -7,14 +7,13 @@
 namespace mixlab {
 
 // ---- normalisation over the last dim. x, y are (N, D); gamma, beta are (D); mean/rstd are (N).
-void LayerNormForward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
-                      float* rstd, int64_t n, int64_t d, float eps = 1e-5f);
-void LayerNormBackward(const float* x, const float* gamma, const float* mean, const float* rstd,
-                       const float* dy, float* dx, float* dgamma, float* dbeta, int64_t n, int64_t d);
-void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, int64_t n, int64_t d,
-                    float eps = 1e-5f);
-void RMSNormBackward(const float* x, const float* gamma, const float* rstd, const float* dy, float* dx,
-                     float* dgamma, int64_t n, int64_t d);
+void LayerNormForward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                      int64_t n, int64_t d, float eps = 1e-5f);
+void LayerNormBackward(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
+                       float* dx, float* dgamma, float* dbeta, int64_t n, int64_t d);
+void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, int64_t n, int64_t d, float eps = 1e-5f);
+void RMSNormBackward(const float* x, const float* gamma, const float* rstd, const float* dy, float* dx, float* dgamma,
+                     int64_t n, int64_t d);
 
 // ---- activations, elementwise over n values.
 void GeluForward(const float* x, float* y, int64_t n);  // tanh approximation (GPT-2)
@@ -38,9 +37,9 @@ void EmbeddingBackward(const int32_t* tokens, const float* dy, float* dtable, in
 // ---- cross-entropy with a loss mask. logits (N, V), targets (N), mask (N) in {0,1} or weights.
 // Returns sum(mask * -log p[target]) / max(sum(mask), 1) and writes probs (N, V).
 // Backward writes dlogits = scale * mask * (probs - onehot) / max(sum(mask), 1).
-float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs,
-                          int64_t n, int64_t v);
-void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits,
-                          int64_t n, int64_t v, float scale = 1.0f);
+float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs, int64_t n,
+                          int64_t v);
+void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits, int64_t n,
+                          int64_t v, float scale = 1.0f);
 
 }  // namespace mixlab

@@ -51,8 +51,7 @@ class Lister : public OptionVisitor {
 
 class Setter : public OptionVisitor {
  public:
-  Setter(const std::map<std::string, std::string>& values, const std::string& owner)
-      : values_(values), owner_(owner) {}
+  Setter(const std::map<std::string, std::string>& values, const std::string& owner) : values_(values), owner_(owner) {}
 
   void Int(const char* n, int& v, const char* h, int lo, int hi) override {
     if (auto* s = Find(n)) v = ParseInt(n, *s, lo, hi);
@@ -114,8 +113,7 @@ class Setter : public OptionVisitor {
     char* end = nullptr;
     errno = 0;
     const long x = std::strtol(s.c_str(), &end, 10);
-    if (s.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
-      Fail(n, s, "an integer in " + Range(lo, hi));
+    if (s.empty() || *end != '\0' || errno != 0 || x < lo || x > hi) Fail(n, s, "an integer in " + Range(lo, hi));
     return int(x);
   }
   [[noreturn]] void Fail(const char* n, const std::string& s, const std::string& allowed) const {
@@ -159,7 +157,8 @@ std::vector<std::string> SplitList(const std::string& text, char sep, const std:
     const size_t end = text.find(sep, start);
     out.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
     if (out.back().empty())
-      throw UsageError(what + " '" + text + "' has an empty item; expected items separated by '" + std::string(1, sep) + "'");
+      throw UsageError(what + " '" + text + "' has an empty item; expected items separated by '" + std::string(1, sep) +
+                       "'");
     if (end == std::string::npos) return out;
     start = end + 1;
   }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {
@@ -43,8 +44,8 @@ struct OptionField {
 std::vector<OptionField> ListOptions(Options& options);
 // Current values as strings, the form flags and JSON configs use.
 std::map<std::string, std::string> OptionValues(Options& options);
-// Sets fields from name -> string; throws UsageError naming `owner` ("--" for command-line flags), the field and what is allowed on an
-// unknown name, an unparsable value or a value out of range.
+// Sets fields from name -> string; throws UsageError naming `owner` ("--" for command-line flags), the field and what
+// is allowed on an unknown name, an unparsable value or a value out of range.
 void SetOptions(Options& options, const std::map<std::string, std::string>& values, const std::string& owner);
 
 // Helpers shared by parsers.

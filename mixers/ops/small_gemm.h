@@ -100,9 +100,15 @@ inline void SmallGemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a
     const float* a = A + i * a_row;
     float* c = C + i * ldc;
     switch (rows) {
-      case 3: RowBlock<3>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate); break;
-      case 2: RowBlock<2>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate); break;
-      default: RowBlock<1>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate); break;
+      case 3:
+        RowBlock<3>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate);
+        break;
+      case 2:
+        RowBlock<2>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate);
+        break;
+      default:
+        RowBlock<1>(a, a_row, a_col, B, ldb, c, ldc, cols, k0, k1, accumulate);
+        break;
     }
   }
 }

@@ -1,9 +1,8 @@
 // Row softmax and the losses built on it: plain softmax (forward/backward) and masked cross-entropy.
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <Eigen/Core>
 
 #include "mixers/ops/ops.h"
 
@@ -44,8 +43,8 @@ float MaskTotal(const float* mask, int64_t n) {
 }
 }  // namespace
 
-float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs,
-                          int64_t n, int64_t v) {
+float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs, int64_t n,
+                          int64_t v) {
   SoftmaxForward(logits, probs, n, v);
   double loss = 0;
   for (int64_t i = 0; i < n; ++i)
@@ -53,8 +52,8 @@ float CrossEntropyForward(const float* logits, const int32_t* targets, const flo
   return float(loss / MaskTotal(mask, n));
 }
 
-void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits,
-                          int64_t n, int64_t v, float scale) {
+void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits, int64_t n,
+                          int64_t v, float scale) {
   const float norm = scale / MaskTotal(mask, n);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {

@@ -20,9 +20,7 @@ using StridedMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
 using ConstStridedMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
 
 inline MatrixMap AsMatrix(float* p, int64_t rows, int64_t cols) { return MatrixMap(p, rows, cols); }
-inline ConstMatrixMap AsMatrix(const float* p, int64_t rows, int64_t cols) {
-  return ConstMatrixMap(p, rows, cols);
-}
+inline ConstMatrixMap AsMatrix(const float* p, int64_t rows, int64_t cols) { return ConstMatrixMap(p, rows, cols); }
 inline StridedMap AsStrided(float* p, int64_t rows, int64_t cols, int64_t stride) {
   return StridedMap(p, rows, cols, Eigen::OuterStride<>(stride));
 }

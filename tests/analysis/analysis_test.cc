@@ -1,5 +1,7 @@
 // Looking inside: head scores on hand-built maps with known answers, ablation that removes exactly the chosen
 // heads (zero and mean), greedy pruning bookkeeping, and the logit lens ending at the model's own output.
+#include "experiments/analysis/analysis.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <set>
 
 #include "experiments/analysis/ablation.h"
-#include "experiments/analysis/analysis.h"
 #include "models/model_config.h"
 
 namespace mixlab {
@@ -195,11 +196,13 @@ TEST_P(AblationTest, MeanAblationReplacesTheLayerOutputByItsMean) {
     for (int64_t d = 0; d < D; ++d) ASSERT_NEAR(f.model->mixer_output(0)[i * D + d], mean[d], 1e-5) << i << "," << d;
 }
 
-INSTANTIATE_TEST_SUITE_P(Mixers, AblationTest,
-                         ::testing::Values(std::make_pair(std::string("softmax"), std::map<std::string, OptionMap>{{"softmax", {{"n-heads", "4"}}}}),
-                                           std::make_pair(std::string("gla"), std::map<std::string, OptionMap>{{"gla", {{"n-heads", "2"}}}}),
-                                           std::make_pair(std::string("mamba"), std::map<std::string, OptionMap>{{"mamba", {{"mixing-groups", "4"}}}})),
-                         [](const auto& info) { return info.param.first; });
+INSTANTIATE_TEST_SUITE_P(
+    Mixers, AblationTest,
+    ::testing::Values(
+        std::make_pair(std::string("softmax"), std::map<std::string, OptionMap>{{"softmax", {{"n-heads", "4"}}}}),
+        std::make_pair(std::string("gla"), std::map<std::string, OptionMap>{{"gla", {{"n-heads", "2"}}}}),
+        std::make_pair(std::string("mamba"), std::map<std::string, OptionMap>{{"mamba", {{"mixing-groups", "4"}}}})),
+    [](const auto& info) { return info.param.first; });
 
 TEST(Pruning, RemovesEveryHeadOnceAndEndsWithNoHeads) {
   Fixture f("softmax", {{"softmax", {{"n-heads", "2"}}}});

@@ -1,11 +1,13 @@
 // Decoding: temperature 0 and beam width 1 equal greedy; incremental (Step) greedy equals greedy over full
-// forwards; cloned decoding states (beam search) continue independently; the top-p set is the smallest with mass >= p; n-gram blocking and the repetition penalty do what they say.
+// forwards; cloned decoding states (beam search) continue independently; the top-p set is the smallest with mass >= p;
+// n-gram blocking and the repetition penalty do what they say.
+#include "experiments/analysis/decoding.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
 
-#include "experiments/analysis/decoding.h"
 #include "models/model_config.h"
 
 namespace mixlab {
@@ -46,7 +48,8 @@ TEST_P(Decoding, GreedyTemperatureZeroAndBeamWidthOneAgree) {
   const auto reference = GreedyByForward(*model, prompt, 12);
   const std::vector<int32_t> expected(reference.begin() + 4, reference.end());
   EXPECT_EQ(Tokens(Generate(*model, prompt, 12, {})), expected) << "Step-based greedy";
-  EXPECT_EQ(Tokens(Generate(*model, prompt, 12, {.temperature = 0, .top_k = 3, .top_p = 0.5f})), expected) << "temperature 0";
+  EXPECT_EQ(Tokens(Generate(*model, prompt, 12, {.temperature = 0, .top_k = 3, .top_p = 0.5f})), expected)
+      << "temperature 0";
   EXPECT_EQ(Tokens(Generate(*model, prompt, 12, {.beam_width = 1})), expected) << "beam width 1";
 }
 

@@ -48,15 +48,18 @@ TEST(PhaseChange, SaysNoForARampNoiseASlowSigmoidAndAFall) {
     EXPECT_FALSE(ramp.detected) << "ramp, seed " << seed << ": " << ramp.reason;
     const PhaseChange noise = DetectPhaseChange(Curve(40, 0.05, seed, [](int) { return 0.3; }));
     EXPECT_FALSE(noise.detected) << "noise, seed " << seed << ": " << noise.reason;
-    const PhaseChange slow = DetectPhaseChange(Curve(40, 0.01, seed, [](int i) { return 0.8 / (1 + std::exp(-(i - 20.0) / 6.0)); }));
+    const PhaseChange slow =
+        DetectPhaseChange(Curve(40, 0.01, seed, [](int i) { return 0.8 / (1 + std::exp(-(i - 20.0) / 6.0)); }));
     EXPECT_FALSE(slow.detected) << "slow sigmoid, seed " << seed << ": " << slow.reason;
     const PhaseChange fall = DetectPhaseChange(Curve(40, 0.0, seed, [](int i) { return i < 20 ? 0.9 : 0.1; }));
     EXPECT_FALSE(fall.detected) << "a fall is not a rise";
     // Every learning curve rises fastest at its start: a saturating fit is not a phase change.
-    const PhaseChange fit = DetectPhaseChange(Curve(40, 0.005, seed, [](int i) { return 0.6 * (1 - std::exp(-i / 1.5)); }));
+    const PhaseChange fit =
+        DetectPhaseChange(Curve(40, 0.005, seed, [](int i) { return 0.6 * (1 - std::exp(-i / 1.5)); }));
     EXPECT_FALSE(fit.detected) << "initial fit, seed " << seed << ": " << fit.reason;
     // Two rises: the curve is still climbing from its first when the second comes, so there is no plateau before it.
-    const PhaseChange climbing = DetectPhaseChange(Curve(40, 0.0, seed, [](int i) { return i < 10 ? 0.04 * i : 0.4 + (i >= 12) * 0.5; }));
+    const PhaseChange climbing =
+        DetectPhaseChange(Curve(40, 0.0, seed, [](int i) { return i < 10 ? 0.04 * i : 0.4 + (i >= 12) * 0.5; }));
     EXPECT_FALSE(climbing.detected) << "no plateau before the jump: " << climbing.reason;
   }
 }

@@ -1,13 +1,14 @@
 // Response maps: edits place the fragment and keep track of where every context token went; an edit that changes
 // nothing moves nothing; a real edit moves the residual stream; a few steps on the fragment lower its loss and the
 // model is restored afterwards.
+#include "experiments/analysis/response_map.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "experiments/analysis/response_map.h"
-#include "models/model_config.h"
 #include "mixers/ops/usage_error.h"
+#include "models/model_config.h"
 
 namespace mixlab {
 namespace {

@@ -56,7 +56,8 @@ std::string SyntheticJson() {
   std::string rows;
   auto add = [&](const std::string& name, double time_ms, double peak_mb, const char* run_type = "iteration") {
     if (!rows.empty()) rows += ",\n";
-    rows += "{\"name\": \"" + name + "\", \"run_type\": \"" + run_type + "\", \"real_time\": " + std::to_string(time_ms) +
+    rows += "{\"name\": \"" + name + "\", \"run_type\": \"" + run_type +
+            "\", \"real_time\": " + std::to_string(time_ms) +
             ", \"time_unit\": \"ms\", \"peak_MB\": " + std::to_string(peak_mb) + "}";
   };
   for (int T = 64; T <= 4096; T *= 2) {
@@ -68,8 +69,8 @@ std::string SyntheticJson() {
     add("forward_backward/flat" + t, 0.3 * x, 7.0);
     add("decode/quad" + t, 0.01 * x, 0.0);
     add("decode/flat" + t, 0.02, 0.0);
-    add("forward/quad" + t + "_mean", 99.0, 99.0, "aggregate");                                             // ignored
-    add("forward/flat/T:" + std::to_string(T) + "/B:1/D:256/real_time", 1.0 / x, 1.0);                      // ignored
+    add("forward/quad" + t + "_mean", 99.0, 99.0, "aggregate");                         // ignored
+    add("forward/flat/T:" + std::to_string(T) + "/B:1/D:256/real_time", 1.0 / x, 1.0);  // ignored
   }
   return "{\"context\": {}, \"benchmarks\": [\n" + rows + "\n]}\n";
 }
@@ -88,11 +89,18 @@ TEST(PlotScaling, FitsTheExponentsOfTAndDrawsEveryPlot) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto table = ParseTable(r.out);
   ASSERT_EQ(table.size(), 2u) << r.out;
-  const std::map<std::string, std::map<std::string, double>> expected = {
-      {"quad", {{"forward slope", 2.0}, {"forward_backward slope", 2.0}, {"decode slope", 1.0},
-                {"memory slope", 1.0}, {"inference memory slope", 1.0}}},
-      {"flat", {{"forward slope", 1.0}, {"forward_backward slope", 1.0}, {"decode slope", 0.0},
-                {"memory slope", 0.0}, {"inference memory slope", 0.0}}}};
+  const std::map<std::string, std::map<std::string, double>> expected = {{"quad",
+                                                                          {{"forward slope", 2.0},
+                                                                           {"forward_backward slope", 2.0},
+                                                                           {"decode slope", 1.0},
+                                                                           {"memory slope", 1.0},
+                                                                           {"inference memory slope", 1.0}}},
+                                                                         {"flat",
+                                                                          {{"forward slope", 1.0},
+                                                                           {"forward_backward slope", 1.0},
+                                                                           {"decode slope", 0.0},
+                                                                           {"memory slope", 0.0},
+                                                                           {"inference memory slope", 0.0}}}};
   for (const auto& [mixer, columns] : expected)
     for (const auto& [column, slope] : columns) {
       ASSERT_TRUE(table.at(mixer).count(column)) << mixer << " has no '" << column << "' column:\n" << r.out;

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tests/test_util.h"
 #include "mixers/ops/usage_error.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -60,9 +60,11 @@ TEST(Cli, RefusesBadInputWithOneLineAndExitCode2) {
   ExpectUsageError("train --task char-lm --char-lm.data /nonexistent/corpus.txt", "not found");
   ExpectUsageError("train --task listops --train-len 4", "listops");
   ExpectUsageError("train --task listops --listops.min-len 300 --train-len 256", "--listops.min-len 300");
-  ExpectUsageError("train --task mqar --mqar.vocab 64 --mqar.mixture 64:4,256:16 --train-len 128", "longer than the training length");
+  ExpectUsageError("train --task mqar --mqar.vocab 64 --mqar.mixture 64:4,256:16 --train-len 128",
+                   "longer than the training length");
   ExpectUsageError("train --task mqar --mqar.mixture 64:x", "--mqar.mixture entry '64:x'");
-  ExpectUsageError("train --task mqar --mqar.vocab 64 --eval-lens 64 --eval-sweep mqar.pairs=20", "cannot be generated at any --eval-lens");
+  ExpectUsageError("train --task mqar --mqar.vocab 64 --eval-lens 64 --eval-sweep mqar.pairs=20",
+                   "cannot be generated at any --eval-lens");
   ExpectUsageError("compare --mixers softmax@spiral", "--pos");
   ExpectUsageError("compare --mixers mamba@rope", "does not support positional encoding 'rope'");
 }
@@ -85,7 +87,8 @@ TEST(Cli, RefusesHostileInput) {
   ExpectUsageError("list extra", "unexpected argument 'extra'");
   ExpectUsageError("analyze a b", "unexpected argument 'b'");
   ExpectUsageError("train --=5", "unexpected argument");
-  ExpectUsageError("train '-x%original_token%'", "two '%' signs");  // hung Boost's message formatting (found by fuzzing)
+  ExpectUsageError("train '-x%original_token%'",
+                   "two '%' signs");  // hung Boost's message formatting (found by fuzzing)
   ExpectUsageError("train --layers ,", "--layers");
   ExpectUsageError("train --layers ,,", "--layers");
   ExpectUsageError("compare --mixers ''", "--mixers");
@@ -113,17 +116,20 @@ TEST(Cli, RefusesHostileInput) {
   const std::string run = d + "/run";
   ASSERT_EQ(RunMixlab("train --d-model 16 --steps 2 --batch 4 --train-len 16 --eval-lens 16 --out " + run).code, 0);
   ExpectUsageError("analyze " + run + "/model.safetensors --length 65536", "mixing maps alone");
-  ExpectUsageError("probe " + run + "/model.safetensors --fragment-tokens 1 --out " + d + "/a_file/x.json", "cannot write");
+  ExpectUsageError("probe " + run + "/model.safetensors --fragment-tokens 1 --out " + d + "/a_file/x.json",
+                   "cannot write");
   // A quote closes any quoting a shell command line could give the path; then ";touch" would run.
   const std::string hostile = d + "/figs';touch " + d + "/injected;'";
-  const Outcome injected = RunMixlab("analyze " + run + "/model.safetensors --samples 1 --answers 4 --out \"" + hostile + "\"");
+  const Outcome injected =
+      RunMixlab("analyze " + run + "/model.safetensors --samples 1 --answers 4 --out \"" + hostile + "\"");
   EXPECT_EQ(injected.code, 0) << injected.err;
   EXPECT_TRUE(fs::is_directory(hostile)) << "the path is one directory name";
   EXPECT_FALSE(fs::exists(d + "/injected")) << "a path ran as a shell command";
 }
 
 // A small compare end to end: two learning rates x two seeds, the report and tables, a repeated compare that skips
-// every finished run, an extended compare that trains only its new runs, and refusal of a directory compare did not write.
+// every finished run, an extended compare that trains only its new runs, and refusal of a directory compare did not
+// write.
 int Count(const std::string& text, const std::string& word) {
   int n = 0;
   for (size_t at = 0; (at = text.find(word, at)) != std::string::npos; ++at) ++n;
@@ -133,8 +139,10 @@ int Count(const std::string& text, const std::string& word) {
 TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGrowsItsDirectory) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_compare").string();
   std::filesystem::remove_all(dir);
-  const std::string common = "compare --tasks mqar --d-model 16 --steps 6 --batch 4 --train-len 16 --eval-lens 16,32 --eval-every 3 "
-                             "--val-answers 8 --test-answers 8 --lrs 1e-5,1.5e-5 --seeds 2 --plots false --out " + dir;
+  const std::string common =
+      "compare --tasks mqar --d-model 16 --steps 6 --batch 4 --train-len 16 --eval-lens 16,32 --eval-every 3 "
+      "--val-answers 8 --test-answers 8 --lrs 1e-5,1.5e-5 --seeds 2 --plots false --out " +
+      dir;
   const std::string args = common + " --mixers softmax,gla/moe";
   Outcome c = RunMixlab(args);
   ASSERT_EQ(c.code, 0) << c.err;
@@ -142,7 +150,8 @@ TEST(Cli, CompareSelectsLearningRatesSkipsFinishedRunsAndGrowsItsDirectory) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   std::ifstream report(dir + "/report.md");
   const std::string md(std::istreambuf_iterator<char>(report), {});
-  for (const char* s : {"| softmax rope |", "| gla/moe none |", "per learning rate", "**", "lr 1e-5 |", "lr 1.5e-5 |", "e-05 |", "(n=8)"})
+  for (const char* s : {"| softmax rope |", "| gla/moe none |", "per learning rate", "**", "lr 1e-5 |", "lr 1.5e-5 |",
+                        "e-05 |", "(n=8)"})
     EXPECT_NE(md.find(s), std::string::npos) << s;
   int run_dirs = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) run_dirs += e.is_directory();
@@ -174,8 +183,10 @@ TEST(Cli, RefusesMalformedConfigAndCorruptCheckpoint) {
 TEST(Cli, TheReadmeExampleConfigTrains) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_example").string();
   std::filesystem::remove_all(dir);
-  const Outcome t = RunMixlab(std::string("train --config ") + MIXLAB_SOURCE_DIR + "/docs/examples/mqar_hybrid.json --steps 2 --eval-lens 64 "
-                              "--val-answers 8 --test-answers 8 --out " + dir);
+  const Outcome t = RunMixlab(std::string("train --config ") + MIXLAB_SOURCE_DIR +
+                              "/docs/examples/mqar_hybrid.json --steps 2 --eval-lens 64 "
+                              "--val-answers 8 --test-answers 8 --out " +
+                              dir);
   ASSERT_EQ(t.code, 0) << t.err;
   std::ifstream config(dir + "/config.json");
   const auto j = nlohmann::json::parse(config);
@@ -187,7 +198,8 @@ TEST(Cli, TrainThenEvalAtOtherLengths) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_run").string();
   std::filesystem::remove_all(dir);
   std::ofstream(dir + ".json") << "{\"d-model\": 32, \"steps\": 40, \"eval-lens\": [32]}";
-  Outcome t = RunMixlab("train --config " + dir + ".json --steps 20 --train-len 32 --batch 8 --eval-every 10 --out " + dir);
+  Outcome t =
+      RunMixlab("train --config " + dir + ".json --steps 20 --train-len 32 --batch 8 --eval-every 10 --out " + dir);
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.out.find("20 steps"), std::string::npos) << "flags must override --config: " << t.out;
   for (const char* f : {"config.json", "metrics.jsonl", "model.safetensors", "results.json"})
@@ -210,7 +222,11 @@ TEST(Cli, TrainThenEvalAtOtherLengths) {
 TEST(Cli, AnalyzeWritesScoresAblationsAndRefusesBadInput) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_analyze").string();
   std::filesystem::remove_all(dir);
-  ASSERT_EQ(RunMixlab("train --d-model 16 --steps 4 --batch 4 --train-len 32 --eval-lens 32 --layers softmax,mamba --pos none --out " + dir).code, 0);
+  ASSERT_EQ(RunMixlab("train --d-model 16 --steps 4 --batch 4 --train-len 32 --eval-lens 32 --layers softmax,mamba "
+                      "--pos none --out " +
+                      dir)
+                .code,
+            0);
   const std::string ckpt = dir + "/model.safetensors";
   Outcome a = RunMixlab("analyze " + ckpt + " --samples 2 --answers 4 --plots false");
   ASSERT_EQ(a.code, 0) << a.err;
@@ -252,11 +268,15 @@ TEST(Cli, AnalyzeSkipsAblationsOfAMixerWithoutHeadOutput) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_headless").string();
   std::filesystem::remove_all(dir);
   ASSERT_EQ(RunMixlab("train --d-model 16 --steps 4 --batch 4 --train-len 32 --eval-lens 32 --layers ema,softmax "
-                      "--ema.output-projection false --pos none --out " + dir).code, 0);
+                      "--ema.output-projection false --pos none --out " +
+                      dir)
+                .code,
+            0);
   Outcome a = RunMixlab("analyze " + dir + "/model.safetensors --samples 2 --answers 4");
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_NE(a.err.find("layer 0 (ema): no per-head output projection declared"), std::string::npos) << a.err;
-  EXPECT_EQ(a.err.find("figures not drawn"), std::string::npos) << "the plot script must handle skipped ablations:\n" << a.err;
+  EXPECT_EQ(a.err.find("figures not drawn"), std::string::npos) << "the plot script must handle skipped ablations:\n"
+                                                                << a.err;
   EXPECT_TRUE(std::filesystem::exists(dir + "/analysis/scores.png"));
   std::ifstream in(dir + "/analysis/analysis.json");
   const auto j = nlohmann::json::parse(in);
@@ -274,13 +294,18 @@ TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
   const auto dir = (std::filesystem::temp_directory_path() / "mixlab_cli_snapshots").string();
   std::filesystem::remove_all(dir);
   ExpectUsageError("analyze --over-training " + dir, "no snapshots/ directory");
-  ASSERT_EQ(RunMixlab("train --task induction --d-model 16 --steps 6 --batch 4 --train-len 32 --eval-lens 32 --snapshot-every 3 --out " + dir).code, 0);
+  ASSERT_EQ(RunMixlab("train --task induction --d-model 16 --steps 6 --batch 4 --train-len 32 --eval-lens 32 "
+                      "--snapshot-every 3 --out " +
+                      dir)
+                .code,
+            0);
   for (const char* f : {"step_00000000", "step_00000003", "step_00000006"})
     EXPECT_TRUE(std::filesystem::exists(dir + "/snapshots/" + f + ".safetensors")) << f;
   Outcome a = RunMixlab("analyze --over-training " + dir + " --samples 2 --answers 4 --plots false");
   ASSERT_EQ(a.code, 0) << a.err;
   // Three snapshots are too few to tell a phase change from noise: every curve gets a verdict, and it is "no".
-  for (const char* curve : {"max_induction", "max_answer_induction", "accuracy", "in_context_drop", "text_in_context_drop"})
+  for (const char* curve :
+       {"max_induction", "max_answer_induction", "accuracy", "in_context_drop", "text_in_context_drop"})
     EXPECT_NE(a.out.find(std::string(curve) + " "), std::string::npos) << curve << "\n" << a.out;
   EXPECT_EQ(a.out.find("PHASE CHANGE"), std::string::npos) << a.out;
   EXPECT_NE(a.out.find("no phase change"), std::string::npos) << a.out;
@@ -294,8 +319,9 @@ TEST(Cli, SnapshotsThenAnalyzeOverTraining) {
 TEST(Cli, ListAndHelp) {
   Outcome l = RunMixlab("list");
   ASSERT_EQ(l.code, 0);
-  for (const char* s : {"softmax", "mlp", "swiglu", "mamba", "moe", "mqar", "induction", "copy", "selective-copy", "listops",
-                        "passkey", "char-lm", "fuzzy-recall", "--softmax.n-heads", "params", "zoology-mqar", "mamba-induction"})
+  for (const char* s :
+       {"softmax", "mlp", "swiglu", "mamba", "moe", "mqar", "induction", "copy", "selective-copy", "listops", "passkey",
+        "char-lm", "fuzzy-recall", "--softmax.n-heads", "params", "zoology-mqar", "mamba-induction"})
     EXPECT_NE(l.out.find(s), std::string::npos) << s;
   Outcome names = RunMixlab("list --names sequence");
   ASSERT_EQ(names.code, 0);

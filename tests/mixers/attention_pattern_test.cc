@@ -2,11 +2,11 @@
 // allowed and full exactly when every pair is (the tiled kernel skips inactive tiles and the mask of full ones),
 // MaskRow masks exactly the pairs not allowed, and AllowedKeys lists exactly the allowed keys (decoding scores only
 // those).
+#include "mixers/attention_pattern.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "mixers/attention_pattern.h"
 
 namespace mixlab::testing {
 namespace {
@@ -40,13 +40,15 @@ TEST(AttentionPattern, TileShortcutsAgreeWithPairs) {
               any |= p.Allows(i, j);
               all &= p.Allows(i, j);
             }
-          const std::string at = name + " tile " + std::to_string(tile) + " at (" + std::to_string(i0) + ", " + std::to_string(j0) + ")";
+          const std::string at =
+              name + " tile " + std::to_string(tile) + " at (" + std::to_string(i0) + ", " + std::to_string(j0) + ")";
           EXPECT_EQ(p.TileActive(i0, ni, j0, nj), any) << at;
           EXPECT_EQ(p.TileFull(i0, ni, j0, nj), all) << at;
           for (int64_t i = i0; i < i0 + ni; ++i) {
             std::vector<float> row(nj, 1.0f);
             p.MaskRow(i, j0, nj, row.data());
-            for (int64_t j = 0; j < nj; ++j) EXPECT_EQ(row[j] == 1.0f, p.Allows(i, j0 + j)) << at << " row " << i << " key " << j0 + j;
+            for (int64_t j = 0; j < nj; ++j)
+              EXPECT_EQ(row[j] == 1.0f, p.Allows(i, j0 + j)) << at << " row " << i << " key " << j0 + j;
           }
         }
   }

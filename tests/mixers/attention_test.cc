@@ -25,8 +25,10 @@ TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
         for (bool dropout : {false, true}) {
           OptionMap tiled{{"tile", std::to_string(tile)}}, naive{{"impl", "naive"}};
           if (dropout) tiled["dropout"] = naive["dropout"] = "0.3";
-          const ForwardBackward a = RunAttention(pos, tiled, 2, T, dropout), b = RunAttention(pos, naive, 2, T, dropout);
-          const std::string at = pos + " T=" + std::to_string(T) + " tile=" + std::to_string(tile) + (dropout ? " dropout" : "");
+          const ForwardBackward a = RunAttention(pos, tiled, 2, T, dropout),
+                                b = RunAttention(pos, naive, 2, T, dropout);
+          const std::string at =
+              pos + " T=" + std::to_string(T) + " tile=" + std::to_string(tile) + (dropout ? " dropout" : "");
           EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
           EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
           EXPECT_LT(RelativeDiff(a.grads, b.grads), 1e-4f) << at;
@@ -36,15 +38,18 @@ TEST(Attention, TiledEqualsNaiveForwardAndBackward) {
 
 TEST(Attention, LocalAndSparseTiledEqualNaive) {
   const std::vector<std::pair<std::string, OptionMap>> variants = {
-      {"local", {{"window", "5"}}}, {"local", {{"window", "17"}, {"n-global", "3"}}},
-      {"sparse", {{"block", "4"}, {"random-blocks", "2"}}}, {"sparse", {{"block", "8"}, {"window-blocks", "0"}, {"global-blocks", "2"}}}};
+      {"local", {{"window", "5"}}},
+      {"local", {{"window", "17"}, {"n-global", "3"}}},
+      {"sparse", {{"block", "4"}, {"random-blocks", "2"}}},
+      {"sparse", {{"block", "8"}, {"window-blocks", "0"}, {"global-blocks", "2"}}}};
   for (const auto& [mixer, options] : variants)
     for (int T : {7, 64, 130})
       for (int tile : {3, 16, 64}) {
         OptionMap tiled = options, naive = options;
         tiled["tile"] = std::to_string(tile);
         naive["impl"] = "naive";
-        const ForwardBackward a = RunAttention("rope", tiled, 2, T, false, mixer), b = RunAttention("rope", naive, 2, T, false, mixer);
+        const ForwardBackward a = RunAttention("rope", tiled, 2, T, false, mixer),
+                              b = RunAttention("rope", naive, 2, T, false, mixer);
         const std::string at = mixer + " T=" + std::to_string(T) + " tile=" + std::to_string(tile);
         EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
         EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
@@ -56,7 +61,8 @@ TEST(Attention, LocalAndSparseMixingFollowsThePattern) {
   const int T = 40;
   auto x = RandomVector(T * D, 9);
   auto pos = Positions(1, T);
-  MixerHarness local("local", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"window", "6"}, {"n-global", "2"}}, 3);
+  MixerHarness local("local", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"window", "6"}, {"n-global", "2"}},
+                     3);
   local.Forward(x, pos, 1, T);
   for (const auto& m : local.mixer->Mixing(x.data(), pos.data(), T))
     for (int i = 0; i < T; ++i)
@@ -110,15 +116,17 @@ TEST(Attention, AlibiSlopesAreGeometric) {
   for (int h = 0; h < 4; ++h) EXPECT_FLOAT_EQ(s4[h], std::pow(2.0f, -2.0f * float(h + 1)));
 }
 
-// That the maps reproduce Forward is the registry-wide contract (MixerContract.MixingReproducesForwardThroughTheValuePath);
-// softmax attention's maps are also distributions over the allowed positions.
+// That the maps reproduce Forward is the registry-wide contract
+// (MixerContract.MixingReproducesForwardThroughTheValuePath); softmax attention's maps are also distributions over the
+// allowed positions.
 TEST(Attention, MixingRowsAreDistributions) {
   const int T = 19;
   const auto x = RandomVector(int64_t(T) * D, 8);
   const auto pos = Positions(1, T);
   for (const std::string p : {"none", "rope", "alibi"})
     for (const auto& [mixer, options] : std::vector<std::pair<std::string, OptionMap>>{
-             {"softmax", {{"n-heads", "2"}}}, {"local", {{"n-heads", "2"}, {"window", "5"}, {"n-global", "1"}}},
+             {"softmax", {{"n-heads", "2"}}},
+             {"local", {{"n-heads", "2"}, {"window", "5"}, {"n-global", "1"}}},
              {"sparse", {{"n-heads", "2"}, {"block", "3"}}}}) {
       MixerHarness h(mixer, MixerKind::kSequence, MixerDims{D, 2, 0, p}, options, 3);
       for (const auto& m : h.mixer->Mixing(x.data(), pos.data(), T))

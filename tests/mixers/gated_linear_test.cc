@@ -13,7 +13,8 @@ ForwardBackward RunGla(const OptionMap& options, int T, float bias_shift = 0.0f)
   MixerHarness h("gla", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, options, 3);
   const int bg = h.store.Find("bg");
   if (bg >= 0)
-    for (int64_t i = 0; i < h.store.params()[bg].spec.Numel(); ++i) h.store.values()[h.store.params()[bg].offset + i] += bias_shift;
+    for (int64_t i = 0; i < h.store.params()[bg].spec.Numel(); ++i)
+      h.store.values()[h.store.params()[bg].offset + i] += bias_shift;
   return RunForwardBackward(h, 2, T, D);
 }
 

@@ -25,7 +25,8 @@ TEST(LinearAttention, ChunkedEqualsNaive) {
           chunked["chunk"] = std::to_string(chunk);
           naive["impl"] = "naive";
           const ForwardBackward a = Linear(chunked, T), b = Linear(naive, T);
-          const std::string at = fmap + " normalize=" + norm + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
+          const std::string at =
+              fmap + " normalize=" + norm + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
           EXPECT_LT(RelativeDiff(a.y, b.y), 1e-5f) << at;
           EXPECT_LT(RelativeDiff(a.dx, b.dx), 1e-4f) << at;
           EXPECT_LT(RelativeDiff(a.grads, b.grads), 1e-4f) << at;
@@ -40,7 +41,9 @@ TEST(Performer, ChunkedEqualsNaiveAndRedrawsOnSchedule) {
         return h.Forward(RandomVector(2 * 40 * D, 4), Positions(2, 40), 2, 40);
       };
       EXPECT_LT(RelativeDiff(run({{"chunk", std::to_string(chunk)}, {"n-features", "32"}}),
-                             run({{"impl", "naive"}, {"n-features", "32"}})), 1e-5f) << pos << " chunk " << chunk;
+                             run({{"impl", "naive"}, {"n-features", "32"}})),
+                1e-5f)
+          << pos << " chunk " << chunk;
     }
   MixerHarness h("performer", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"redraw", "5"}}, 3);
   const int T = 12;
@@ -52,7 +55,8 @@ TEST(Performer, ChunkedEqualsNaiveAndRedrawsOnSchedule) {
   EXPECT_GT(RelativeDiff(at5, at0), 1e-4f) << "features redrawn at step 5";
   EXPECT_EQ(h.Forward(x, pos, 1, T), at5) << "evaluation keeps the current draw";
   MixerHarness fixed("performer", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {}, 3);
-  EXPECT_EQ(fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 0}), fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 500}));
+  EXPECT_EQ(fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 0}),
+            fixed.Forward(x, pos, 1, T, ForwardMode{true, 0, 500}));
 }
 
 }  // namespace

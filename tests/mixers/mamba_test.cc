@@ -34,7 +34,8 @@ TEST(Mamba, InferenceWindowsEqualForward) {
   const int T = 23;
   for (int window : {1, 3, 8, 23, 100})
     for (int B : {1, 3}) {
-      MixerHarness h("mamba", MixerKind::kSequence, MixerDims{D, 2, 0, "none"}, {{"inference-window", std::to_string(window)}}, 6);
+      MixerHarness h("mamba", MixerKind::kSequence, MixerDims{D, 2, 0, "none"},
+                     {{"inference-window", std::to_string(window)}}, 6);
       auto x = RandomVector(int64_t(B) * T * D, 9);
       auto pos = Positions(B, T);
       ForwardMode inference;
@@ -85,8 +86,11 @@ TEST(Mamba, MixingGroupsAverageChannels) {
 TEST(Mamba, RefusesPositionalEncodingsAndBadOptions) {
   EXPECT_THROW(MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "alibi"}, {}), UsageError);
   EXPECT_THROW(MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "rope"}, {}), UsageError);
-  EXPECT_THROW(MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "none"}, {{"dt-min", "0.5"}, {"dt-max", "0.1"}}), UsageError);
-  EXPECT_THROW(MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "none"}, {{"discretization", "bilinear"}}), UsageError);
+  EXPECT_THROW(
+      MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "none"}, {{"dt-min", "0.5"}, {"dt-max", "0.1"}}),
+      UsageError);
+  EXPECT_THROW(MakeMixer("mamba", MixerKind::kSequence, MixerDims{16, 1, 0, "none"}, {{"discretization", "bilinear"}}),
+               UsageError);
 }
 
 }  // namespace

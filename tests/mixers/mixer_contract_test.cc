@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "mixers/head_groups.h"
-#include "tests/test_util.h"
 #include "mixers/ops/usage_error.h"
+#include "tests/test_util.h"
 
 namespace mixlab::testing {
 namespace {
@@ -102,8 +102,8 @@ TEST_P(MixerContract, ParameterGradientsMatchFiniteDifferences) {
   std::vector<float> dx(x.size());
   h.mixer->Backward(*h.ctx, dy.data(), dx.data());
   for (const auto& p : h.store.params()) {
-    ExpectGradientMatches(loss, h.store.values() + p.offset, h.store.grads() + p.offset, p.spec.Numel(), 30, FdEps(), GradRtol(),
-                          "d" + p.name);
+    ExpectGradientMatches(loss, h.store.values() + p.offset, h.store.grads() + p.offset, p.spec.Numel(), 30, FdEps(),
+                          GradRtol(), "d" + p.name);
   }
   EXPECT_FALSE(routing_changed) << "a finite-difference perturbation changed the routing";
 }
@@ -119,9 +119,11 @@ TEST_P(MixerContract, IsCausal) {
   auto y2 = h.Forward(x, pos, B, T, Mode());
   for (int b = 0; b < B; ++b) {
     const size_t row = size_t(b) * T;
-    EXPECT_LE(MaxAbsDiff(y.data() + row * D, y2.data() + row * D, int64_t(t0) * D), 1e-6f) << "output before t0 changed";
+    EXPECT_LE(MaxAbsDiff(y.data() + row * D, y2.data() + row * D, int64_t(t0) * D), 1e-6f)
+        << "output before t0 changed";
     if (ZeroOutput()) continue;
-    EXPECT_GT(MaxAbsDiff(y.data() + (row + t0) * D, y2.data() + (row + t0) * D, D), 1e-6f) << "output at t0 did not change";
+    EXPECT_GT(MaxAbsDiff(y.data() + (row + t0) * D, y2.data() + (row + t0) * D, D), 1e-6f)
+        << "output at t0 did not change";
     if (IsSequence()) {
       // the next position (inside every window and block pattern tested here) must see the change
       EXPECT_GT(MaxAbsDiff(y.data() + (row + t0 + 1) * D, y2.data() + (row + t0 + 1) * D, D), 1e-6f)
@@ -203,8 +205,8 @@ const NamedParam* HeadOutput(const ParamStore& store) {
 }
 
 // Head g's contribution to the output of one sequence through the value path: ((M_g values_g) .* gate_g) Wo_g.
-RowMatrix HeadContribution(const RowMatrix& map, const MixingValuePath& path, const float* wo, int64_t rows, int D, int groups,
-                           int g) {
+RowMatrix HeadContribution(const RowMatrix& map, const MixingValuePath& path, const float* wo, int64_t rows, int D,
+                           int groups, int g) {
   const int64_t T = map.rows();
   RowMatrix mixed = RowMatrix::Zero(T, rows);
   RowMatrix out = RowMatrix::Zero(T, D);
@@ -253,7 +255,8 @@ TEST_P(MixerContract, MixingReproducesForwardThroughTheValuePath) {
   const auto pos = Positions(1, T);
   const MixingValuePath path = h.mixer->MixingValues(x.data(), pos.data(), T);
   const auto* wo = HeadOutput(h.store);
-  if (path.values.size() == 0 || !wo) GTEST_SKIP() << "no value path exposed (Mixer::MixingValues) or no head output declared";
+  if (path.values.size() == 0 || !wo)
+    GTEST_SKIP() << "no value path exposed (Mixer::MixingValues) or no head output declared";
   const auto maps = h.mixer->Mixing(x.data(), pos.data(), T);
   const int64_t rows = wo->spec.shape[0];
   ASSERT_EQ(path.values.rows(), T);
@@ -298,7 +301,8 @@ TEST_P(MixerContract, AblatingAHeadRemovesExactlyItsContribution) {
     EXPECT_LE(MaxAbsDiff(removed.data(), expected.data(), int64_t(T) * D), tol)
         << "ablating head " << g << " does not remove what its map, values and rows contribute";
   }
-  EXPECT_LE(MaxAbsDiff(removed_sum.data(), y.data(), int64_t(T) * D), tol) << "the heads' removals do not sum to the output";
+  EXPECT_LE(MaxAbsDiff(removed_sum.data(), y.data(), int64_t(T) * D), tol)
+      << "the heads' removals do not sum to the output";
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, MixerContract, ::testing::ValuesIn(AllCases()),

@@ -2,8 +2,8 @@
 // dropping (counted, and dropped tokens get no expert output), and logged statistics.
 #include <gtest/gtest.h>
 
-#include "tests/test_util.h"
 #include "mixers/ops/usage_error.h"
+#include "tests/test_util.h"
 
 namespace mixlab::testing {
 namespace {
@@ -36,7 +36,8 @@ TEST(Moe, CapacityDropsAreCountedAndGetNoOutput) {
     zero_rows += zero;
   }
   EXPECT_EQ(zero_rows, int(dropped)) << "with top-1, a dropped token has no expert output";
-  MixerHarness unlimited("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"}, {{"top-k", "1"}, {"n-experts", "4"}}, 3);
+  MixerHarness unlimited("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"}, {{"top-k", "1"}, {"n-experts", "4"}},
+                         3);
   unlimited.Forward(x, Positions(B, T), B, T);
   EXPECT_EQ(unlimited.mixer->Stats().at("dropped"), 0.0);
   h.Forward(x, Positions(B, T), B, T);  // evaluation: capacity applies in training only
@@ -47,7 +48,8 @@ TEST(Moe, EvaluationOfAPositionIgnoresTheRestOfTheBatch) {
   // With capacity, a token's output in evaluation must not depend on how many other tokens share the call.
   const int T = 16;
   auto x = RandomVector(2 * T * D, 4);
-  MixerHarness h("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"}, {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, 3);
+  MixerHarness h("moe", MixerKind::kChannel, MixerDims{D, 2, 0, "none"},
+                 {{"capacity-factor", "0.25"}, {"top-k", "1"}, {"n-experts", "4"}}, 3);
   const auto both = h.Forward(x, Positions(2, T), 2, T);
   const auto first = h.Forward(std::vector<float>(x.begin(), x.begin() + T * D), Positions(1, T), 1, T);
   for (int i = 0; i < T * D; ++i) ASSERT_EQ(both[i], first[i]) << "element " << i;

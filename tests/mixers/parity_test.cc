@@ -39,10 +39,12 @@ TEST_P(Parity, MatchesPyTorchReference) {
   // Exact mixers match to float rounding. An estimator (Performer) declares its approximation tolerance, and a
   // looser one for the query/key weight gradients, whose Monte Carlo variance is higher.
   const float tol = j.value("tolerance", 1e-5f), qk_tol = j.value("qk_grad_tolerance", tol);
-  const auto y = h.Forward(x, pos, B, T, ForwardMode{true});  // the training forward, which Backward differentiates (MoE capacity)
+  const auto y =
+      h.Forward(x, pos, B, T, ForwardMode{true});  // the training forward, which Backward differentiates (MoE capacity)
   EXPECT_LT(RelativeDiff(y, j["y"].get<std::vector<float>>()), tol) << "output";
   // The auxiliary loss (MoE) is part of the differentiated loss <dy, y> + aux.
-  EXPECT_NEAR(h.mixer->AuxLoss(), j.value("aux_loss", 0.0), 1e-5 * std::max(1.0, std::abs(j.value("aux_loss", 0.0)))) << "aux loss";
+  EXPECT_NEAR(h.mixer->AuxLoss(), j.value("aux_loss", 0.0), 1e-5 * std::max(1.0, std::abs(j.value("aux_loss", 0.0))))
+      << "aux loss";
   const auto dy = j["dy"].get<std::vector<float>>();
   std::vector<float> dx(x.size());
   h.store.ZeroGrad();
@@ -50,14 +52,14 @@ TEST_P(Parity, MatchesPyTorchReference) {
   EXPECT_LT(RelativeDiff(dx, j["dx"].get<std::vector<float>>()), tol) << "dx";
   for (const auto& p : h.store.params()) {
     std::vector<float> g(h.store.grads() + p.offset, h.store.grads() + p.offset + p.spec.Numel());
-    EXPECT_LT(RelativeDiff(g, j["grads"][p.name].get<std::vector<float>>()), p.name == "wq" || p.name == "wk" ? qk_tol : tol)
+    EXPECT_LT(RelativeDiff(g, j["grads"][p.name].get<std::vector<float>>()),
+              p.name == "wq" || p.name == "wk" ? qk_tol : tol)
         << "d" << p.name;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(FixtureFiles()), [](const auto& i) {
-  return std::filesystem::path(i.param).stem().string();
-});
+INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(FixtureFiles()),
+                         [](const auto& i) { return std::filesystem::path(i.param).stem().string(); });
 
 // Every mixer that computes something (all but those whose registry entry declares a zero output) has a fixture
 // named <mixer>_<case>, written by tests/make_fixtures.py.

@@ -1,5 +1,6 @@
 // The skeleton: whole-model gradients (every positional encoding, pre/post norm, LayerNorm/RMSNorm, tied and
-// untied heads, MAD's compression decoder), incremental decoding == forward, overfitting one batch, determinism and checkpoints.
+// untied heads, MAD's compression decoder), incremental decoding == forward, overfitting one batch, determinism and
+// checkpoints.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -8,14 +9,14 @@
 #include <fstream>
 
 #include "experiments/cli/run_builder.h"
-#include "experiments/tasks/task.h"
 #include "experiments/run/trainer.h"
+#include "experiments/tasks/task.h"
 #include "mixers/ops/matmul.h"
+#include "mixers/ops/usage_error.h"
 #include "models/adamw.h"
 #include "models/checkpoint.h"
 #include "models/language_model.h"
 #include "tests/test_util.h"
-#include "mixers/ops/usage_error.h"
 
 namespace mixlab::testing {
 namespace {
@@ -72,8 +73,8 @@ TEST_P(WholeModel, GradientMatchesFiniteDifferences) {
   loss();
   model.Backward();
   for (const auto& p : model.params().params()) {
-    ExpectGradientMatches(loss, model.params().values() + p.offset, model.params().grads() + p.offset,
-                          p.spec.Numel(), 12, 3e-3f, 5e-2, p.name, 9, 1e-3);
+    ExpectGradientMatches(loss, model.params().values() + p.offset, model.params().grads() + p.offset, p.spec.Numel(),
+                          12, 3e-3f, 5e-2, p.name, 9, 1e-3);
   }
 }
 
@@ -103,15 +104,16 @@ TEST_P(WholeModel, StepDecodingEqualsForward) {
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, WholeModel,
-    ::testing::Values(ModelCase{"rope_pre", SmallConfig("rope")},
-                      ModelCase{"rope_pre_untied", SmallConfig("rope", "layernorm", "pre", false)},
-                      ModelCase{"rope_pre_swiglu", SmallConfig("rope", "layernorm", "pre", true, "swiglu")},
-                      ModelCase{"learned_post", SmallConfig("learned", "layernorm", "post")},
-                      ModelCase{"sinusoidal_untied_swiglu", SmallConfig("sinusoidal", "layernorm", "pre", false, "swiglu")},
-                      ModelCase{"none_post_rmsnorm", SmallConfig("none", "rmsnorm", "post")},
-                      ModelCase{"compression_decoder", SmallConfig("rope", "layernorm", "pre", true, "mlp", "compression")},
-                      ModelCase{"compression_decoder_post_rmsnorm",
-                                SmallConfig("none", "rmsnorm", "post", true, "mlp", "compression")}),
+    ::testing::Values(
+        ModelCase{"rope_pre", SmallConfig("rope")},
+        ModelCase{"rope_pre_untied", SmallConfig("rope", "layernorm", "pre", false)},
+        ModelCase{"rope_pre_swiglu", SmallConfig("rope", "layernorm", "pre", true, "swiglu")},
+        ModelCase{"learned_post", SmallConfig("learned", "layernorm", "post")},
+        ModelCase{"sinusoidal_untied_swiglu", SmallConfig("sinusoidal", "layernorm", "pre", false, "swiglu")},
+        ModelCase{"none_post_rmsnorm", SmallConfig("none", "rmsnorm", "post")},
+        ModelCase{"compression_decoder", SmallConfig("rope", "layernorm", "pre", true, "mlp", "compression")},
+        ModelCase{"compression_decoder_post_rmsnorm",
+                  SmallConfig("none", "rmsnorm", "post", true, "mlp", "compression")}),
     [](const auto& i) { return i.param.label; });
 
 TEST(Model, OverfitsOneBatch) {
@@ -137,8 +139,8 @@ TEST(Model, OverfitsOneBatch) {
     model.Backward();
     opt.Step(step);
   }
-  EXPECT_GT(first, 2.0f);   // about log(11) at initialisation
-  EXPECT_LT(last, 0.05f);   // memorised
+  EXPECT_GT(first, 2.0f);  // about log(11) at initialisation
+  EXPECT_LT(last, 0.05f);  // memorised
 }
 
 TEST(Model, LearningRateSchedule) {
@@ -310,9 +312,11 @@ TEST(Checkpoint, RefusesMissingCorruptTruncatedAndMismatched) {
   std::string flipped = bytes;
   flipped[flipped.size() - 5] ^= 0x40;
   EXPECT_NE(RefusalOf(write("flipped.safetensors", flipped)).find("checksum"), std::string::npos);
-  EXPECT_NE(RefusalOf(write("truncated.safetensors", bytes.substr(0, bytes.size() - 100))).find("refused"), std::string::npos);
+  EXPECT_NE(RefusalOf(write("truncated.safetensors", bytes.substr(0, bytes.size() - 100))).find("refused"),
+            std::string::npos);
   EXPECT_NE(RefusalOf(write("tiny.safetensors", "abc")).find("truncated"), std::string::npos);
-  EXPECT_NE(RefusalOf(write("garbage.safetensors", std::string(8, '\x10') + std::string(64, 'x'))).find("refused"), std::string::npos);
+  EXPECT_NE(RefusalOf(write("garbage.safetensors", std::string(8, '\x10') + std::string(64, 'x'))).find("refused"),
+            std::string::npos);
 
   ModelOptions other;
   other.d_model = 48;

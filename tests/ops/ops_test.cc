@@ -1,9 +1,10 @@
 // Finite-difference checks of every op's backward, and the forward identities they rest on.
+#include "mixers/ops/ops.h"
+
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include "mixers/ops/matmul.h"
-#include "mixers/ops/ops.h"
 #include "tests/test_util.h"
 
 namespace mixlab::testing {
@@ -12,8 +13,7 @@ namespace {
 constexpr int64_t N = 5, D = 12;
 
 // Checks d<dy, f(x)>/dx for an op given as forward(x) -> y and backward(x, dy) -> dx.
-void CheckOp(const std::string& what, int64_t nx, int64_t ny,
-             const std::function<void(const float*, float*)>& forward,
+void CheckOp(const std::string& what, int64_t nx, int64_t ny, const std::function<void(const float*, float*)>& forward,
              const std::function<void(const float*, const float*, float*)>& backward, float eps = 1e-2f) {
   auto x = RandomVector(nx, 1);
   auto dy = RandomVector(ny, 2);
@@ -30,7 +30,9 @@ void CheckOp(const std::string& what, int64_t nx, int64_t ny,
 TEST(Ops, LayerNorm) {
   auto gamma = RandomVector(D, 3), beta = RandomVector(D, 4);
   std::vector<float> mean(N), rstd(N), dgamma(D), dbeta(D);
-  auto fwd = [&](const float* x, float* y) { LayerNormForward(x, gamma.data(), beta.data(), y, mean.data(), rstd.data(), N, D); };
+  auto fwd = [&](const float* x, float* y) {
+    LayerNormForward(x, gamma.data(), beta.data(), y, mean.data(), rstd.data(), N, D);
+  };
   CheckOp("layernorm dx", N * D, N * D, fwd, [&](const float* x, const float* dy, float* dx) {
     fwd(x, std::vector<float>(N * D).data());
     LayerNormBackward(x, gamma.data(), mean.data(), rstd.data(), dy, dx, dgamma.data(), dbeta.data(), N, D);
@@ -45,7 +47,8 @@ TEST(Ops, LayerNorm) {
     return Dot(dy, y);
   };
   loss();
-  LayerNormBackward(x.data(), gamma.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dgamma.data(), dbeta.data(), N, D);
+  LayerNormBackward(x.data(), gamma.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dgamma.data(), dbeta.data(),
+                    N, D);
   ExpectGradientMatches(loss, gamma.data(), dgamma.data(), D, 12, 1e-2f, 1e-2, "layernorm dgamma");
   ExpectGradientMatches(loss, beta.data(), dbeta.data(), D, 12, 1e-2f, 1e-2, "layernorm dbeta");
 }
@@ -71,8 +74,9 @@ TEST(Ops, RMSNorm) {
 }
 
 TEST(Ops, Gelu) {
-  CheckOp("gelu", N * D, N * D, [](const float* x, float* y) { GeluForward(x, y, N * D); },
-          [](const float* x, const float* dy, float* dx) { GeluBackward(x, dy, dx, N * D); });
+  CheckOp(
+      "gelu", N * D, N * D, [](const float* x, float* y) { GeluForward(x, y, N * D); },
+      [](const float* x, const float* dy, float* dx) { GeluBackward(x, dy, dx, N * D); });
   float x[3] = {-10.0f, 0.0f, 10.0f}, y[3];
   GeluForward(x, y, 3);
   EXPECT_NEAR(y[0], 0.0f, 1e-6);
@@ -81,17 +85,19 @@ TEST(Ops, Gelu) {
 }
 
 TEST(Ops, SwiGLU) {
-  CheckOp("swiglu", N * 2 * D, N * D, [](const float* h, float* y) { SwiGLUForward(h, y, N, D); },
-          [](const float* h, const float* dy, float* dh) { SwiGLUBackward(h, dy, dh, N, D); });
+  CheckOp(
+      "swiglu", N * 2 * D, N * D, [](const float* h, float* y) { SwiGLUForward(h, y, N, D); },
+      [](const float* h, const float* dy, float* dh) { SwiGLUBackward(h, dy, dh, N, D); });
 }
 
 TEST(Ops, Softmax) {
-  CheckOp("softmax", N * D, N * D, [](const float* x, float* y) { SoftmaxForward(x, y, N, D); },
-          [](const float* x, const float* dy, float* dx) {
-            std::vector<float> y(N * D);
-            SoftmaxForward(x, y.data(), N, D);
-            SoftmaxBackward(y.data(), dy, dx, N, D);
-          });
+  CheckOp(
+      "softmax", N * D, N * D, [](const float* x, float* y) { SoftmaxForward(x, y, N, D); },
+      [](const float* x, const float* dy, float* dx) {
+        std::vector<float> y(N * D);
+        SoftmaxForward(x, y.data(), N, D);
+        SoftmaxBackward(y.data(), dy, dx, N, D);
+      });
   std::vector<float> x = {1000.0f, 1000.0f, -1000.0f}, y(3);
   SoftmaxForward(x.data(), y.data(), 1, 3);  // stable at large logits
   EXPECT_FLOAT_EQ(y[0], 0.5f);
@@ -104,7 +110,9 @@ TEST(Ops, CrossEntropyWithMask) {
   std::vector<float> mask = {1, 0, 1, 1, 0};
   auto logits = RandomVector(N * V, 8);
   std::vector<float> probs(N * V), dlogits(N * V);
-  auto loss = [&] { return double(CrossEntropyForward(logits.data(), targets.data(), mask.data(), probs.data(), N, V)); };
+  auto loss = [&] {
+    return double(CrossEntropyForward(logits.data(), targets.data(), mask.data(), probs.data(), N, V));
+  };
   const double l = loss();
   CrossEntropyBackward(probs.data(), targets.data(), mask.data(), dlogits.data(), N, V);
   ExpectGradientMatches(loss, logits.data(), dlogits.data(), N * V, 30, 1e-2f, 1e-2, "cross-entropy");
@@ -173,8 +181,9 @@ TEST(Ops, LinearBackwardMatchesFiniteDifferences) {
   const int64_t in = 6, out = 4;
   auto W = RandomVector(in * out, 12);
   std::vector<float> dW(in * out);
-  CheckOp("linear dx", N * in, N * out, [&](const float* x, float* y) { LinearForward(x, W.data(), y, N, in, out); },
-          [&](const float* x, const float* dy, float* dx) { LinearBackward(x, W.data(), dy, dx, dW.data(), N, in, out); });
+  CheckOp(
+      "linear dx", N * in, N * out, [&](const float* x, float* y) { LinearForward(x, W.data(), y, N, in, out); },
+      [&](const float* x, const float* dy, float* dx) { LinearBackward(x, W.data(), dy, dx, dW.data(), N, in, out); });
   auto x = RandomVector(N * in, 13), dy = RandomVector(N * out, 14);
   std::vector<float> y(N * out), dx(N * in);
   std::fill(dW.begin(), dW.end(), 0.0f);

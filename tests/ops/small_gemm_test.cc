@@ -1,8 +1,9 @@
 // SmallGemm against Eigen's product, over shapes that exercise every tile width (32, 24, 16, 8 columns and the
 // scalar tail), row remainders, strided and transposed A, accumulation, and the three bands.
+#include "mixers/ops/small_gemm.h"
+
 #include <gtest/gtest.h>
 
-#include "mixers/ops/small_gemm.h"
 #include "tests/test_util.h"
 
 namespace mixlab::testing {
@@ -12,8 +13,8 @@ struct Shape {
   int64_t M, N, K;
 };
 
-const Shape kShapes[] = {{1, 1, 1}, {3, 5, 7}, {4, 8, 4}, {7, 33, 9}, {64, 64, 32}, {64, 32, 64},
-                         {13, 57, 13}, {32, 40, 17}, {5, 3, 64}, {9, 100, 2}};
+const Shape kShapes[] = {{1, 1, 1},    {3, 5, 7},    {4, 8, 4},    {7, 33, 9}, {64, 64, 32},
+                         {64, 32, 64}, {13, 57, 13}, {32, 40, 17}, {5, 3, 64}, {9, 100, 2}};
 
 // C0 + op(A) B with op(A) = A or A^T read through SmallGemm's strides; B and C with padded leading dimensions.
 void Check(const Shape& s, bool transposed_a, bool accumulate, Band band, uint64_t& seed) {

@@ -1,9 +1,10 @@
 // AddWeightGradient against Eigen's x^T dy, over shapes that exercise the 6-row and 16-column panel tails, token
 // counts that are not a multiple of the packing block, and thread counts (the sum order must not depend on them).
+#include "mixers/ops/weight_gradient.h"
+
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "mixers/ops/weight_gradient.h"
 #include "tests/test_util.h"
 
 namespace mixlab::testing {
@@ -14,8 +15,8 @@ struct Shape {
 };
 
 TEST(WeightGradient, MatchesEigenAndAccumulates) {
-  const Shape shapes[] = {{1, 1, 1},    {5, 3, 7},     {256, 6, 16},  {257, 7, 17},  {300, 128, 128},
-                          {700, 37, 70}, {513, 12, 40}, {64, 200, 9},  {1000, 5, 130}, {2, 64, 512}};
+  const Shape shapes[] = {{1, 1, 1},     {5, 3, 7},     {256, 6, 16}, {257, 7, 17},   {300, 128, 128},
+                          {700, 37, 70}, {513, 12, 40}, {64, 200, 9}, {1000, 5, 130}, {2, 64, 512}};
   uint64_t seed = 30;
   for (const Shape& s : shapes) {
     const RowMatrix x = RandomMatrix(s.n, s.in, seed++), dy = RandomMatrix(s.n, s.out, seed++);

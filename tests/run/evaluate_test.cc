@@ -1,8 +1,9 @@
 // Evaluation scores one fixed set per (seed, split, length, answers): the batch size only chunks it, so train's test,
 // eval and analyze agree on a checkpoint; every accuracy carries its n and a Wilson interval.
+#include "experiments/run/evaluate.h"
+
 #include <gtest/gtest.h>
 
-#include "experiments/run/evaluate.h"
 #include "experiments/tasks/task.h"
 #include "models/language_model.h"
 #include "models/model_config.h"

@@ -15,22 +15,22 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "experiments/run/evaluate.h"
 #include "experiments/cli/run_builder.h"
-#include "experiments/tasks/task.h"
+#include "experiments/run/evaluate.h"
 #include "experiments/run/trainer.h"
+#include "experiments/tasks/task.h"
+#include "mixers/ops/usage_error.h"
 #include "mixers/registry.h"
 #include "models/checkpoint.h"
 #include "models/file_io.h"
-#include "mixers/ops/usage_error.h"
 
 namespace mixlab::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-RunSpec SmallRun(const fs::path& out, int steps, const std::string& mixer = "softmax", const std::string& channel = "mlp",
-                 const std::map<std::string, OptionMap>& mixer_flags = {}) {
+RunSpec SmallRun(const fs::path& out, int steps, const std::string& mixer = "softmax",
+                 const std::string& channel = "mlp", const std::map<std::string, OptionMap>& mixer_flags = {}) {
   TrainOptions t;
   t.train_len = 16;
   t.eval_lens = {16};
@@ -45,7 +45,9 @@ RunSpec SmallRun(const fs::path& out, int steps, const std::string& mixer = "sof
   m.d_model = 16;
   m.mixer = mixer;
   m.channel = channel;
-  m.pos = FindMixer(mixer, MixerKind::kSequence).supported_pos.empty() ? "none" : FindMixer(mixer, MixerKind::kSequence).supported_pos[0];
+  m.pos = FindMixer(mixer, MixerKind::kSequence).supported_pos.empty()
+              ? "none"
+              : FindMixer(mixer, MixerKind::kSequence).supported_pos[0];
   ParsedFlags flags;
   flags.prefixed = mixer_flags;  // e.g. {"performer": {"redraw": "3"}}
   return BuildRunSpec(t, m, flags, true);
@@ -67,7 +69,8 @@ nlohmann::json WithoutTimings(nlohmann::json j) {
   if (j.is_array())
     for (auto& x : j) x = WithoutTimings(x);
   if (j.is_object())
-    for (const char* key : {"tokens_per_s", "tokens_per_second", "warm_tokens_per_second", "train_seconds", "peak_rss_mb", "resumed_from", "run_dir"})
+    for (const char* key : {"tokens_per_s", "tokens_per_second", "warm_tokens_per_second", "train_seconds",
+                            "peak_rss_mb", "resumed_from", "run_dir"})
       j.erase(key);
   return j;
 }
@@ -90,7 +93,8 @@ uint64_t Fnv1a64(const std::string& bytes, uint64_t h = 0xcbf29ce484222325ULL) {
   return h;
 }
 
-void WriteCrafted(const fs::path& src, const fs::path& dst, const std::function<void(nlohmann::json&, std::string&)>& edit) {
+void WriteCrafted(const fs::path& src, const fs::path& dst,
+                  const std::function<void(nlohmann::json&, std::string&)>& edit) {
   const std::string raw = Slurp(src);
   uint64_t len = 0;
   std::memcpy(&len, raw.data(), 8);
@@ -122,12 +126,15 @@ TEST(RunFiles, CraftedCheckpointsAreRefused) {
   WriteCrafted(good, dir / "same.safetensors", [](nlohmann::json&, std::string&) {});
   ASSERT_EQ(LoadRefusal(dir / "same.safetensors"), "") << "the test's checksum is the format's";
 
-  const auto offsets = [](nlohmann::json& h, const std::string& name) -> nlohmann::json& { return h[name]["data_offsets"]; };
+  const auto offsets = [](nlohmann::json& h, const std::string& name) -> nlohmann::json& {
+    return h[name]["data_offsets"];
+  };
   const struct {
     std::string label, expected;
     std::function<void(nlohmann::json&, std::string&)> edit;
   } cases[] = {
-      {"overlapping offsets", "contiguous", [&](nlohmann::json& h, std::string&) { offsets(h, "final_norm.bias") = offsets(h, "final_norm.weight"); }},
+      {"overlapping offsets", "contiguous",
+       [&](nlohmann::json& h, std::string&) { offsets(h, "final_norm.bias") = offsets(h, "final_norm.weight"); }},
       {"offsets shifted by one", "starts at byte 1",
        [&](nlohmann::json& h, std::string&) {
          auto& o = offsets(h, "embedding");
@@ -135,7 +142,10 @@ TEST(RunFiles, CraftedCheckpointsAreRefused) {
        }},
       {"bytes no tensor covers", "cover", [](nlohmann::json&, std::string& data) { data += std::string(8, '\0'); }},
       {"a dtype mixlab does not read", "F32", [](nlohmann::json& h, std::string&) { h["embedding"]["dtype"] = "F16"; }},
-      {"a shape beyond the file", "larger than the file", [](nlohmann::json& h, std::string&) { h["embedding"]["shape"] = {1LL << 40, 1LL << 40}; }},
+      {"a shape beyond the file", "larger than the file",
+       [](nlohmann::json& h, std::string&) {
+         h["embedding"]["shape"] = {1LL << 40, 1LL << 40};
+       }},
       {"an invalid config value", "'pos'",
        [](nlohmann::json& h, std::string&) {
          auto c = nlohmann::json::parse(h["__metadata__"]["config"].get<std::string>());
@@ -155,9 +165,14 @@ TEST(RunFiles, CraftedCheckpointsAreRefused) {
          for (int i = 0; i < 8; ++i) c["layers"].push_back(c["layers"][0]);
          h["__metadata__"]["config"] = c.dump();
        }},
-      {"a run config that is not JSON", "not valid JSON", [](nlohmann::json& h, std::string&) { h["__metadata__"]["run"] = "{bad"; }},
-      {"a step that is not a count", "step", [](nlohmann::json& h, std::string&) { h["__metadata__"]["step"] = "ten"; }},
-      {"metadata that is not a string", "not a string", [](nlohmann::json& h, std::string&) { h["__metadata__"]["config"] = {1, 2}; }},
+      {"a run config that is not JSON", "not valid JSON",
+       [](nlohmann::json& h, std::string&) { h["__metadata__"]["run"] = "{bad"; }},
+      {"a step that is not a count", "step",
+       [](nlohmann::json& h, std::string&) { h["__metadata__"]["step"] = "ten"; }},
+      {"metadata that is not a string", "not a string",
+       [](nlohmann::json& h, std::string&) {
+         h["__metadata__"]["config"] = {1, 2};
+       }},
   };
   for (const auto& c : cases) {
     const fs::path path = dir / "crafted.safetensors";
@@ -165,7 +180,8 @@ TEST(RunFiles, CraftedCheckpointsAreRefused) {
     const std::string why = LoadRefusal(path);
     EXPECT_NE(why.find(c.expected), std::string::npos) << c.label << ": " << (why.empty() ? "loaded silently" : why);
   }
-  // Without the checksum recomputed, any edit of the header is caught even when the layout stays valid (swapped offsets).
+  // Without the checksum recomputed, any edit of the header is caught even when the layout stays valid (swapped
+  // offsets).
   std::string raw = Slurp(good);
   const size_t at = raw.find("\"data_offsets\":[0,");
   ASSERT_NE(at, std::string::npos);
@@ -233,7 +249,8 @@ TEST(RunFiles, ResumeRefusesWhatItCannotContinueAndChangesNothingWhenFinished) {
   std::ofstream(dir / "optimizer-20.safetensors", std::ios::binary) << optimizer;
 
   fs::rename(dir / "model.safetensors", dir / "moved.safetensors");
-  EXPECT_THROW(Train(spec, {.quiet = true, .resume = true}), UsageError) << "metrics record checkpoints, the model is gone";
+  EXPECT_THROW(Train(spec, {.quiet = true, .resume = true}), UsageError)
+      << "metrics record checkpoints, the model is gone";
   EXPECT_EQ(Slurp(dir / "metrics.jsonl"), metrics) << "a refused resume leaves the metrics alone";
   WriteCrafted(dir / "moved.safetensors", dir / "model.safetensors",
                [](nlohmann::json& h, std::string&) { h["__metadata__"]["run"] = "not json"; });
@@ -306,7 +323,8 @@ TEST(RunFiles, AFullDiskKeepsTheOldFile) {
   EXPECT_THROW(WriteFileAtomic(path, std::string(5000, 'x')), UsageError);
   setrlimit(RLIMIT_FSIZE, &saved);
   EXPECT_EQ(Slurp(path), "old\n");
-  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "results.json") << "a temporary was left behind";
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename(), "results.json") << "a temporary was left behind";
   EXPECT_THROW(WriteFileAtomic((dir / "no" / "such" / "dir.json").string(), "x"), UsageError);
 }
 

@@ -95,7 +95,8 @@ TEST(Tasks, FuzzyRecallProbeValueFollowsTheProbeKeyEarlier) {
     EXPECT_EQ(row[at[0] - 3], 15) << "copy prefix before the probe key";
     std::vector<int32_t> pattern = key;
     pattern.insert(pattern.end(), value.begin(), value.end());
-    EXPECT_NE(std::search(row.begin(), row.begin() + at[0] - 3, pattern.begin(), pattern.end()), row.begin() + at[0] - 3)
+    EXPECT_NE(std::search(row.begin(), row.begin() + at[0] - 3, pattern.begin(), pattern.end()),
+              row.begin() + at[0] - 3)
         << "probe key + value not found earlier";
   }
 }
@@ -152,7 +153,8 @@ int EvaluateListOps(const int32_t* tok, int n) {
       if (op == 10) r = args.back();
       else if (op == 11) r = args.front();
       else if (op == 12) r = (args[(args.size() - 1) / 2] + args[args.size() / 2]) / 2;
-      else for (int a : args) r = (r + a) % 10;
+      else
+        for (int a : args) r = (r + a) % 10;
       if (stack.empty()) result = r;
       else stack.back().second.push_back(r);
     }
@@ -223,7 +225,9 @@ TEST(Tasks, MqarMixtureDrawsEachSettingPaddedAndAnswered) {
   for (int r = 0; r < 16; ++r) {
     const auto at = Scored(test, r);
     ASSERT_EQ(at.size(), 8u);
-    for (int t : at) EXPECT_EQ(test.targets[size_t(r) * T + t], BoundValue(test.tokens.data() + size_t(r) * T, 8, test.tokens[size_t(r) * T + t]));
+    for (int t : at)
+      EXPECT_EQ(test.targets[size_t(r) * T + t],
+                BoundValue(test.tokens.data() + size_t(r) * T, 8, test.tokens[size_t(r) * T + t]));
   }
 }
 
