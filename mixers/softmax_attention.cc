@@ -410,7 +410,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
   int D_, H_, dh_ = 0, HD_ = 0;
   SoftmaxOptions opts_;
   std::string pos_;
-  bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once: string compares in the tile loops cost 8%
+  bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once, not compared as strings in the tile loops
   MixerDims dims_;
   AttentionPattern pattern_;
   Buffer slopes_;

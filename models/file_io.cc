@@ -100,11 +100,6 @@ void CreateDirectories(const std::string& path) {
     throw UsageError("cannot create directory '" + path + "': a file is in the way");
 }
 
-void RenameDurably(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) Fail("rename '" + from + "' to", to);
-  SyncDirectory(ParentDirectory(to));
-}
-
 void RemoveQuietly(const std::string& path) { ::unlink(path.c_str()); }
 
 AppendFile::AppendFile(const std::string& path, bool truncate) : path_(path) {

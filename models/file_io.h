@@ -24,9 +24,6 @@ inline void WriteFileAtomic(const std::string& path, std::string_view text) {
 // create_directories with a one-line error ("cannot create directory 'x': Not a directory").
 void CreateDirectories(const std::string& path);
 
-// Renames atomically and fsyncs the directory that holds `to`.
-void RenameDurably(const std::string& from, const std::string& to);
-
 // Removes a file if present; errors are ignored (used for leftovers).
 void RemoveQuietly(const std::string& path);
 

@@ -1,16 +1,14 @@
 // Weight gradient of a linear layer: dW (in, out) += x^T dy, with x (n, in) and dy (n, out) row-major and n (the
 // tokens) much larger than in and out.
 //
-// oneDNN's sgemm sends this shape (small output, long sum) to its "nocopy" kernel, which ran at 110-130 GFLOP/s on
-// this machine's model shapes where the forward products run at 165-180, and whose speed moved with the address of
-// dy (at 128 x 512: 167 GFLOP/s when dy sat 16 bytes past a 32-byte boundary, 113-129 otherwise). These products
-// were 29% of a training step of the reference model. This is a packed GEMM written for the shape instead:
+// oneDNN's sgemm sends this shape (small output, long sum) to a kernel slower than its forward products and whose speed
+// moves with the address of dy (measurements: docs/bench/optimizations.md). This is a packed GEMM written for the
+// shape instead:
 //   - the sum runs over blocks of kBlock tokens; per block, x is packed into panels of 6 columns (k-major, so a
 //     panel is one contiguous stream) and dy into panels of 16 columns;
 //   - a 6 x 16 register tile (12 AVX accumulators) walks a pair of panels from L1 and adds into dW;
 //   - threads split the 16-column panels of dW (or its 6-row panels when out is narrow): no reduction between
-//     threads, no barrier; each packs the x panels it needs, which measured as fast as sharing the packing behind a
-//     barrier per block.
+//     threads, no barrier; each packs the x panels it needs.
 // Every dW entry is summed in the same order whatever the number of threads. Parallel inside (OpenMP): call it
 // outside parallel regions; inside one it runs on the calling thread.
 #pragma once
