@@ -308,21 +308,5 @@ TEST_P(MixerContract, AblatingAHeadRemovesExactlyItsContribution) {
 INSTANTIATE_TEST_SUITE_P(Registry, MixerContract, ::testing::ValuesIn(AllCases()),
                          [](const ::testing::TestParamInfo<MixerCase>& i) { return i.param.label; });
 
-TEST(Registry, UnknownAndDuplicateNamesThrow) {
-  EXPECT_THROW(FindMixer("no-such-mixer", MixerKind::kSequence), UsageError);
-  try {
-    FindMixer("no-such-mixer", MixerKind::kSequence);
-  } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("softmax"), std::string::npos) << "error should list known mixers";
-  }
-  EXPECT_THROW(RegisterMixer(FindMixer("softmax", MixerKind::kSequence)), std::logic_error);
-}
-
-TEST(Registry, RefusesUnsupportedPositionalEncoding) {
-  EXPECT_THROW(MakeMixer("mlp", MixerKind::kChannel, MixerDims{16, 1, 0, "none"}, {{"bogus", "1"}}), UsageError);
-  EXPECT_THROW(MakeMixer("softmax", MixerKind::kSequence, MixerDims{16, 1, 0, "learned"}, {}), UsageError);
-  EXPECT_THROW(MakeMixer("softmax", MixerKind::kSequence, MixerDims{64, 1, 0, "none"}, {{"n-heads", "3"}}), UsageError);
-}
-
 }  // namespace
 }  // namespace mixlab::testing
