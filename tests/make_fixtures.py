@@ -142,6 +142,35 @@ def ema(x, p, n_heads):
     return torch.stack(outs, 1) @ p["wo"]
 
 
+def token_shift(x, mu):
+    """RWKV's token shift: mu x_t + (1 - mu) x_{t-1}, x_{-1} = 0."""
+    prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)
+    return x * mu + prev * (1 - mu)
+
+
+def rwkv(x, p):
+    """RWKV-4 time mixing (Peng et al. 2023) by its definition, with no stabilisation (double precision):
+    wkv_t = (sum_{i<t} e^{(t-1-i) w + k_i} v_i + e^{u + k_t} v_t) / (same sums without v), w = -exp(time_decay),
+    y = (sigmoid(r) * wkv) Wo."""
+    B, T, D = x.shape
+    k = token_shift(x, p["time_mix_k"]) @ p["wk"]
+    v = token_shift(x, p["time_mix_v"]) @ p["wv"]
+    r = token_shift(x, p["time_mix_r"]) @ p["wr"]
+    w, u = -torch.exp(p["time_decay"]), p["time_first"]
+    outs = []
+    for t in range(T):
+        past = torch.exp((t - 1 - torch.arange(t))[None, :, None] * w + k[:, :t])  # (B, t, C)
+        now = torch.exp(u + k[:, t])
+        outs.append(((past * v[:, :t]).sum(1) + now * v[:, t]) / (past.sum(1) + now))
+    return (torch.sigmoid(r) * torch.stack(outs, 1)) @ p["wo"]
+
+
+def rwkv_ffn(x, p):
+    """RWKV channel mixing: sigmoid(shift_r(x) Wr) * (relu(shift_k(x) Wk)^2 Wv)."""
+    k = torch.relu(token_shift(x, p["time_mix_k"]) @ p["wk"]) ** 2
+    return torch.sigmoid(token_shift(x, p["time_mix_r"]) @ p["wr"]) * (k @ p["wv"])
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -316,6 +345,18 @@ def main():
     pos = torch.arange(T).repeat(B, 1)
     params = {"wv": torch.randn(D, D) / math.sqrt(D), "decay_logit": torch.randn(H), "wo": torch.randn(D, D) / math.sqrt(D)}
     write_case("ema_heads4", "ema", {"n-heads": str(H)}, "none", x, pos, params, lambda x, pos, p: ema(x, p, H))
+
+    # RWKV-4 time mixing and channel mixing, with decays, bonuses and shifts spread as after training.
+    x = torch.randn(B, T, D)
+    params = {"time_mix_k": torch.rand(D), "time_mix_v": torch.rand(D), "time_mix_r": torch.rand(D),
+              "time_decay": torch.randn(D), "time_first": torch.randn(D),
+              "wk": torch.randn(D, D) / math.sqrt(D), "wv": torch.randn(D, D) / math.sqrt(D),
+              "wr": torch.randn(D, D) / math.sqrt(D), "wo": torch.randn(D, D) / math.sqrt(D)}
+    write_case("rwkv_default", "rwkv", {}, "none", x, pos, params, lambda x, pos, p: rwkv(x, p))
+    params = {"time_mix_k": torch.rand(D), "time_mix_r": torch.rand(D), "wk": torch.randn(D, F) / math.sqrt(D),
+              "wv": torch.randn(F, D) / math.sqrt(F), "wr": torch.randn(D, D) / math.sqrt(D)}
+    write_case("rwkv-ffn_default", "rwkv-ffn", {"d-ff": str(F)}, "none", x, pos, params, lambda x, pos, p: rwkv_ffn(x, p),
+               kind="channel")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -136,6 +137,13 @@ struct MixerHarness {
     return y;
   }
 };
+
+// A registry or fixture name as a GoogleTest parameter name (letters, digits and '_' only): "rwkv-ffn" -> "rwkv_ffn".
+inline std::string TestName(std::string name) {
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+}
 
 inline std::vector<int32_t> Positions(int B, int T, int offset = 0) {
   std::vector<int32_t> p(size_t(B) * T);

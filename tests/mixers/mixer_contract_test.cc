@@ -306,7 +306,7 @@ TEST_P(MixerContract, AblatingAHeadRemovesExactlyItsContribution) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, MixerContract, ::testing::ValuesIn(AllCases()),
-                         [](const ::testing::TestParamInfo<MixerCase>& i) { return i.param.label; });
+                         [](const ::testing::TestParamInfo<MixerCase>& i) { return TestName(i.param.label); });
 
 }  // namespace
 }  // namespace mixlab::testing

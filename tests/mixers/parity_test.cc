@@ -59,7 +59,7 @@ TEST_P(Parity, MatchesPyTorchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(FixtureFiles()),
-                         [](const auto& i) { return std::filesystem::path(i.param).stem().string(); });
+                         [](const auto& i) { return TestName(std::filesystem::path(i.param).stem().string()); });
 
 // Every mixer that computes something (all but those whose registry entry declares a zero output) has a fixture
 // named <mixer>_<case>, written by tests/make_fixtures.py.
