@@ -38,6 +38,17 @@ ModelConfig SmallConfig(const std::string& pos = "rope", const std::string& norm
   return config;
 }
 
+ModelConfig RwkvConfig() {
+  ModelOptions o;
+  o.d_model = 16;
+  o.n_layers = 2;
+  o.pos = "none";
+  o.mixer = "rwkv";
+  o.channel = "rwkv-ffn";
+  o.max_len = 64;
+  return ResolveModelConfig(o, {}, 11);
+}
+
 struct ModelCase {
   std::string label;
   ModelConfig config;
@@ -113,7 +124,9 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"none_post_rmsnorm", SmallConfig("none", "rmsnorm", "post")},
         ModelCase{"compression_decoder", SmallConfig("rope", "layernorm", "pre", true, "mlp", "compression")},
         ModelCase{"compression_decoder_post_rmsnorm",
-                  SmallConfig("none", "rmsnorm", "post", true, "mlp", "compression")}),
+                  SmallConfig("none", "rmsnorm", "post", true, "mlp", "compression")},
+        // An RWKV-4 block: a channel mixer with a decoding state (token shift) in the channel slot.
+        ModelCase{"rwkv_block", RwkvConfig()}),
     [](const auto& i) { return i.param.label; });
 
 TEST(Model, OverfitsOneBatch) {
