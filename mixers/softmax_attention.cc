@@ -2,7 +2,8 @@
 // (FlashAttention, Dao et al. 2022, on CPU): no T x T buffer exists in training or inference.
 //
 //   q, k, v = x Wq, x Wk, x Wv            (B, T, H*dh), RoPE on q and k if pos = rope
-//   S_h = q_h k_h^T / sqrt(dh) + alibi_h   causal mask j <= i
+//   S_h = q_h k_h^T / sqrt(dh) + bias_h    causal mask j <= i; bias: ALiBi's -slope_h (i - j), or T5's learned
+//                                          scalar per head and log-spaced distance bucket (Raffel et al. 2020)
 //   o_h = dropout(softmax(S_h)) v_h ;  y = concat_h(o_h) Wo
 //
 // Cost: O(T^2 * H * dh) time, O(T * H * dh) memory. The context saves x, q, k, v (after RoPE), o and the
@@ -38,6 +39,8 @@ struct SoftmaxOptions : Options {
   float rope_base = 10000.0f;
   int tile = 64;
   std::string impl = "tiled";
+  int t5_buckets = 32;
+  int t5_max_distance = 128;
   void Visit(OptionVisitor& v) override {
     v.Int("n-heads", n_heads, "attention heads", 1, 1024);
     v.Int("d-head", d_head, "width of each head; 0 = d_model / n_heads", 0, 4096);
@@ -45,6 +48,10 @@ struct SoftmaxOptions : Options {
     v.Float("rope-base", rope_base, "RoPE base (used when --pos rope)", 1.0f, 1e9f);
     v.Int("tile", tile, "query/key tile size of the online softmax", 1, 4096);
     v.Choice("impl", impl, "tiled online softmax, or the naive T x T reference", {"tiled", "naive"});
+    v.Int("t5-buckets", t5_buckets,
+          "T5 relative bias (--pos t5): distance buckets per head, half exact, half log-spaced", 2, 1024);
+    v.Int("t5-max-distance", t5_max_distance,
+          "T5 relative bias: distances from this on share the last bucket (must exceed t5-buckets / 2)", 2, 1 << 24);
   }
 };
 
@@ -100,8 +107,12 @@ struct AttentionContext : MixerContext {
   Buffer x, q, k, v, o, lse;  // x (B,T,D); q,k,v,o (B,T,HD); lse (B,H,T)
   std::vector<int32_t> positions;
   Buffer dq, dk, dv, dtmp;
+  Buffer dbias_parts;  // t5: (B, H, buckets) gradient of the bias table per sequence
   DropoutMask dropout;
 };
+
+// The T5 bias table follows the four projections.
+enum AttentionParam { kT5Bias = kQkvoEnd };
 
 // Keys and values per sequence, by slot (AttentionPattern::CacheSlot of the key), in pages of kPage slots: the cache
 // grows without ever copying what it holds (a doubling vector copied the whole cache at every power of two).
@@ -125,10 +136,16 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     slopes_ = AlibiSlopes(H_);
     rope_ = pos_ == "rope";
     alibi_ = pos_ == "alibi";
+    t5_ = pos_ == "t5";
     naive_ = o.impl == "naive";
+    if (t5_) bucket_of_distance_ = T5Buckets(dims.name, o.t5_buckets, o.t5_max_distance);
   }
 
-  std::vector<ParamSpec> Params() const override { return QkvoParams(dims_, H_, HD_); }
+  std::vector<ParamSpec> Params() const override {
+    auto p = QkvoParams(dims_, H_, HD_);
+    if (t5_) p.push_back({"t5_bias", {H_, opts_.t5_buckets}, Init::kNormal, InputStd(dims_, D_), false});
+    return p;
+  }
 
   void Mix(const float* x, const int32_t* positions, int B, int T, float* y, AttentionContext& c,
            const ForwardMode& mode) override {
@@ -160,11 +177,16 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     c.dk.assign(N * HD_, 0.0f);
     c.dv.assign(N * HD_, 0.0f);
     LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
+    if (t5_) c.dbias_parts.assign(int64_t(c.B) * H_ * opts_.t5_buckets, 0.0f);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(c.B) * H_; ++bh) {
       if (naive_) NaiveHeadBackward(c, bh);
       else TiledHeadBackward(c, bh);
     }
+    if (t5_)  // per (sequence, head) partial sums, added in a fixed order
+      for (int64_t bh = 0; bh < int64_t(c.B) * H_; ++bh)
+        for (int k = 0; k < opts_.t5_buckets; ++k)
+          G(kT5Bias)[(bh % H_) * opts_.t5_buckets + k] += c.dbias_parts[bh * opts_.t5_buckets + k];
     if (rope_) {
       ApplyRope(c.dq.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
       ApplyRope(c.dk.data(), c.positions.data(), N, H_, dh_, opts_.rope_base, true);
@@ -209,7 +231,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
         for (int64_t i = 0; i < n; ++i) {
           const int64_t j = keys[i];
           scores[i] = qh.dot(Eigen::Map<const Eigen::RowVectorXf>(s.Key(b, j, HD_) + h * dh_, dh_)) * scale;
-          if (alibi_) scores[i] -= slopes_[h] * float(positions[b] - s.pos[b][j]);
+          scores[i] += Bias(h, positions[b], s.pos[b][j]);
         }
         const float m = scores.maxCoeff();
         Eigen::RowVectorXf p = (scores.array() - m).exp();
@@ -256,7 +278,37 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     }
   }
 
-  float Bias(int h, int32_t pos_i, int32_t pos_j) const { return alibi_ ? -slopes_[h] * float(pos_i - pos_j) : 0.0f; }
+  // The score bias of query position pos_i against key position pos_j <= pos_i in head h.
+  float Bias(int h, int32_t pos_i, int32_t pos_j) const {
+    if (alibi_) return -slopes_[h] * float(pos_i - pos_j);
+    if (t5_) return P(kT5Bias)[h * opts_.t5_buckets + Bucket(pos_i - pos_j)];
+    return 0.0f;
+  }
+  // Negative distances (a key after the query) only occur for masked scores, whose bias is never used.
+  int Bucket(int64_t distance) const {
+    return bucket_of_distance_[std::clamp<int64_t>(distance, 0, int64_t(bucket_of_distance_.size()) - 1)];
+  }
+
+  // T5's causal bucketing of a distance n = i - j >= 0: n itself below half the buckets (max_exact), then
+  // max_exact + log(n / max_exact) / log(max_distance / max_exact) * (buckets - max_exact), truncated and capped at the
+  // last bucket. Tabulated up to max_distance, from where every distance is in the last bucket.
+  static std::vector<int> T5Buckets(const std::string& mixer, int buckets, int max_distance) {
+    const int max_exact = buckets / 2;
+    if (max_distance <= max_exact)
+      throw UsageError(mixer + ": t5-max-distance " + std::to_string(max_distance) +
+                       " must exceed t5-buckets / 2 = " + std::to_string(max_exact));
+    std::vector<int> table(max_distance + 1);
+    for (int n = 0; n <= max_distance; ++n) {
+      if (n < max_exact) {
+        table[n] = n;
+        continue;
+      }
+      const double scaled =
+          std::log(double(n) / max_exact) / std::log(double(max_distance) / max_exact) * double(buckets - max_exact);
+      table[n] = std::min(max_exact + int(scaled), buckets - 1);
+    }
+    return table;
+  }
 
   // Scaled, biased, causally masked scores of query rows [i0, i0+ni) against keys [j0, j0+nj) of one (b, h).
   // On a diagonal tile (i0 == j0) only the lower triangle is computed: every pattern is causal, so MaskRow sets the
@@ -271,7 +323,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
               i0 == j0 ? Band::kLowerC : Band::kFull);
     if (!pattern_.TileFull(i0, ni, j0, nj))
       for (int64_t i = 0; i < ni; ++i) pattern_.MaskRow(i0 + i, j0, nj, S.row(i).data());
-    if (!alibi_) return;
+    if (!alibi_ && !t5_) return;
     const int32_t* pos = c.positions.data() + base;
     for (int64_t i = 0; i < ni; ++i)
       for (int64_t j = 0; j < nj; ++j) S(i, j) += Bias(int(h), pos[i0 + i], pos[j0 + j]);  // -inf stays -inf
@@ -357,10 +409,22 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
         ApplyDropout(c, bh, i0, j0, dP);
         for (int64_t i = 0; i < ni; ++i)
           S.row(i).array() *= (dP.row(i).array() - Dvec[i0 + i]) * scale;  // dS / sqrt(dh)
+        if (t5_) AddBiasGradient(c, bh, i0, j0, S, 1.0f / scale);
         SmallGemm(ni, dh_, nj, S.data(), nj, 1, k, HD_, at(c.dq, i0), HD_, true, lower);
         SmallGemm(nj, dh_, ni, S.data(), 1, nj, q, HD_, at(c.dk, j0), HD_, true, upper);
       }
     }
+  }
+
+  // The T5 bias is added to every allowed score: its gradient is the sum of dS (= G * factor) over the pairs of each
+  // bucket; masked pairs have P = 0, hence dS = 0.
+  void AddBiasGradient(AttentionContext& c, int64_t bh, int64_t i0, int64_t j0, const RowMatrix& G,
+                       float factor) const {
+    const int32_t* pos = c.positions.data() + (bh / H_) * c.T;
+    float* parts = c.dbias_parts.data() + bh * opts_.t5_buckets;
+    for (int64_t i = 0; i < G.rows(); ++i)
+      for (int64_t j = 0; j < G.cols() && j0 + j <= i0 + i; ++j)
+        parts[Bucket(pos[i0 + i] - pos[j0 + j])] += G(i, j) * factor;
   }
 
   // Full (T, T) attention probabilities of head h for one sequence (before dropout).
@@ -402,6 +466,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     ApplyDropout(c, bh, 0, 0, dP);
     RowMatrix dS(T, T);
     SoftmaxBackward(Pm.data(), dP.data(), dS.data(), T, T);
+    if (t5_) AddBiasGradient(c, bh, 0, 0, dS, 1.0f);
     const float scale = 1.0f / std::sqrt(float(dh_));
     at(c.dq) = scale * dS * at(c.k);
     at(c.dk) = scale * dS.transpose() * at(c.q);
@@ -410,7 +475,8 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
   int D_, H_, dh_ = 0, HD_ = 0;
   SoftmaxOptions opts_;
   std::string pos_;
-  bool rope_ = false, alibi_ = false, naive_ = false;  // decoded once, not compared as strings in the tile loops
+  bool rope_ = false, alibi_ = false, t5_ = false, naive_ = false;  // decoded once, not compared in the tile loops
+  std::vector<int> bucket_of_distance_;                             // t5: distance -> bucket, up to t5-max-distance
   MixerDims dims_;
   AttentionPattern pattern_;
   Buffer slopes_;
@@ -449,31 +515,35 @@ class SparseAttention : public SoftmaxAttention {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(Entry<LocalAttention, LocalOptions>(
-                          "local", MixerKind::kSequence,
-                          "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)", {"rope", "alibi"})
-                          .Tests({.extra_cases = {
-                                      {"local_w3_global2", "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
-                                      {"local_w4_naive", "alibi", {{"window", "4"}, {"impl", "naive"}}},
-                                  }}));
+MIXLAB_REGISTER_MIXER(
+    Entry<LocalAttention, LocalOptions>("local", MixerKind::kSequence,
+                                        "sliding-window causal attention (+ global prefix tokens), tiled, O(T*w)",
+                                        {"rope", "alibi", "t5"})
+        .Tests({.extra_cases = {
+                    {"local_w3_global2", "rope", {{"window", "3"}, {"n-global", "2"}, {"tile", "4"}}},
+                    {"local_w4_naive", "alibi", {{"window", "4"}, {"impl", "naive"}}},
+                }}));
 
 MIXLAB_REGISTER_MIXER(
     Entry<SparseAttention, SparseOptions>("sparse", MixerKind::kSequence,
                                           "BigBird block-sparse attention: local, global and seeded random blocks",
-                                          {"rope", "alibi"})
+                                          {"rope", "alibi", "t5"})
         .Tests({.extra_cases = {
                     {"sparse_block2", "none", {{"block", "2"}, {"random-blocks", "2"}, {"tile", "3"}}},
                     {"sparse_block2_naive", "rope", {{"block", "2"}, {"impl", "naive"}}},
                 }}));
 
-MIXLAB_REGISTER_MIXER(Entry<SoftmaxAttention, SoftmaxOptions>(
-                          "softmax", MixerKind::kSequence, "multi-head causal softmax attention, tiled online softmax",
-                          {"rope", "alibi"})
-                          .Tests({.extra_cases = {
-                                      {"softmax_naive", "rope", {{"impl", "naive"}}},
-                                      {"softmax_tile5_dhead12", "alibi", {{"tile", "5"}, {"d-head", "12"}}},
-                                      {"softmax_dropout", "none", {{"dropout", "0.2"}}, true},
-                                      {"softmax_dropout_naive", "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
-                                  }}));
+MIXLAB_REGISTER_MIXER(
+    Entry<SoftmaxAttention, SoftmaxOptions>("softmax", MixerKind::kSequence,
+                                            "multi-head causal softmax attention, tiled online softmax",
+                                            {"rope", "alibi", "t5"})
+        .Tests({.extra_cases = {
+                    {"softmax_naive", "rope", {{"impl", "naive"}}},
+                    {"softmax_t5_naive", "t5", {{"impl", "naive"}, {"t5-buckets", "6"}, {"t5-max-distance", "9"}}},
+                    {"softmax_t5_tile4", "t5", {{"tile", "4"}, {"t5-buckets", "6"}, {"t5-max-distance", "9"}}},
+                    {"softmax_tile5_dhead12", "alibi", {{"tile", "5"}, {"d-head", "12"}}},
+                    {"softmax_dropout", "none", {{"dropout", "0.2"}}, true},
+                    {"softmax_dropout_naive", "none", {{"dropout", "0.2"}, {"impl", "naive"}}, true},
+                }}));
 
 }  // namespace mixlab

@@ -23,7 +23,7 @@ LanguageModel::LanguageModel(const ModelConfig& config, bool allocate)
   embedding_ = store_.Add("embedding", {"embedding", {config_.vocab, D}, Init::kNormal, 0.02f, false});
   if (config_.pos == "learned")
     pos_embedding_ = store_.Add("pos_embedding", {"pos_embedding", {config_.max_len, D}, Init::kNormal, 0.02f, false});
-  const std::string mixer_pos = (config_.pos == "rope" || config_.pos == "alibi") ? config_.pos : "none";
+  const std::string mixer_pos = MixerPosition(config_.pos);
   const int L = int(config_.layers.size());
   layers_.resize(L);
   for (int l = 0; l < L; ++l) {

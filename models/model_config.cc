@@ -18,10 +18,11 @@ void ModelOptions::Visit(OptionVisitor& v) {
   v.String("channel", channel, "channel mixer of every layer: mlp | swiglu | none | ...");
   v.String("channels", channels, "one channel mixer per layer, comma-separated, each NAME[:opt=value:...]");
   v.Choice("pos", pos,
-           "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi); "
+           "positional encoding: absolute in the skeleton (learned, sinusoidal) or inside the mixer (rope, alibi, t5: "
+           "T5's learned relative bias); "
            "auto = rope where "
            "every layer's mixer applies it, else none",
-           {"auto", "none", "learned", "sinusoidal", "rope", "alibi"});
+           {"auto", "none", "learned", "sinusoidal", "rope", "alibi", "t5"});
   v.Choice("norm", norm, "normalisation layer", {"layernorm", "rmsnorm"});
   v.Choice("norm-position", norm_position, "pre-norm x + f(norm(x)) or post-norm norm(x + f(x))", {"pre", "post"});
   v.Bool("tie-embeddings", tie_embeddings, "LM head shares the token embedding");
@@ -68,7 +69,7 @@ OptionMap ResolveMixerOptions(const std::string& name, MixerKind kind, const Opt
   if (it != mixer_flags.end()) SetOptions(*options, it->second, "mixer '" + name + "'");
   SetOptions(*options, layer_opts, "mixer '" + name + "'");
   OptionMap resolved = OptionValues(*options);
-  MixerDims dims{cfg.d_model, 1, 0, (cfg.pos == "rope" || cfg.pos == "alibi") ? cfg.pos : "none", cfg.init};
+  MixerDims dims{cfg.d_model, 1, 0, MixerPosition(cfg.pos), cfg.init};
   MakeMixer(name, kind, dims, resolved);  // throws on a combination the mixer refuses
   return resolved;
 }
@@ -181,6 +182,10 @@ std::string ModelConfig::Summary() const {
   std::string s;
   for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + layers[i].mixer;
   return s + " +" + layers[0].channel + " d" + std::to_string(d_model) + " " + pos + (head == "lm" ? "" : " " + head);
+}
+
+std::string MixerPosition(const std::string& pos) {
+  return pos == "rope" || pos == "alibi" || pos == "t5" ? pos : "none";
 }
 
 }  // namespace mixlab

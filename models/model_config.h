@@ -60,4 +60,8 @@ struct ModelConfig {
 // mixer option against its registry entry. vocab comes from the task.
 ModelConfig ResolveModelConfig(ModelOptions& options, const std::map<std::string, OptionMap>& mixer_flags, int vocab);
 
+// The positional encoding a sequence mixer applies itself (rope, alibi, t5: inside its scores), else "none" (absolute
+// encodings live in the skeleton).
+std::string MixerPosition(const std::string& pos);
+
 }  // namespace mixlab

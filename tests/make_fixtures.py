@@ -41,7 +41,16 @@ def project(x, p, n_heads):
     return ((x @ p[n]).view(B, T, n_heads, -1) for n in ("wq", "wk", "wv"))
 
 
-def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None):
+def t5_bucket(n, buckets, max_distance):
+    """T5's causal bucket of a distance n >= 0: exact below buckets / 2, then log-spaced up to max_distance."""
+    max_exact = buckets // 2
+    if n < max_exact:
+        return n
+    return min(max_exact + int(math.log(n / max_exact) / math.log(max_distance / max_exact) * (buckets - max_exact)),
+               buckets - 1)
+
+
+def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None, t5=None):
     """Vaswani et al. 2017 causal multi-head attention; RoPE (Su et al.) or ALiBi (Press et al.) on request."""
     B, T, D = x.shape
     q, k, v = project(x, p, n_heads)
@@ -53,6 +62,11 @@ def softmax_attention(x, pos, p, n_heads, mode, rope_base=10000.0, allowed=None)
         slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / n_heads) for h in range(n_heads)])
         rel = (pos[:, :, None] - pos[:, None, :]).double()  # (B, T, S) query - key
         s = s - slopes[None, :, None, None] * rel[:, None]
+    if mode == "t5":  # a learned scalar per head and distance bucket (Raffel et al. 2020), causal bucketing
+        buckets, max_distance = t5
+        rel = (pos[:, :, None] - pos[:, None, :]).clamp(min=0)  # (B, T, S) query - key; later keys are masked below
+        idx = torch.tensor([[[t5_bucket(int(n), buckets, max_distance) for n in row] for row in mat] for mat in rel])
+        s = s + p["t5_bias"][:, idx].permute(1, 0, 2, 3)  # (B, H, T, S)
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     s = s.masked_fill(causal, float("-inf"))
     if allowed is not None:  # (T, T) boolean pattern on top of causality
@@ -357,6 +371,15 @@ def main():
               "wv": torch.randn(F, D) / math.sqrt(F), "wr": torch.randn(D, D) / math.sqrt(D)}
     write_case("rwkv-ffn_default", "rwkv-ffn", {"d-ff": str(F)}, "none", x, pos, params, lambda x, pos, p: rwkv_ffn(x, p),
                kind="channel")
+
+    # Softmax attention with T5's relative bias: 8 buckets (4 exact, 4 log-spaced up to distance 10) over T = 11.
+    H, dh = 2, 6
+    x = torch.randn(B, T, D)
+    params = qkvo_params(D, H, dh)
+    params["t5_bias"] = torch.randn(H, 8)
+    write_case("softmax_t5", "softmax", {"n-heads": str(H), "d-head": str(dh), "tile": "4", "t5-buckets": "8",
+                                         "t5-max-distance": "10"}, "t5", x, pos, params,
+               lambda x, pos, p: softmax_attention(x, pos, p, H, "t5", t5=(8, 10)))
 
 
 if __name__ == "__main__":
