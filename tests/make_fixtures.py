@@ -185,6 +185,22 @@ def rwkv_ffn(x, p):
     return torch.sigmoid(token_shift(x, p["time_mix_r"]) @ p["wr"]) * (k @ p["wv"])
 
 
+def s4d(x, p):
+    """S4D (Gu et al. 2022) by its definition: K[l] = 2 Re sum_n C_n B_n (exp(dt A_n) - 1) / A_n exp(dt A_n l) with
+    A = -exp(a_re) + i a_im, dt = exp(log_dt); y = causal sum_s K[t-s] u_s + D u_t with u = x Win; out = y Wo."""
+    B, T, D = x.shape
+    u = x @ p["win"]  # (B, T, E)
+    A = torch.complex(-torch.exp(p["a_re"]), p["a_im"])  # (E, M)
+    dt = torch.exp(p["log_dt"])[:, None]
+    Bc = torch.complex(p["b"][..., 0], p["b"][..., 1])
+    Cc = torch.complex(p["c"][..., 0], p["c"][..., 1])
+    coef = Cc * Bc * (torch.exp(dt * A) - 1) / A
+    ls = torch.arange(T, dtype=torch.float64)
+    K = 2 * (coef[:, :, None] * torch.exp(dt[:, :, None] * A[:, :, None] * ls)).sum(1).real  # (E, T)
+    y = torch.stack([sum(K[:, t - s] * u[:, s] for s in range(t + 1)) for t in range(T)], 1)
+    return (y + p["d_skip"] * u) @ p["wo"]
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -380,6 +396,16 @@ def main():
     write_case("softmax_t5", "softmax", {"n-heads": str(H), "d-head": str(dh), "tile": "4", "t5-buckets": "8",
                                          "t5-max-distance": "10"}, "t5", x, pos, params,
                lambda x, pos, p: softmax_attention(x, pos, p, H, "t5", t5=(8, 10)))
+
+    # S4D with trained-looking parameters: decays, frequencies and step sizes spread, complex B and C.
+    M = 3
+    x = torch.randn(B, T, D)
+    params = {"win": torch.randn(D, D) / math.sqrt(D), "log_dt": torch.log(0.05 + 0.4 * torch.rand(D)),
+              "a_re": torch.log(0.2 + torch.rand(D, M)), "a_im": 3 * torch.randn(D, M), "b": torch.randn(D, M, 2),
+              "c": torch.randn(D, M, 2) / math.sqrt(2), "d_skip": torch.randn(D), "wo": torch.randn(D, D) / math.sqrt(D)}
+    for impl in ("fft", "naive"):
+        write_case(f"s4d_{impl}", "s4d", {"d-state": str(2 * M), "impl": impl}, "none", x, pos, params,
+                   lambda x, pos, p: s4d(x, p))
 
 
 if __name__ == "__main__":
