@@ -84,11 +84,10 @@ const std::vector<Preset>& Presets() {
         {"mamba-selective-copy",
          "Mamba (Gu and Dao 2023) table 1: selective copying (16 tokens among noise); S6 (Mamba) 99.8%, S4 and linear "
          "time-invariant models 18-57%, attention solves it",
-         "T = 256 instead of 4096, 2 layers d_model 64, 3 seeds; GLA with RetNet's fixed decays (`gla:gate=retnet`) "
-         "stands "
-         "for the time-invariant S4 until a diagonal S4 mixer lands",
+         "T = 256 instead of 4096, 2 layers d_model 64, 3 seeds; S4D (`s4d`) is the time-invariant S4, GLA with "
+         "RetNet's fixed decays (`gla:gate=retnet`) a second time-invariant recurrence",
          {{"tasks", "selective-copy"},
-          {"mixers", "softmax,linear,gla,gla:gate=retnet,mamba"},
+          {"mixers", "softmax,linear,gla,gla:gate=retnet,s4d,mamba"},
           {"train-len", "256"},
           {"eval-lens", "256,512"},
           {"steps", "2000"},
