@@ -201,6 +201,25 @@ def s4d(x, p):
     return (y + p["d_skip"] * u) @ p["wo"]
 
 
+def delta_net(x, p, n_heads):
+    """DeltaNet (Yang et al. 2024) as the plain delta-rule recurrence, token by token: q, k l2-normalised per head,
+    beta = sigmoid(x Wbeta), S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T, o_t = S_t^T q_t, y = o Wo."""
+    B, T, D = x.shape
+    q, k, v = project(x, p, n_heads)
+    dh = q.shape[-1]
+    q = q / torch.sqrt((q * q).sum(-1, keepdim=True) + 1e-6)
+    k = k / torch.sqrt((k * k).sum(-1, keepdim=True) + 1e-6)
+    beta = torch.sigmoid(x @ p["wbeta"])  # (B, T, H)
+    S = torch.zeros(B, n_heads, dh, dh)
+    outs = []
+    for t in range(T):
+        kt, vt, bt = k[:, t], v[:, t], beta[:, t, :, None]
+        error = vt - torch.einsum("bhd,bhde->bhe", kt, S)
+        S = S + bt[..., None] * kt[..., :, None] * error[..., None, :]
+        outs.append(torch.einsum("bhd,bhde->bhe", q[:, t], S))
+    return torch.stack(outs, 1).reshape(B, T, -1) @ p["wo"]
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -406,6 +425,14 @@ def main():
     for impl in ("fft", "naive"):
         write_case(f"s4d_{impl}", "s4d", {"d-state": str(2 * M), "impl": impl}, "none", x, pos, params,
                    lambda x, pos, p: s4d(x, p))
+
+    # DeltaNet in the chunked WY form (chunks of 4 over T = 11) against the token-by-token delta rule.
+    H, dh = 2, 6
+    x = torch.randn(B, T, D)
+    params = qkvo_params(D, H, dh)
+    params["wbeta"] = torch.randn(D, H) / math.sqrt(D)
+    write_case("delta_chunk4", "delta", {"n-heads": str(H), "d-head": str(dh), "chunk": "4"}, "none", x, pos, params,
+               lambda x, pos, p: delta_net(x, p, H))
 
 
 if __name__ == "__main__":
