@@ -1,24 +1,29 @@
 // DeltaNet (Schlag et al. 2021; parallelised by Yang et al. 2024, "Parallelizing Linear Transformers with the Delta
-// Rule over Sequence Length"): per head a matrix state updated by the delta rule,
+// Rule over Sequence Length") and Gated DeltaNet (Yang et al. 2024, --delta.gate): per head a matrix state,
 //
 //   q, k = l2-normalised x Wq, x Wk;  v = x Wv;  beta = sigmoid(x Wbeta)  (one per head and token)
-//   S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T = (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T
-//   o_t = S_t^T q_t ;  y = o Wo
+//   S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T ;  o_t = S_t^T q_t ;  y = o Wo
 //
-// trained in the chunked WY form, not a token loop: per chunk of C tokens with state S at its start,
-//   A = strictly-lower(diag(beta) K K^T), T = (I + A)^-1, W = T diag(beta) K, U = T diag(beta) V,
-//   U' = U - W S,  O = Q S + lower(Q K^T) U',  S <- S + K^T U'
-// (lower includes the diagonal). Backward runs the chunks in reverse with the exact adjoint of these products (the
-// inverse through dA = -T^T dT T^T). Cost O(T * C * d_head + T * d_head^2) per head; saves x, q, k (normalised), v,
-// beta and the state at every chunk start. Step keeps S (d_head^2 per head). Mixing: M_h[t, s] = beta_s q_t^T (I -
-// beta_t k_t k_t^T) ... (I - beta_{s+1} k_{s+1} k_{s+1}^T) k_s, so o = M v exactly (the value path is v). Not built:
-// Gated DeltaNet's decay (--delta.gate of the issue) and the short convolutions of the fla implementation.
+// with alpha = 1, or with --delta.gate alpha_t = sigmoid(x Wg + bg)^(1/gate-temperature) per head (bias started so
+// alpha is in [0.99, 0.999], GLA's scheme). Trained in the chunked WY form, not a token loop: per chunk of C tokens
+// with state S at its start and gamma_t = sum of log alpha within the chunk up to t,
+//   T = (I + strictly-lower(diag(beta) K K^T))^-1   (a triangular solve; the decays factor out of it)
+//   M = lower(Q K^T) T,  D_tr = e^(gamma_t - gamma_r) (r <= t),  g_t = e^(gamma_t)
+//   O = (M .* D) diag(beta) V - diag(g) M diag(beta) K S + diag(g) Q S
+//   S <- e^(gamma_C) S + K^T T a,   a_r = beta_r (e^(gamma_C - gamma_r) v_r - e^(gamma_C) S^T k_r)
+// where every exponential is of a non-positive number. Backward runs the chunks in reverse with the exact adjoint of
+// these products (the inverse through dA = -T^T dT T^T, the decays through gamma's reverse cumulative sum). Cost
+// O(T * C * d_head + T * d_head^2) per head; saves x, q, k (normalised), v, beta, the gates and the state at every
+// chunk start. Step keeps S (d_head^2 per head). Mixing: M_h[t, s] = beta_s q_t^T (alpha_t (I - beta_t k_t k_t^T)) ...
+// (alpha_{s+1} (I - beta_{s+1} k_{s+1} k_{s+1}^T)) k_s, so o = M v exactly (the value path is v).
+// Not built: the short convolutions of the fla implementation.
 #include <algorithm>
 #include <cmath>
 
 #include "mixers/head_projections.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
+#include "mixers/ops/rng.h"
 #include "mixers/ops/sigmoid.h"
 #include "mixers/registry.h"
 
@@ -29,22 +34,27 @@ struct DeltaOptions : Options {
   int n_heads = 4;
   int d_head = 0;
   int chunk = 64;
+  bool gate = false;
+  float gate_temperature = 16.0f;
   void Visit(OptionVisitor& v) override {
     v.Int("n-heads", n_heads, "heads", 1, 1024);
     v.Int("d-head", d_head, "width of each head; 0 = d_model / n_heads", 0, 4096);
     v.Int("chunk", chunk, "tokens per chunk of the WY form (a C x C triangular solve per chunk)", 1, 4096);
+    v.Bool("gate", gate, "Gated DeltaNet: a data-dependent decay alpha_t per head and token");
+    v.Float("gate-temperature", gate_temperature, "gate: log alpha = logsigmoid(.) / temperature", 1.0f, 1000.0f);
   }
 };
 
-enum DeltaParam { kWBeta = kQkvoEnd };
+enum DeltaParam { kWBeta = kQkvoEnd, kWGate, kGateBias };
 
 constexpr float kNormEps = 1e-6f;
 
 struct DeltaContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, q_raw, k_raw, q, k, v, beta_pre, beta, o;  // (B, T, HD); beta (B, T, H)
+  Buffer gate_pre, log_alpha;                          // (B, T, H); log_alpha 0 without --delta.gate
   Buffer states;                                       // (B, H, chunks, dh, dh): S at each chunk start
-  Buffer dq, dk, dv, dbeta, dtmp;
+  Buffer dq, dk, dv, dbeta, dlog_alpha, dtmp;
 };
 
 struct DeltaState : CopyableState<DeltaState> {
@@ -62,7 +72,20 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
   std::vector<ParamSpec> Params() const override {
     auto p = QkvoParams(dims_, H_, HD_);
     p.push_back({"wbeta", {D_, H_}, Init::kNormal, InputStd(dims_, D_)});
+    if (o_.gate) {
+      p.push_back({"wg", {D_, H_}, Init::kNormal, InputStd(dims_, D_)});
+      p.push_back({"bg", {H_}, Init::kCustom, 0, false});
+    }
     return p;
+  }
+  // Gate bias so that alpha starts near 1 (sigmoid(bg)^(1/tau) in [0.99, 0.999]): long memory at initialisation.
+  void InitCustomParams(uint64_t seed) override {
+    if (!o_.gate) return;
+    Rng rng(seed, 79);
+    for (int h = 0; h < H_; ++h) {
+      const double s = std::pow(0.99 + 0.009 * rng.Uniform(), double(o_.gate_temperature));  // sigmoid(bg) = alpha^tau
+      params_[kGateBias].value[h] = float(std::log(s / (1.0 - s)));
+    }
   }
 
   void Mix(const float* x, const int32_t*, int B, int T, float* y, DeltaContext& c, const ForwardMode&) override {
@@ -80,6 +103,7 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     c.dtmp.resize(N * HD_);
     for (auto* buf : {&c.dq, &c.dk, &c.dv}) buf->assign(N * HD_, 0.0f);
     c.dbeta.assign(N * H_, 0.0f);
+    c.dlog_alpha.assign(N * H_, 0.0f);
     LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) HeadBackward(c, bh / H_, bh % H_);
@@ -91,6 +115,14 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     LinearBackward(c.x.data(), P(kWk), c.dk.data(), dx, G(kWk), N, D_, HD_, true);
     LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
     LinearBackward(c.x.data(), P(kWBeta), c.dbeta.data(), dx, G(kWBeta), N, D_, H_, true);
+    if (o_.gate) {  // log alpha = logsigmoid(z) / tau: dz = dlog_alpha (1 - sigmoid(z)) / tau
+      Buffer dz(N * H_);
+      for (int64_t i = 0; i < N * H_; ++i) {
+        dz[i] = c.dlog_alpha[i] * (1.0f - Sigmoid(c.gate_pre[i])) / o_.gate_temperature;
+        G(kGateBias)[i % H_] += dz[i];
+      }
+      LinearBackward(c.x.data(), P(kWGate), dz.data(), dx, G(kWGate), N, D_, H_, true);
+    }
   }
 
   void InitState(DeltaState& s, int B) const override {
@@ -107,9 +139,11 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
         auto S = AsMatrix(s.S.data() + (int64_t(b) * H_ + h) * dh_ * dh_, dh_, dh_);
         const int64_t off = int64_t(b) * HD_ + h * dh_;
         Eigen::Map<const Eigen::VectorXf> q(c.q.data() + off, dh_), k(c.k.data() + off, dh_), v(c.v.data() + off, dh_);
-        const float beta = c.beta[int64_t(b) * H_ + h];
+        const float beta = c.beta[int64_t(b) * H_ + h], alpha = std::exp(c.log_alpha[int64_t(b) * H_ + h]);
         const Eigen::RowVectorXf error = v.transpose() - k.transpose() * S;
-        S.noalias() += beta * k * error;
+        S.noalias() += beta * k * error;  // (I - beta k k^T) S + beta k v^T
+        S *= alpha;
+        S.noalias() += (1.0f - alpha) * beta * k * v.transpose();  // alpha (I - beta k k^T) S + beta k v^T
         Eigen::Map<Eigen::RowVectorXf>(o.data() + off, dh_) = q.transpose() * S;
       }
     LinearForward(o.data(), P(kWo), y, s.B, HD_, D_);
@@ -128,7 +162,7 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
           const float beta = c.beta[int64_t(s) * H_ + h];
           const float ak = a.dot(K.row(s));
           m(t, s) = beta * ak;
-          a -= beta * ak * K.row(s);
+          a = std::exp(c.log_alpha[int64_t(s) * H_ + h]) * (a - beta * ak * K.row(s));  // a^T alpha_s (I - beta k k^T)
         }
       }
       maps.push_back(std::move(m));
@@ -174,6 +208,16 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     LinearForward(x, P(kWv), c.v.data(), N, D_, HD_);
     LinearForward(x, P(kWBeta), c.beta_pre.data(), N, D_, H_);
     for (int64_t i = 0; i < N * H_; ++i) c.beta[i] = Sigmoid(c.beta_pre[i]);
+    c.log_alpha.assign(N * H_, 0.0f);
+    if (o_.gate) {
+      c.gate_pre.resize(N * H_);
+      LinearForward(x, P(kWGate), c.gate_pre.data(), N, D_, H_);
+      for (int64_t i = 0; i < N * H_; ++i) {
+        const float z = c.gate_pre[i] + P(kGateBias)[i % H_];
+        c.gate_pre[i] = z;
+        c.log_alpha[i] = (std::min(z, 0.0f) - std::log1p(std::exp(-std::abs(z)))) / o_.gate_temperature;
+      }
+    }
     Normalize(c.q_raw.data(), c.q.data(), N);
     Normalize(c.k_raw.data(), c.k.data(), N);
   }
@@ -194,37 +238,50 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     }
   }
 
-  // The WY quantities of one chunk: T = (I + strictly-lower(diag(beta) K K^T))^-1, W = T diag(beta) K,
-  // U = T diag(beta) V.
-  struct ChunkWy {
-    RowMatrix Tinv, W, U;
+  // One chunk's inputs: rows t0 .. t0 + n of head h and the cumulative log decays gamma within the chunk.
+  struct Chunk {
+    RowMatrix Q, K, V;
+    Eigen::VectorXf beta, gamma;
+    RowMatrix Tinv;  // (I + strictly-lower(diag(beta) K K^T))^-1
+    RowMatrix M;     // lower(Q K^T) Tinv
+    RowMatrix Dm;    // e^(gamma_t - gamma_r) for r <= t, else 0
   };
-  ChunkWy Wy(const RowMatrix& K, const RowMatrix& V, const Eigen::VectorXf& beta) const {
-    const int64_t n = K.rows();
-    RowMatrix A = (beta.asDiagonal() * (K * K.transpose())).triangularView<Eigen::StrictlyLower>();
-    A.diagonal().setOnes();
-    ChunkWy wy;
-    wy.Tinv = A.triangularView<Eigen::UnitLower>().solve(RowMatrix::Identity(n, n));
-    wy.W = wy.Tinv * (beta.asDiagonal() * K);
-    wy.U = wy.Tinv * (beta.asDiagonal() * V);
-    return wy;
+  Chunk LoadChunk(const DeltaContext& c, int64_t b, int64_t h, int64_t t0, int64_t n) const {
+    const int64_t T = c.T;
+    Chunk ch;
+    ch.Q = Head(c.q, b, h, T).middleRows(t0, n);
+    ch.K = Head(c.k, b, h, T).middleRows(t0, n);
+    ch.V = Head(c.v, b, h, T).middleRows(t0, n);
+    ch.beta = Betas(c.beta, b, h, t0, n, T);
+    const Eigen::VectorXf log_alpha = Betas(c.log_alpha, b, h, t0, n, T);
+    ch.gamma.resize(n);
+    float running = 0;
+    for (int64_t i = 0; i < n; ++i) ch.gamma[i] = running += log_alpha[i];
+    RowMatrix A = (ch.beta.asDiagonal() * (ch.K * ch.K.transpose())).triangularView<Eigen::StrictlyLower>();
+    ch.Tinv = A.triangularView<Eigen::UnitLower>().solve(RowMatrix::Identity(n, n));
+    ch.M = RowMatrix((ch.Q * ch.K.transpose()).triangularView<Eigen::Lower>()) * ch.Tinv;
+    ch.Dm = RowMatrix::Zero(n, n);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r <= i; ++r) ch.Dm(i, r) = std::exp(ch.gamma[i] - ch.gamma[r]);
+    return ch;
   }
 
   void HeadForward(DeltaContext& c, int64_t b, int64_t h) const {
     const int64_t T = c.T, chunks = Chunks(T);
     RowMatrix S = RowMatrix::Zero(dh_, dh_);
-    auto Qh = Head(c.q, b, h, T), Kh = Head(c.k, b, h, T), Vh = Head(c.v, b, h, T);
     auto Oh = Head(c.o, b, h, T);
     for (int64_t ci = 0; ci < chunks; ++ci) {
       const int64_t t0 = ci * o_.chunk, n = std::min<int64_t>(o_.chunk, T - t0);
       AsMatrix(c.states.data() + ((b * H_ + h) * chunks + ci) * dh_ * dh_, dh_, dh_) = S;
-      const RowMatrix Q = Qh.middleRows(t0, n), K = Kh.middleRows(t0, n), V = Vh.middleRows(t0, n);
-      const Eigen::VectorXf beta = Betas(c.beta, b, h, t0, n, T);
-      const ChunkWy wy = Wy(K, V, beta);
-      const RowMatrix Up = wy.U - wy.W * S;
-      const RowMatrix QK = (Q * K.transpose()).triangularView<Eigen::Lower>();
-      Oh.middleRows(t0, n) = Q * S + QK * Up;
-      S.noalias() += K.transpose() * Up;
+      const Chunk ch = LoadChunk(c, b, h, t0, n);
+      const Eigen::VectorXf g = ch.gamma.array().exp();
+      const RowMatrix BV = ch.beta.asDiagonal() * ch.V, BK = ch.beta.asDiagonal() * ch.K;
+      Oh.middleRows(t0, n) =
+          ch.M.cwiseProduct(ch.Dm) * BV - g.asDiagonal() * (ch.M * BK * S) + g.asDiagonal() * (ch.Q * S);
+      const float gc = ch.gamma[n - 1], eC = std::exp(gc);
+      const Eigen::VectorXf c_r = (gc - ch.gamma.array()).exp();
+      const RowMatrix a = c_r.asDiagonal() * BV - eC * (BK * S);
+      S = eC * S + ch.K.transpose() * (ch.Tinv * a);
     }
   }
 
@@ -232,42 +289,77 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
   void HeadBackward(DeltaContext& c, int64_t b, int64_t h) const {
     const int64_t T = c.T, chunks = Chunks(T);
     RowMatrix dS = RowMatrix::Zero(dh_, dh_);
-    auto Qh = Head(c.q, b, h, T), Kh = Head(c.k, b, h, T), Vh = Head(c.v, b, h, T), dOh = Head(c.dtmp, b, h, T);
-    auto dQh = Head(c.dq, b, h, T), dKh = Head(c.dk, b, h, T), dVh = Head(c.dv, b, h, T);
+    auto dOh = Head(c.dtmp, b, h, T), dQh = Head(c.dq, b, h, T), dKh = Head(c.dk, b, h, T), dVh = Head(c.dv, b, h, T);
     for (int64_t ci = chunks - 1; ci >= 0; --ci) {
       const int64_t t0 = ci * o_.chunk, n = std::min<int64_t>(o_.chunk, T - t0);
       const RowMatrix S = AsMatrix(c.states.data() + ((b * H_ + h) * chunks + ci) * dh_ * dh_, dh_, dh_);
-      const RowMatrix Q = Qh.middleRows(t0, n), K = Kh.middleRows(t0, n), V = Vh.middleRows(t0, n);
+      const Chunk ch = LoadChunk(c, b, h, t0, n);
       const RowMatrix dO = dOh.middleRows(t0, n);
-      const Eigen::VectorXf beta = Betas(c.beta, b, h, t0, n, T);
-      const ChunkWy wy = Wy(K, V, beta);
-      const RowMatrix Up = wy.U - wy.W * S;
-      const RowMatrix QK = (Q * K.transpose()).triangularView<Eigen::Lower>();
-      // O = Q S + QK Up, S_next = S + K^T Up
-      const RowMatrix dUp = QK.transpose() * dO + K * dS;
-      const RowMatrix L = (dO * Up.transpose()).triangularView<Eigen::Lower>();
-      RowMatrix dQ = L * K + dO * S.transpose();
-      RowMatrix dK = L.transpose() * Q + Up * dS.transpose();
-      RowMatrix dS_prev = dS + Q.transpose() * dO - wy.W.transpose() * dUp;
-      // Up = U - W S;  W = T diag(beta) K, U = T diag(beta) V
-      const RowMatrix dW = -dUp * S.transpose();
-      const RowMatrix BK = beta.asDiagonal() * K, BV = beta.asDiagonal() * V;
-      const RowMatrix dTinv = dW * BK.transpose() + dUp * BV.transpose();
-      const RowMatrix dBK = wy.Tinv.transpose() * dW, dBV = wy.Tinv.transpose() * dUp;
-      dK += beta.asDiagonal() * dBK;
-      const RowMatrix dV = beta.asDiagonal() * dBV;
-      Eigen::VectorXf dbeta = dBK.cwiseProduct(K).rowwise().sum() + dBV.cwiseProduct(V).rowwise().sum();
-      // Tinv = (I + A)^-1: dA = -Tinv^T dTinv Tinv^T on the strictly lower part; A = strictly-lower(diag(beta) K K^T)
+      const Eigen::VectorXf g = ch.gamma.array().exp();
+      const RowMatrix BV = ch.beta.asDiagonal() * ch.V, BK = ch.beta.asDiagonal() * ch.K;
+      const RowMatrix E = ch.M.cwiseProduct(ch.Dm), BKS = BK * S, QS = ch.Q * S;
+      const float gc = ch.gamma[n - 1], eC = std::exp(gc);
+      const Eigen::VectorXf c_r = (gc - ch.gamma.array()).exp();
+      const RowMatrix a = c_r.asDiagonal() * BV - eC * BKS;
+      const RowMatrix Y = ch.Tinv * a;
+      Eigen::VectorXf dgamma = Eigen::VectorXf::Zero(n);
+      // O = E BV - diag(g) M BK S + diag(g) Q S
+      const RowMatrix dE = (dO * BV.transpose()).triangularView<Eigen::Lower>();
+      RowMatrix dM = dE.cwiseProduct(ch.Dm);
+      const RowMatrix dDm = dE.cwiseProduct(ch.M);
+      RowMatrix dBV = E.transpose() * dO;
+      const RowMatrix dP = -(g.asDiagonal() * dO);  // P = M BK S enters as -diag(g) P
+      const RowMatrix P = ch.M * BKS;
+      dgamma += (-(dO.cwiseProduct(P).rowwise().sum()) + dO.cwiseProduct(QS).rowwise().sum()).cwiseProduct(g);
+      dM += dP * BKS.transpose();
+      RowMatrix dBK = ch.M.transpose() * dP * S.transpose();
+      RowMatrix dS_prev = (ch.M * BK).transpose() * dP + ch.Q.transpose() * (g.asDiagonal() * dO);
+      RowMatrix dQ = g.asDiagonal() * dO * S.transpose();
+      // S_next = eC S + K^T Y,  Y = Tinv a
+      const RowMatrix dY = ch.K * dS;
+      RowMatrix dK = Y * dS.transpose();
+      float deC = dS.cwiseProduct(S).sum();
+      dS_prev += eC * dS;
+      RowMatrix dTinv = dY * a.transpose();
+      const RowMatrix da = ch.Tinv.transpose() * dY;
+      // a = diag(c_r) BV - eC BK S
+      dBV += c_r.asDiagonal() * da;
+      const Eigen::VectorXf dc_r = da.cwiseProduct(BV).rowwise().sum();
+      dBK += -eC * da * S.transpose();
+      dS_prev += -eC * BK.transpose() * da;
+      deC += -da.cwiseProduct(BKS).sum();
+      // M = Lq Tinv, Lq = lower(Q K^T)
+      const RowMatrix Lq = (ch.Q * ch.K.transpose()).triangularView<Eigen::Lower>();
+      const RowMatrix dLq = (dM * ch.Tinv.transpose()).triangularView<Eigen::Lower>();
+      dQ += dLq * ch.K;
+      dK += dLq.transpose() * ch.Q;
+      dTinv += Lq.transpose() * dM;
+      // Tinv = (I + A)^-1, A = strictly-lower(diag(beta) K K^T)
       const RowMatrix dA =
-          (-(wy.Tinv.transpose() * dTinv * wy.Tinv.transpose())).triangularView<Eigen::StrictlyLower>();
-      const RowMatrix KK = K * K.transpose();
-      dbeta += dA.cwiseProduct(KK).rowwise().sum();
-      const RowMatrix Gm = beta.asDiagonal() * dA;
-      dK += Gm * K + Gm.transpose() * K;
+          (-(ch.Tinv.transpose() * dTinv * ch.Tinv.transpose())).triangularView<Eigen::StrictlyLower>();
+      const RowMatrix KK = ch.K * ch.K.transpose();
+      Eigen::VectorXf dbeta = dA.cwiseProduct(KK).rowwise().sum();
+      const RowMatrix Gm = ch.beta.asDiagonal() * dA;
+      dK += Gm * ch.K + Gm.transpose() * ch.K;
+      // BV = diag(beta) V, BK = diag(beta) K
+      const RowMatrix dV = ch.beta.asDiagonal() * dBV;
+      dK += ch.beta.asDiagonal() * dBK;
+      dbeta += dBV.cwiseProduct(ch.V).rowwise().sum() + dBK.cwiseProduct(ch.K).rowwise().sum();
+      // gamma: D_tr = e^(gamma_t - gamma_r), c_r = e^(gamma_C - gamma_r), eC = e^(gamma_C)
+      const RowMatrix dDmD = dDm.cwiseProduct(ch.Dm);
+      dgamma += dDmD.rowwise().sum() - RowMatrix(dDmD.colwise().sum().transpose());
+      const Eigen::VectorXf dcc = dc_r.cwiseProduct(c_r);
+      dgamma -= dcc;
+      dgamma[n - 1] += dcc.sum() + deC * eC;
+      float running = 0;  // gamma_t = sum_{r <= t} log alpha_r: d log alpha_r = sum_{t >= r} d gamma_t
+      for (int64_t i = n - 1; i >= 0; --i) {
+        running += dgamma[i];
+        c.dlog_alpha[(b * T + t0 + i) * H_ + h] = running;
+        c.dbeta[(b * T + t0 + i) * H_ + h] = dbeta[i];
+      }
       dQh.middleRows(t0, n) = dQ;
       dKh.middleRows(t0, n) = dK;
       dVh.middleRows(t0, n) = dV;
-      for (int64_t i = 0; i < n; ++i) c.dbeta[(b * T + t0 + i) * H_ + h] = dbeta[i];
       dS = std::move(dS_prev);
     }
   }
@@ -279,11 +371,13 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
 
 }  // namespace
 
-MIXLAB_REGISTER_MIXER(Entry<DeltaNet, DeltaOptions>("delta", MixerKind::kSequence,
-                                                    "DeltaNet: delta-rule matrix state, chunked WY form")
-                          .Tests({.extra_cases = {
-                                      {"delta_chunk4_dhead6", "none", {{"chunk", "4"}, {"d-head", "6"}}},
-                                      {"delta_chunk1", "none", {{"chunk", "1"}}},
-                                  }}));
+MIXLAB_REGISTER_MIXER(
+    Entry<DeltaNet, DeltaOptions>("delta", MixerKind::kSequence, "DeltaNet: delta-rule matrix state, chunked WY form")
+        .Tests({.extra_cases = {
+                    {"delta_chunk4_dhead6", "none", {{"chunk", "4"}, {"d-head", "6"}}},
+                    {"delta_chunk1", "none", {{"chunk", "1"}}},
+                    {"delta_gate_chunk4", "none", {{"gate", "true"}, {"chunk", "4"}}},
+                    {"delta_gate_temperature1", "none", {{"gate", "true"}, {"gate-temperature", "1"}, {"chunk", "5"}}},
+                }}));
 
 }  // namespace mixlab

@@ -201,21 +201,23 @@ def s4d(x, p):
     return (y + p["d_skip"] * u) @ p["wo"]
 
 
-def delta_net(x, p, n_heads):
+def delta_net(x, p, n_heads, temperature=None):
     """DeltaNet (Yang et al. 2024) as the plain delta-rule recurrence, token by token: q, k l2-normalised per head,
-    beta = sigmoid(x Wbeta), S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T, o_t = S_t^T q_t, y = o Wo."""
+    beta = sigmoid(x Wbeta), S_t = alpha_t (S_{t-1} - beta_t k_t (k_t^T S_{t-1})) + beta_t k_t v_t^T, o_t = S_t^T q_t,
+    y = o Wo; alpha = 1, or (Gated DeltaNet, given a temperature) sigmoid(x Wg + bg)^(1/temperature)."""
     B, T, D = x.shape
     q, k, v = project(x, p, n_heads)
     dh = q.shape[-1]
     q = q / torch.sqrt((q * q).sum(-1, keepdim=True) + 1e-6)
     k = k / torch.sqrt((k * k).sum(-1, keepdim=True) + 1e-6)
     beta = torch.sigmoid(x @ p["wbeta"])  # (B, T, H)
+    alpha = torch.ones_like(beta) if temperature is None else torch.sigmoid(x @ p["wg"] + p["bg"]) ** (1 / temperature)
     S = torch.zeros(B, n_heads, dh, dh)
     outs = []
     for t in range(T):
-        kt, vt, bt = k[:, t], v[:, t], beta[:, t, :, None]
-        error = vt - torch.einsum("bhd,bhde->bhe", kt, S)
-        S = S + bt[..., None] * kt[..., :, None] * error[..., None, :]
+        kt, vt, bt, at = k[:, t], v[:, t], beta[:, t, :, None], alpha[:, t, :, None, None]
+        kS = torch.einsum("bhd,bhde->bhe", kt, S)
+        S = at * (S - bt[..., None] * kt[..., :, None] * kS[..., None, :]) + bt[..., None] * kt[..., :, None] * vt[..., None, :]
         outs.append(torch.einsum("bhd,bhde->bhe", q[:, t], S))
     return torch.stack(outs, 1).reshape(B, T, -1) @ p["wo"]
 
@@ -433,6 +435,11 @@ def main():
     params["wbeta"] = torch.randn(D, H) / math.sqrt(D)
     write_case("delta_chunk4", "delta", {"n-heads": str(H), "d-head": str(dh), "chunk": "4"}, "none", x, pos, params,
                lambda x, pos, p: delta_net(x, p, H))
+    # Gated DeltaNet: decays spread well below 1 (temperature 2), so the chunked form's decay factors matter.
+    params = dict(params, wg=torch.randn(D, H) / math.sqrt(D), bg=torch.randn(H))
+    write_case("delta_gated", "delta", {"n-heads": str(H), "d-head": str(dh), "chunk": "4", "gate": "true",
+                                        "gate-temperature": "2"}, "none", x, pos, params,
+               lambda x, pos, p: delta_net(x, p, H, temperature=2.0))
 
 
 if __name__ == "__main__":
