@@ -222,6 +222,60 @@ def delta_net(x, p, n_heads, temperature=None):
     return torch.stack(outs, 1).reshape(B, T, -1) @ p["wo"]
 
 
+class SplitMixRng:
+    """mixlab's Rng (mixers/ops/rng.h): SplitMix64 with uniform and Box-Muller normal draws, so the reference draws the
+    same random rotations as the mixer from the same seed."""
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed, stream):
+        seed = (seed ^ ((stream * 0xd1b54a32d192ed03 + 0x8cb92ba72f3d8dd7) & self.MASK)) & self.MASK
+        self.state = (seed * 0x9e3779b97f4a7c15 + 0x632be59bd9b4e019) & self.MASK
+
+    def next(self):
+        z = (self.state + 0x9e3779b97f4a7c15) & self.MASK
+        self.state = z
+        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & self.MASK
+        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & self.MASK
+        return z ^ (z >> 31)
+
+    def normal(self):
+        u1 = 1.0 - (self.next() >> 11) * (1.0 / 9007199254740992.0)
+        u2 = (self.next() >> 11) * (1.0 / 9007199254740992.0)
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
+
+
+def reformer(x, p, n_heads, n_hashes, n_buckets, chunk, seed, layer=0):
+    """Causal LSH attention (Kitaev et al. 2020) with mixlab's causal bucketing: shared QK (k = q / |q|), per head and
+    round the bucket argmax [q R; -q R]; query i sees, per round, the 2 * chunk most recent positions j <= i of its
+    bucket (itself only when alone); the rounds combine into one softmax over the keys counted with multiplicity."""
+    B, T, D = x.shape
+    q = (x @ p["wq"]).view(B, T, n_heads, -1)
+    v = (x @ p["wv"]).view(B, T, n_heads, -1)
+    dh = q.shape[-1]
+    k = q / q.norm(dim=-1, keepdim=True)
+    rng = SplitMixRng(seed * 1000003 + layer, 1)
+    half = n_buckets // 2
+    rotations = [torch.tensor([[rng.normal() for _ in range(half)] for _ in range(dh)]) for _ in range(n_heads * n_hashes)]
+    out = torch.zeros(B, T, n_heads, dh)
+    for b in range(B):
+        for h in range(n_heads):
+            members = [[[] for _ in range(n_buckets)] for _ in range(n_hashes)]
+            for i in range(T):
+                counts = {}
+                for r in range(n_hashes):
+                    proj = (q[b, i, h].detach() @ rotations[h * n_hashes + r]).tolist()
+                    bucket = max(range(n_buckets), key=lambda j: proj[j] if j < half else -proj[j - half])
+                    members[r][bucket].append(i)
+                    recent = members[r][bucket][-2 * chunk:]
+                    for j in (recent if len(recent) == 1 else [j for j in recent if j != i]):
+                        counts[j] = counts.get(j, 0) + 1
+                keys = sorted(counts)
+                s = torch.stack([q[b, i, h] @ k[b, j, h] for j in keys]) / math.sqrt(dh)
+                w = torch.tensor([float(counts[j]) for j in keys]) * torch.exp(s - s.max())
+                out[b, i, h] = (w / w.sum()) @ torch.stack([v[b, j, h] for j in keys])
+    return out.reshape(B, T, -1) @ p["wo"]
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -440,6 +494,15 @@ def main():
     write_case("delta_gated", "delta", {"n-heads": str(H), "d-head": str(dh), "chunk": "4", "gate": "true",
                                         "gate-temperature": "2"}, "none", x, pos, params,
                lambda x, pos, p: delta_net(x, p, H, temperature=2.0))
+
+    # Reformer LSH attention: 2 rounds of 4 buckets, windows of 2 * 2 keys, rotations drawn from seed 0.
+    H, dh = 2, 6
+    x = torch.randn(B, T, D)
+    params = {"wq": torch.randn(D, H * dh) / math.sqrt(D), "wv": torch.randn(D, H * dh) / math.sqrt(D),
+              "wo": torch.randn(H * dh, D) / math.sqrt(H * dh)}
+    write_case("reformer_hashes2", "reformer", {"n-heads": str(H), "d-head": str(dh), "n-hashes": "2", "n-buckets": "4",
+                                                "chunk": "2"}, "none", x, pos, params,
+               lambda x, pos, p: reformer(x, p, H, 2, 4, 2, 0))
 
 
 if __name__ == "__main__":
