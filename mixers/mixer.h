@@ -24,8 +24,10 @@ enum class Init { kNormal, kZeros, kOnes, kCustom };
 // (rows, d_model) matrix whose rows split into `head_groups` contiguous blocks (mixers/head_groups.h), block g
 // carrying exactly what Mixing()[g] mixes into the output. Ablation, mean ablation, pruning and head output shares
 // zero one block to remove one head. A mixer without one trains and is analysed like any other; analysis then
-// skips what needs it and says so.
-enum class ParamRole { kNone, kHeadOutput };
+// skips what needs it and says so. kState marks a state the mixer updates itself in its training forward rather than
+// by gradient (the Routing Transformer's k-means centroids): it lives with the parameters so checkpoints and resumes
+// carry it, its gradient stays zero and it takes no weight decay, so AdamW leaves it as the mixer set it.
+enum class ParamRole { kNone, kHeadOutput, kState };
 
 struct ParamSpec {
   std::string name;            // e.g. "wq"; the model prefixes it: "layers.0.mixer.wq"

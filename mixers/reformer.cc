@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 
+#include "mixers/key_list_attention.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
@@ -50,11 +51,6 @@ struct ReformerOptions : Options {
 };
 
 enum Param { kWq, kWv, kWo };
-
-// The keys of one query: positions and how many rounds see each.
-struct KeyList {
-  std::vector<int32_t> keys, multiplicity;
-};
 
 struct ReformerContext : MixerContext {
   int B = 0, T = 0;
@@ -124,21 +120,9 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     for (int64_t bh = 0; bh < B * H_; ++bh) {
       const int64_t b = bh / H_, h = bh % H_;
       auto row = [&](Buffer& buf, int64_t t) { return buf.data() + (b * T + t) * HD_ + h * dh_; };
-      for (int64_t i = 0; i < T; ++i) {
-        const KeyList& list = c.lists[bh][i];
-        Eigen::Map<const Eigen::VectorXf> dO(row(c.dtmp, i), dh_), O(row(c.o, i), dh_), q(row(c.q, i), dh_);
-        const float Di = dO.dot(O);
-        Eigen::Map<Eigen::VectorXf> dq(row(c.dq, i), dh_);
-        for (size_t n = 0; n < list.keys.size(); ++n) {
-          const int64_t j = list.keys[n];
-          Eigen::Map<const Eigen::VectorXf> kj(row(c.k, j), dh_), vj(row(c.v, j), dh_);
-          const float p = list.multiplicity[n] * std::exp(q.dot(kj) * scale - c.logz[bh * T + i]);
-          Eigen::Map<Eigen::VectorXf>(row(c.dv, j), dh_) += p * dO;
-          const float ds = p * (dO.dot(vj) - Di) * scale;
-          dq += ds * kj;
-          Eigen::Map<Eigen::VectorXf>(row(c.dk, j), dh_) += ds * q;
-        }
-      }
+      for (int64_t i = 0; i < T; ++i)
+        AttendKeyListBackward(row(c.q, i), row(c.k, 0), row(c.v, 0), row(c.o, i), row(c.dtmp, i), c.logz[bh * T + i],
+                              HD_, dh_, scale, c.lists[bh][i], row(c.dq, i), row(c.dk, 0), row(c.dv, 0));
       // k = q / |q|: dq += (dk - k (k . dk)) / |q|
       for (int64_t t = 0; t < T; ++t) {
         Eigen::Map<const Eigen::VectorXf> q(row(c.q, t), dh_), k(row(c.k, t), dh_), dk(row(c.dk, t), dh_);
@@ -178,21 +162,8 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
         }
         KeyList list;
         for (const auto& [j, m] : seen) list.keys.push_back(j), list.multiplicity.push_back(m);
-        Eigen::Map<const Eigen::VectorXf> qv(q, dh_);
-        std::vector<float> scores(list.keys.size());
-        float top = -std::numeric_limits<float>::infinity();
-        for (size_t n = 0; n < list.keys.size(); ++n) {
-          scores[n] =
-              qv.dot(Eigen::Map<const Eigen::VectorXf>(s.k[b].data() + list.keys[n] * HD_ + h * dh_, dh_)) * scale;
-          top = std::max(top, scores[n]);
-        }
-        double z = 0;
-        for (size_t n = 0; n < list.keys.size(); ++n) z += list.multiplicity[n] * std::exp(scores[n] - top);
-        Eigen::Map<Eigen::VectorXf> oh(o.data() + b * HD_ + h * dh_, dh_);
-        oh.setZero();
-        for (size_t n = 0; n < list.keys.size(); ++n)
-          oh += float(list.multiplicity[n] * std::exp(scores[n] - top) / z) *
-                Eigen::Map<const Eigen::VectorXf>(s.v[b].data() + list.keys[n] * HD_ + h * dh_, dh_);
+        AttendKeyList(q, s.k[b].data() + h * dh_, s.v[b].data() + h * dh_, HD_, dh_, scale, list,
+                      o.data() + b * HD_ + h * dh_);
       }
     }
     LinearForward(o.data(), P(kWo), y, s.B, HD_, D_);
@@ -207,12 +178,10 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     for (int h = 0; h < H_; ++h)
       for (int i = 0; i < T; ++i) {
         const KeyList& list = c.lists[h][i];
-        Eigen::Map<const Eigen::VectorXf> q(c.q.data() + int64_t(i) * HD_ + h * dh_, dh_);
-        for (size_t n = 0; n < list.keys.size(); ++n) {
-          const int64_t j = list.keys[n];
-          const float s = q.dot(Eigen::Map<const Eigen::VectorXf>(c.k.data() + j * HD_ + h * dh_, dh_)) * scale;
-          maps[h](i, j) = list.multiplicity[n] * std::exp(s - c.logz[int64_t(h) * T + i]);
-        }
+        for (size_t n = 0; n < list.keys.size(); ++n)
+          maps[h](i, list.keys[n]) =
+              KeyListWeight(c.q.data() + int64_t(i) * HD_ + h * dh_, c.k.data() + int64_t(list.keys[n]) * HD_ + h * dh_,
+                            dh_, scale, list.multiplicity[n], c.logz[int64_t(h) * T + i]);
       }
     return maps;
   }
@@ -289,26 +258,11 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     return lists;
   }
 
-  // o_t = sum_j p_tj v_j over the query's keys; saves log Z.
+  // o_t over the query's keys; saves log Z.
   void Attend(ReformerContext& c, int64_t b, int64_t h, int64_t t, const KeyList& list) const {
-    const int64_t T = c.T;
-    const float scale = 1.0f / std::sqrt(float(dh_));
-    Eigen::Map<const Eigen::VectorXf> q(c.q.data() + (b * T + t) * HD_ + h * dh_, dh_);
-    std::vector<float> s(list.keys.size());
-    float top = -std::numeric_limits<float>::infinity();
-    for (size_t n = 0; n < s.size(); ++n) {
-      s[n] = q.dot(Eigen::Map<const Eigen::VectorXf>(c.k.data() + (b * T + list.keys[n]) * HD_ + h * dh_, dh_)) * scale;
-      top = std::max(top, s[n]);
-    }
-    double z = 0;
-    for (size_t n = 0; n < s.size(); ++n) z += list.multiplicity[n] * std::exp(double(s[n] - top));
-    const float logz = top + float(std::log(z));
-    c.logz[(b * H_ + h) * T + t] = logz;
-    Eigen::Map<Eigen::VectorXf> o(c.o.data() + (b * T + t) * HD_ + h * dh_, dh_);
-    o.setZero();
-    for (size_t n = 0; n < s.size(); ++n)
-      o += list.multiplicity[n] * std::exp(s[n] - logz) *
-           Eigen::Map<const Eigen::VectorXf>(c.v.data() + (b * T + list.keys[n]) * HD_ + h * dh_, dh_);
+    const int64_t T = c.T, head = b * T * HD_ + h * dh_;
+    c.logz[(b * H_ + h) * T + t] = AttendKeyList(c.q.data() + head + t * HD_, c.k.data() + head, c.v.data() + head, HD_,
+                                                 dh_, 1.0f / std::sqrt(float(dh_)), list, c.o.data() + head + t * HD_);
   }
 
   void UseDrawOfStep(int64_t step) {

@@ -276,6 +276,28 @@ def reformer(x, p, n_heads, n_hashes, n_buckets, chunk, seed, layer=0):
     return out.reshape(B, T, -1) @ p["wo"]
 
 
+def routing(x, p, n_heads, local_heads, window):
+    """Routing Transformer attention (Roy et al. 2021), causal: shared QK (k = q / |q|); the first local_heads heads see
+    the last `window` positions, the others the `window` most recent earlier members of their key's nearest centroid."""
+    B, T, D = x.shape
+    q = (x @ p["wq"]).view(B, T, n_heads, -1)
+    v = (x @ p["wv"]).view(B, T, n_heads, -1)
+    dh = q.shape[-1]
+    k = q / q.norm(dim=-1, keepdim=True)
+    out = torch.zeros(B, T, n_heads, dh)
+    for b in range(B):
+        for h in range(n_heads):
+            cluster = (k[b, :, h].detach() @ p["centroids"][h].detach().T).argmax(-1).tolist()
+            for i in range(T):
+                if h < local_heads:
+                    keys = list(range(max(0, i - window + 1), i + 1))
+                else:
+                    keys = [j for j in range(i + 1) if cluster[j] == cluster[i]][-window:]
+                s = torch.stack([q[b, i, h] @ k[b, j, h] for j in keys]) / math.sqrt(dh)
+                out[b, i, h] = torch.softmax(s, 0) @ torch.stack([v[b, j, h] for j in keys])
+    return out.reshape(B, T, -1) @ p["wo"]
+
+
 def gelu(v):
     return torch.nn.functional.gelu(v, approximate="tanh")
 
@@ -331,7 +353,8 @@ def write_case(name, mixer, options, pos_mode, x, pos, params, fn, tolerance=Non
         "x": flat(x), "positions": [int(v) for v in pos.reshape(-1)],
         "params": {k: {"shape": list(v.shape), "data": flat(v)} for k, v in params.items()},
         "y": flat(y), "dy": flat(dy), "dx": flat(x.grad),
-        "grads": {k: flat(v.grad) for k, v in params.items()},
+        # a parameter the output does not depend on differentiably (routing centroids) has gradient zero
+        "grads": {k: flat(v.grad if v.grad is not None else torch.zeros_like(v)) for k, v in params.items()},
         "kind": kind, "aux_loss": float(aux),
     }
     if tolerance is not None:
@@ -503,6 +526,17 @@ def main():
     write_case("reformer_hashes2", "reformer", {"n-heads": str(H), "d-head": str(dh), "n-hashes": "2", "n-buckets": "4",
                                                 "chunk": "2"}, "none", x, pos, params,
                lambda x, pos, p: reformer(x, p, H, 2, 4, 2, 0))
+
+    # Routing attention: one local head, one routed head with 3 centroids; windows of 4 over T = 11.
+    H, dh = 2, 6
+    x = torch.randn(B, T, D)
+    centroids = torch.randn(H, 3, dh)
+    params = {"wq": torch.randn(D, H * dh) / math.sqrt(D), "wv": torch.randn(D, H * dh) / math.sqrt(D),
+              "wo": torch.randn(H * dh, D) / math.sqrt(H * dh),
+              "centroids": centroids / centroids.norm(dim=-1, keepdim=True)}
+    write_case("routing_local1", "routing", {"n-heads": str(H), "d-head": str(dh), "local-heads": "1", "n-clusters": "3",
+                                             "window": "4"}, "none", x, pos, params,
+               lambda x, pos, p: routing(x, p, H, 1, 4))
 
 
 if __name__ == "__main__":

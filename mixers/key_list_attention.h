@@ -1,0 +1,65 @@
+// Attention of one query over an explicit list of earlier keys, each counted with a multiplicity (the content-based
+// sparse attentions: Reformer's LSH rounds, the Routing Transformer's clusters):
+//
+//   s_j = q . k_j * scale,  p_j = m_j e^{s_j} / Z,  Z = sum_j m_j e^{s_j},  o = sum_j p_j v_j
+//
+// Rows of k and v are `stride` floats apart (one head's slice of (T, H*dh)); keys index those rows.
+#pragma once
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace mixlab {
+
+struct KeyList {
+  std::vector<int32_t> keys, multiplicity;
+};
+
+// Writes o (dh) and returns log Z.
+inline float AttendKeyList(const float* q, const float* k, const float* v, int64_t stride, int dh, float scale,
+                           const KeyList& list, float* o) {
+  Eigen::Map<const Eigen::VectorXf> qv(q, dh);
+  std::vector<float> s(list.keys.size());
+  float top = -std::numeric_limits<float>::infinity();
+  for (size_t n = 0; n < s.size(); ++n) {
+    s[n] = qv.dot(Eigen::Map<const Eigen::VectorXf>(k + list.keys[n] * stride, dh)) * scale;
+    top = std::max(top, s[n]);
+  }
+  double z = 0;
+  for (size_t n = 0; n < s.size(); ++n) z += list.multiplicity[n] * std::exp(double(s[n] - top));
+  const float logz = top + float(std::log(z));
+  Eigen::Map<Eigen::VectorXf> out(o, dh);
+  out.setZero();
+  for (size_t n = 0; n < s.size(); ++n)
+    out += list.multiplicity[n] * std::exp(s[n] - logz) * Eigen::Map<const Eigen::VectorXf>(v + list.keys[n] * stride, dh);
+  return logz;
+}
+
+// The weights p_j of AttendKeyList (for mixing maps), given its log Z.
+inline float KeyListWeight(const float* q, const float* k_row, int dh, float scale, int32_t multiplicity, float logz) {
+  const float s = Eigen::Map<const Eigen::VectorXf>(q, dh).dot(Eigen::Map<const Eigen::VectorXf>(k_row, dh)) * scale;
+  return multiplicity * std::exp(s - logz);
+}
+
+// Backward of AttendKeyList for one query given do: dq += sum_j ds_j k_j * scale, dk_j += ds_j q * scale,
+// dv_j += p_j do, with ds_j = p_j (do . v_j - do . o). dk and dv rows share k's stride.
+inline void AttendKeyListBackward(const float* q, const float* k, const float* v, const float* o, const float* dout,
+                                  float logz, int64_t stride, int dh, float scale, const KeyList& list, float* dq,
+                                  float* dk, float* dv) {
+  Eigen::Map<const Eigen::VectorXf> qv(q, dh), ov(o, dh), dov(dout, dh);
+  Eigen::Map<Eigen::VectorXf> dqv(dq, dh);
+  const float d_o = dov.dot(ov);
+  for (size_t n = 0; n < list.keys.size(); ++n) {
+    const int64_t j = list.keys[n];
+    Eigen::Map<const Eigen::VectorXf> kj(k + j * stride, dh), vj(v + j * stride, dh);
+    const float p = list.multiplicity[n] * std::exp(qv.dot(kj) * scale - logz);
+    Eigen::Map<Eigen::VectorXf>(dv + j * stride, dh) += p * dov;
+    const float ds = p * (dov.dot(vj) - d_o) * scale;
+    dqv += ds * kj;
+    Eigen::Map<Eigen::VectorXf>(dk + j * stride, dh) += ds * qv;
+  }
+}
+
+}  // namespace mixlab
