@@ -11,6 +11,9 @@
 #include <limits>
 #include <vector>
 
+#include "mixers/ops/matmul.h"
+#include "mixers/ops/tensor.h"
+
 namespace mixlab {
 
 struct KeyList {
@@ -33,7 +36,8 @@ inline float AttendKeyList(const float* q, const float* k, const float* v, int64
   Eigen::Map<Eigen::VectorXf> out(o, dh);
   out.setZero();
   for (size_t n = 0; n < s.size(); ++n)
-    out += list.multiplicity[n] * std::exp(s[n] - logz) * Eigen::Map<const Eigen::VectorXf>(v + list.keys[n] * stride, dh);
+    out +=
+        list.multiplicity[n] * std::exp(s[n] - logz) * Eigen::Map<const Eigen::VectorXf>(v + list.keys[n] * stride, dh);
   return logz;
 }
 
@@ -60,6 +64,46 @@ inline void AttendKeyListBackward(const float* q, const float* k, const float* v
     dqv += ds * kj;
     Eigen::Map<Eigen::VectorXf>(dk + j * stride, dh) += ds * qv;
   }
+}
+
+// Shared query-key projections (Reformer, Routing Transformer): q = x Wq, k = q / |q| per head, v = x Wv; q, k, v are
+// (N, H*dh).
+inline void SharedQkProject(const float* x, const float* wq, const float* wv, int64_t N, int64_t D, int64_t H,
+                            int64_t dh, Buffer& q, Buffer& k, Buffer& v) {
+  for (auto* buf : {&q, &k, &v}) buf->resize(N * H * dh);
+  LinearForward(x, wq, q.data(), N, D, H * dh);
+  LinearForward(x, wv, v.data(), N, D, H * dh);
+  for (int64_t i = 0; i < N * H; ++i) {
+    Eigen::Map<const Eigen::VectorXf> qi(q.data() + i * dh, dh);
+    Eigen::Map<Eigen::VectorXf>(k.data() + i * dh, dh) = qi / qi.norm();
+  }
+}
+
+// Through k = q / |q| for `rows` rows of one head (`stride` floats apart): dq += (dk - k (k . dk)) / |q|.
+inline void AddSharedKeyGradient(const float* q, const float* k, const float* dk, float* dq, int64_t rows,
+                                 int64_t stride, int dh) {
+  for (int64_t t = 0; t < rows; ++t) {
+    Eigen::Map<const Eigen::VectorXf> qt(q + t * stride, dh), kt(k + t * stride, dh), dkt(dk + t * stride, dh);
+    Eigen::Map<Eigen::VectorXf>(dq + t * stride, dh) += (dkt - kt * kt.dot(dkt)) / qt.norm();
+  }
+}
+
+// The attention weights of one sequence (T, H*dh rows) as one (T, T) map per head: lists[h][i] are query i's keys and
+// logz[h * T + i] its log-normaliser.
+inline std::vector<RowMatrix> KeyListMaps(const float* q, const float* k,
+                                          const std::vector<std::vector<KeyList>>& lists, const float* logz, int T,
+                                          int H, int dh) {
+  const float scale = 1.0f / std::sqrt(float(dh));
+  const int64_t stride = int64_t(H) * dh;
+  std::vector<RowMatrix> maps(H, RowMatrix::Zero(T, T));
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < T; ++i) {
+      const KeyList& list = lists[h][i];
+      for (size_t n = 0; n < list.keys.size(); ++n)
+        maps[h](i, list.keys[n]) = KeyListWeight(q + i * stride + h * dh, k + list.keys[n] * stride + h * dh, dh, scale,
+                                                 list.multiplicity[n], logz[int64_t(h) * T + i]);
+    }
+  return maps;
 }
 
 }  // namespace mixlab

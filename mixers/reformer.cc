@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 
+#include "mixers/head_projections.h"
 #include "mixers/key_list_attention.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
@@ -71,10 +72,7 @@ struct ReformerState : CopyableState<ReformerState> {
 class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
  public:
   Reformer(const MixerDims& dims, const ReformerOptions& o) : D_(dims.d_model), H_(o.n_heads), o_(o), dims_(dims) {
-    dh_ = o.d_head > 0 ? o.d_head : D_ / H_;
-    if (o.d_head == 0 && D_ % H_ != 0)
-      throw UsageError(dims.name + ": d_model " + std::to_string(D_) + " is not divisible by n-heads " +
-                       std::to_string(H_) + "; choose n-heads dividing d_model or set --" + dims.name + ".d-head");
+    dh_ = ResolveHeadWidth(dims.name, D_, H_, o.d_head);
     if (o.n_buckets % 2 != 0)
       throw UsageError(dims.name + ": n-buckets " + std::to_string(o.n_buckets) + " must be even");
     HD_ = H_ * dh_;
@@ -123,11 +121,7 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
       for (int64_t i = 0; i < T; ++i)
         AttendKeyListBackward(row(c.q, i), row(c.k, 0), row(c.v, 0), row(c.o, i), row(c.dtmp, i), c.logz[bh * T + i],
                               HD_, dh_, scale, c.lists[bh][i], row(c.dq, i), row(c.dk, 0), row(c.dv, 0));
-      // k = q / |q|: dq += (dk - k (k . dk)) / |q|
-      for (int64_t t = 0; t < T; ++t) {
-        Eigen::Map<const Eigen::VectorXf> q(row(c.q, t), dh_), k(row(c.k, t), dh_), dk(row(c.dk, t), dh_);
-        Eigen::Map<Eigen::VectorXf>(row(c.dq, t), dh_) += (dk - k * k.dot(dk)) / q.norm();
-      }
+      AddSharedKeyGradient(row(c.q, 0), row(c.k, 0), row(c.dk, 0), row(c.dq, 0), T, HD_, dh_);
     }
     LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
     LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
@@ -173,18 +167,9 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
   std::vector<RowMatrix> Mixing(const float* x, const int32_t*, int T) override {
     ReformerContext c;
     Mix(x, nullptr, 1, T, Buffer(int64_t(T) * D_).data(), c, ForwardMode{});
-    const float scale = 1.0f / std::sqrt(float(dh_));
-    std::vector<RowMatrix> maps(H_, RowMatrix::Zero(T, T));
-    for (int h = 0; h < H_; ++h)
-      for (int i = 0; i < T; ++i) {
-        const KeyList& list = c.lists[h][i];
-        for (size_t n = 0; n < list.keys.size(); ++n)
-          maps[h](i, list.keys[n]) =
-              KeyListWeight(c.q.data() + int64_t(i) * HD_ + h * dh_, c.k.data() + int64_t(list.keys[n]) * HD_ + h * dh_,
-                            dh_, scale, list.multiplicity[n], c.logz[int64_t(h) * T + i]);
-      }
-    return maps;
+    return KeyListMaps(c.q.data(), c.k.data(), c.lists, c.logz.data(), T, H_, dh_);
   }
+
   MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
     RowMatrix v(T, HD_);
     LinearForward(x, P(kWv), v.data(), T, D_, HD_);
@@ -202,17 +187,10 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
  private:
   // q, k = q / |q| and v of B sequences of T tokens.
   void Project(const float* x, int B, int T, ReformerContext& c) const {
-    const int64_t N = int64_t(B) * T;
     c.B = B;
     c.T = T;
-    c.x.assign(x, x + N * D_);
-    for (auto* buf : {&c.q, &c.k, &c.v}) buf->resize(N * HD_);
-    LinearForward(x, P(kWq), c.q.data(), N, D_, HD_);
-    LinearForward(x, P(kWv), c.v.data(), N, D_, HD_);
-    for (int64_t i = 0; i < N * H_; ++i) {
-      Eigen::Map<const Eigen::VectorXf> q(c.q.data() + i * dh_, dh_);
-      Eigen::Map<Eigen::VectorXf>(c.k.data() + i * dh_, dh_) = q / q.norm();
-    }
+    c.x.assign(x, x + int64_t(B) * T * D_);
+    SharedQkProject(x, P(kWq), P(kWv), int64_t(B) * T, D_, H_, dh_, c.q, c.k, c.v);
   }
 
   // argmax over [q R ; -q R] for head h, round r.

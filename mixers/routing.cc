@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mixers/head_projections.h"
 #include "mixers/key_list_attention.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
@@ -65,13 +66,10 @@ struct RoutingState : CopyableState<RoutingState> {
 class Routing : public SequenceMixer<RoutingContext, RoutingState> {
  public:
   Routing(const MixerDims& dims, const RoutingOptions& o) : D_(dims.d_model), H_(o.n_heads), o_(o), dims_(dims) {
-    if (o.d_head == 0 && D_ % H_ != 0)
-      throw UsageError(dims.name + ": d_model " + std::to_string(D_) + " is not divisible by n-heads " +
-                       std::to_string(H_) + "; choose n-heads dividing d_model or set --" + dims.name + ".d-head");
     if (o.local_heads > o.n_heads)
       throw UsageError(dims.name + ": local-heads " + std::to_string(o.local_heads) + " exceeds n-heads " +
                        std::to_string(o.n_heads));
-    dh_ = o.d_head > 0 ? o.d_head : D_ / H_;
+    dh_ = ResolveHeadWidth(dims.name, D_, H_, o.d_head);
     HD_ = H_ * dh_;
   }
 
@@ -138,11 +136,7 @@ class Routing : public SequenceMixer<RoutingContext, RoutingState> {
                               c.o.data() + head + i * HD_, c.dtmp.data() + head + i * HD_, c.logz[bh * T + i], HD_, dh_,
                               scale, c.lists[bh][i], c.dq.data() + head + i * HD_, c.dk.data() + head,
                               c.dv.data() + head);
-      for (int64_t t = 0; t < T; ++t) {  // k = q / |q|: dq += (dk - k (k . dk)) / |q|
-        Eigen::Map<const Eigen::VectorXf> q(c.q.data() + head + t * HD_, dh_), k(c.k.data() + head + t * HD_, dh_),
-            dk(c.dk.data() + head + t * HD_, dh_);
-        Eigen::Map<Eigen::VectorXf>(c.dq.data() + head + t * HD_, dh_) += (dk - k * k.dot(dk)) / q.norm();
-      }
+      AddSharedKeyGradient(c.q.data() + head, c.k.data() + head, c.dk.data() + head, c.dq.data() + head, T, HD_, dh_);
     }
     LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
     LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
@@ -187,18 +181,9 @@ class Routing : public SequenceMixer<RoutingContext, RoutingState> {
   std::vector<RowMatrix> Mixing(const float* x, const int32_t*, int T) override {
     RoutingContext c;
     Mix(x, nullptr, 1, T, Buffer(int64_t(T) * D_).data(), c, ForwardMode{});
-    const float scale = 1.0f / std::sqrt(float(dh_));
-    std::vector<RowMatrix> maps(H_, RowMatrix::Zero(T, T));
-    for (int h = 0; h < H_; ++h)
-      for (int i = 0; i < T; ++i)
-        for (size_t n = 0; n < c.lists[h][i].keys.size(); ++n) {
-          const int32_t j = c.lists[h][i].keys[n];
-          maps[h](i, j) =
-              KeyListWeight(c.q.data() + int64_t(i) * HD_ + h * dh_, c.k.data() + int64_t(j) * HD_ + h * dh_, dh_,
-                            scale, c.lists[h][i].multiplicity[n], c.logz[int64_t(h) * T + i]);
-        }
-    return maps;
+    return KeyListMaps(c.q.data(), c.k.data(), c.lists, c.logz.data(), T, H_, dh_);
   }
+
   MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
     RowMatrix v(T, HD_);
     LinearForward(x, P(kWv), v.data(), T, D_, HD_);
@@ -215,17 +200,10 @@ class Routing : public SequenceMixer<RoutingContext, RoutingState> {
 
  private:
   void Project(const float* x, int B, int T, RoutingContext& c) const {
-    const int64_t N = int64_t(B) * T;
     c.B = B;
     c.T = T;
-    c.x.assign(x, x + N * D_);
-    for (auto* buf : {&c.q, &c.k, &c.v}) buf->resize(N * HD_);
-    LinearForward(x, P(kWq), c.q.data(), N, D_, HD_);
-    LinearForward(x, P(kWv), c.v.data(), N, D_, HD_);
-    for (int64_t i = 0; i < N * H_; ++i) {
-      Eigen::Map<const Eigen::VectorXf> q(c.q.data() + i * dh_, dh_);
-      Eigen::Map<Eigen::VectorXf>(c.k.data() + i * dh_, dh_) = q / q.norm();
-    }
+    c.x.assign(x, x + int64_t(B) * T * D_);
+    SharedQkProject(x, P(kWq), P(kWv), int64_t(B) * T, D_, H_, dh_, c.q, c.k, c.v);
   }
 
   int Nearest(const float* k, int h) const {
