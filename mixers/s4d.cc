@@ -11,10 +11,11 @@
 // Training goes through the kernel: K is computed from the parameters (in double, O(T M) per channel), applied by FFT
 // in O(T log T) (impl=fft; impl=naive is the O(T^2) direct sum it is tested against), and backward returns dK by an
 // FFT correlation of dy and u, then the parameter gradients through the kernel's closed form. Step runs the recurrence
-// h_n <- z_n h_n + (z_n - 1) / A_n B_n u,  y = 2 Re sum_n C_n h_n + D u: O(M) per channel and token, state 2 E M
-// floats. Initialisation: S4D-Lin (A_n = -1/2 + i pi n) or S4D-Real (A_n = -(n + 1)); B = 1; C ~ N(0, 1/2) per part; dt
-// log-uniform in [dt-min, dt-max]. Mixing: M_c[t, s] = K_c[t - s] (+ D_c on the diagonal), averaged over groups of
-// channels; the value path is u (no gate), exact with one channel per group. Saves x, u, y and the kernel.
+// h_n <- z_n h_n + (z_n - 1) / A_n B_n u,  y = 2 Re sum_n C_n h_n + D u: O(M) per channel and token (z and the
+// discretised B computed once per decode), state 2 E M floats. Initialisation: S4D-Lin (A_n = -1/2 + i pi n) or
+// S4D-Real (A_n = -(n + 1)); B = 1; C ~ N(0, 1/2) per part; dt log-uniform in [dt-min, dt-max]. Mixing: M_c[t, s] =
+// K_c[t - s] (+ D_c on the diagonal), averaged over groups of channels; the value path is u (no gate), exact with one
+// channel per group. Saves x, u, y and the kernel.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -64,7 +65,8 @@ struct S4dContext : MixerContext {
 
 struct S4dState : CopyableState<S4dState> {
   int B = 0;
-  std::vector<Complex> h;  // (B, E, M)
+  std::vector<Complex> h;           // (B, E, M)
+  std::vector<Complex> z, bbar, c;  // (E, M): the discretised recurrence, fixed for a decode (the weights are)
 };
 
 // y[t] (+)= sum_{s<=t} k[t-s] u[s] for t < T, by FFT of length L >= 2T (no wrap-around).
@@ -203,26 +205,36 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   void InitState(S4dState& s, int B) const override {
     s.B = B;
     s.h.assign(int64_t(B) * E_ * M_, Complex(0, 0));
+    s.z.resize(int64_t(E_) * M_);
+    s.bbar.resize(s.z.size());
+    s.c.resize(s.z.size());
+    for (int e = 0; e < E_; ++e) {
+      const double dt = std::exp(double(P(kLogDt)[e]));
+      for (int n = 0; n < M_; ++n) {
+        const int64_t i = int64_t(e) * M_ + n;
+        const Complex A = Mode(e, n);
+        s.z[i] = std::exp(dt * A);
+        s.bbar[i] = (s.z[i] - 1.0) / A * Param(kB, e, n);
+        s.c[i] = Param(kC, e, n);
+      }
+    }
   }
 
   void MixStep(const float* x, const int32_t*, float* out, S4dState& s) override {
     Buffer u(int64_t(s.B) * E_), y(u.size());
     LinearForward(x, P(kWin), u.data(), s.B, D_, E_);
-    for (int e = 0; e < E_; ++e) {
-      const double dt = std::exp(double(P(kLogDt)[e]));
-      for (int n = 0; n < M_; ++n) {
-        const Complex A = Mode(e, n), z = std::exp(dt * A), bbar = (z - 1.0) / A * Param(kB, e, n);
-        for (int b = 0; b < s.B; ++b) {
-          Complex& h = s.h[(int64_t(b) * E_ + e) * M_ + n];
-          h = z * h + bbar * double(u[int64_t(b) * E_ + e]);
-        }
-      }
-      for (int b = 0; b < s.B; ++b) {
+    for (int b = 0; b < s.B; ++b)
+      for (int e = 0; e < E_; ++e) {
+        const double ue = u[int64_t(b) * E_ + e];
+        Complex* h = s.h.data() + (int64_t(b) * E_ + e) * M_;
+        const int64_t i0 = int64_t(e) * M_;
         double acc = 0;
-        for (int n = 0; n < M_; ++n) acc += 2.0 * (Param(kC, e, n) * s.h[(int64_t(b) * E_ + e) * M_ + n]).real();
-        y[int64_t(b) * E_ + e] = float(acc + double(P(kDSkip)[e]) * u[int64_t(b) * E_ + e]);
+        for (int n = 0; n < M_; ++n) {
+          h[n] = s.z[i0 + n] * h[n] + s.bbar[i0 + n] * ue;
+          acc += 2.0 * (s.c[i0 + n] * h[n]).real();
+        }
+        y[int64_t(b) * E_ + e] = float(acc + double(P(kDSkip)[e]) * ue);
       }
-    }
     LinearForward(y.data(), P(kWo), out, s.B, E_, D_);
   }
 
