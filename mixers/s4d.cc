@@ -8,14 +8,17 @@
 //   y_c = K_c * u_c + D_c u_c                          causal convolution
 //   out = y Wo                                         Wo (E, D), the per-group output projection
 //
-// Training goes through the kernel: K is computed from the parameters (in double, O(T M) per channel), applied by FFT
-// in O(T log T) (impl=fft; impl=naive is the O(T^2) direct sum it is tested against), and backward returns dK by an
-// FFT correlation of dy and u, then the parameter gradients through the kernel's closed form. Step runs the recurrence
-// h_n <- z_n h_n + (z_n - 1) / A_n B_n u,  y = 2 Re sum_n C_n h_n + D u: O(M) per channel and token (z and the
-// discretised B computed once per decode), state 2 E M floats. Initialisation: S4D-Lin (A_n = -1/2 + i pi n) or
-// S4D-Real (A_n = -(n + 1)); B = 1; C ~ N(0, 1/2) per part; dt log-uniform in [dt-min, dt-max]. Mixing: M_c[t, s] =
-// K_c[t - s] (+ D_c on the diagonal), averaged over groups of channels; the value path is u (no gate), exact with one
-// channel per group. Saves x, u, y and the kernel.
+// Training runs the recurrence h_n <- z_n h_n + (z_n - 1) / A_n B_n u, y = 2 Re sum_n C_n h_n + D u (impl=scan, the
+// default: O(T M) per channel, backward by the reverse recurrence), or goes through the kernel K, computed from the
+// parameters in double and applied by FFT in O(T log T) (impl=fft; backward: dK by an FFT correlation of dy and u,
+// then the parameter gradients through the kernel's closed form), or by the O(T^2) direct sum (impl=naive, the
+// reference). Measured in the reference model (d_model 128, d_state 64, batch 8, 2 threads): scan 31.9k / 32.2k
+// training tokens/s at T 256 / 2048, fft 29.3k / 24.8k, naive 35.0k / 5.1k, so scan is the default. Step runs the
+// same recurrence with z and the discretised B computed once per decode: O(M) per channel and token, state 2 E M
+// floats. Initialisation: S4D-Lin (A_n = -1/2 + i pi n) or S4D-Real (A_n = -(n + 1)); B = 1; C ~ N(0, 1/2) per part;
+// dt log-uniform in [dt-min, dt-max]. Mixing: M_c[t, s] = K_c[t - s] (+ D_c on the diagonal), averaged over groups of
+// channels; the value path is u (no gate), exact with one channel per group. Saves x, u and y (scan: the states are
+// recomputed in backward), and the kernel (fft, naive).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -38,7 +41,7 @@ struct S4dOptions : Options {
   std::string init = "lin";
   float dt_min = 0.001f;
   float dt_max = 0.1f;
-  std::string impl = "fft";
+  std::string impl = "scan";
   int mixing_groups = 4;
   void Visit(OptionVisitor& v) override {
     v.Int("d-state", d_state, "state size N per channel (N / 2 complex modes; must be even)", 2, 4096);
@@ -46,8 +49,10 @@ struct S4dOptions : Options {
              {"lin", "real"});
     v.Float("dt-min", dt_min, "smallest initial step size (log-uniform init of log_dt)", 1e-6f, 1.0f);
     v.Float("dt-max", dt_max, "largest initial step size", 1e-6f, 10.0f);
-    v.Choice("impl", impl, "fft: causal convolution by FFT, O(T log T); naive: the O(T^2) direct sum",
-             {"fft", "naive"});
+    v.Choice("impl", impl,
+             "fft: the kernel applied by FFT, O(T log T); scan: the recurrence, O(T M), no kernel; naive: the O(T^2) "
+             "direct convolution",
+             {"fft", "scan", "naive"});
     v.Int("mixing-groups", mixing_groups, "channel groups in the exported mixing matrices (capped at d_model)", 1,
           1 << 16);
   }
@@ -149,6 +154,12 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     c.u.resize(N * E_);
     c.y.resize(N * E_);
     LinearForward(x, P(kWin), c.u.data(), N, D_, E_);
+    if (o_.impl == "scan") {
+#pragma omp parallel for schedule(static)
+      for (int64_t be = 0; be < int64_t(B) * E_; ++be) ScanForward(c, be / E_, be % E_, nullptr);
+      LinearForward(c.y.data(), P(kWo), out, N, E_, D_);
+      return;
+    }
     c.kernel.resize(int64_t(E_) * T);
 #pragma omp parallel for schedule(static)
     for (int e = 0; e < E_; ++e) Kernel(e, T, c.kernel.data() + int64_t(e) * T);
@@ -168,6 +179,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     c.dy_inner.resize(N * E_);
     LinearBackward(c.y.data(), P(kWo), dout, c.dy_inner.data(), G(kWo), N, E_, D_);
     c.du.resize(N * E_);
+    if (o_.impl == "scan") return ScanBackward(c, dx);
     c.dk_parts.assign(B * E_ * T, 0.0);
     std::vector<double> dd_parts(B * E_, 0.0);
 #pragma omp parallel for schedule(static)
@@ -266,7 +278,8 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     MixerDescription d;
     d.state_floats_fixed = 2 * int64_t(E_) * M_;
     const double log_t = std::log2(std::max(2.0, 2.0 * T));
-    d.flops_per_token = 2.0 * 2 * D_ * E_ + E_ * (o_.impl == "fft" ? 3 * 5.0 * log_t : 2.0 * T / 2) + 8.0 * E_ * M_;
+    const double conv = o_.impl == "fft" ? 3 * 5.0 * log_t : o_.impl == "scan" ? 8.0 * M_ : 2.0 * T / 2;
+    d.flops_per_token = 2.0 * 2 * D_ * E_ + E_ * conv + 8.0 * E_ * M_;
     return d;
   }
 
@@ -310,6 +323,86 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     }
   }
 
+  // The recurrence for sequence b, channel e: h_t = z h_{t-1} + beta u_t, y_t = 2 Re(C . h_t) + D u_t. Writes y into
+  // the context and, when `states` is given, h_t (T x M) there.
+  void ScanForward(S4dContext& c, int64_t b, int64_t e, std::vector<Complex>* states) const {
+    const int64_t T = c.T;
+    const double dt = std::exp(double(P(kLogDt)[e]));
+    std::vector<Complex> z(M_), beta(M_), cn(M_), h(M_, Complex(0, 0));
+    for (int n = 0; n < M_; ++n) {
+      const Complex A = Mode(int(e), n);
+      z[n] = std::exp(dt * A);
+      beta[n] = (z[n] - 1.0) / A * Param(kB, int(e), n);
+      cn[n] = Param(kC, int(e), n);
+    }
+    if (states) states->resize(T * M_);
+    for (int64_t t = 0; t < T; ++t) {
+      const double u = c.u[(b * T + t) * E_ + e];
+      double acc = 0;
+      for (int n = 0; n < M_; ++n) {
+        h[n] = z[n] * h[n] + beta[n] * u;
+        acc += 2.0 * (cn[n] * h[n]).real();
+      }
+      if (states) std::copy(h.begin(), h.end(), states->begin() + t * M_);
+      c.y[(b * T + t) * E_ + e] = float(acc + double(P(kDSkip)[e]) * u);
+    }
+  }
+
+  // The recurrence in reverse: with lambda_t the complex gradient of h_t (dL = 2 Re(dh . lambda)),
+  // lambda_t = g_t C + z lambda_{t+1};  G_z = sum_t lambda_t h_{t-1},  G_beta = sum_t lambda_t u_t,  G_C = sum_t g_t
+  // h_t, du_t = 2 Re(beta . lambda_t) + D g_t. Per-sequence sums are reduced over the batch in a fixed order.
+  void ScanBackward(S4dContext& c, float* dx) {
+    const int64_t B = c.B, T = c.T, N = B * T;
+    std::vector<Complex> gz(B * E_ * M_), gbeta(gz.size()), gc(gz.size());
+    std::vector<double> dd(B * E_, 0.0);
+#pragma omp parallel for schedule(static)
+    for (int64_t be = 0; be < B * E_; ++be) {
+      const int64_t b = be / E_, e = be % E_;
+      std::vector<Complex> hs;
+      ScanForward(c, b, e, &hs);
+      const double dt = std::exp(double(P(kLogDt)[e]));
+      std::vector<Complex> z(M_), beta(M_), cn(M_), lambda(M_, Complex(0, 0));
+      for (int n = 0; n < M_; ++n) {
+        const Complex A = Mode(int(e), n);
+        z[n] = std::exp(dt * A);
+        beta[n] = (z[n] - 1.0) / A * Param(kB, int(e), n);
+        cn[n] = Param(kC, int(e), n);
+      }
+      Complex* Gz = gz.data() + be * M_;
+      Complex* Gb = gbeta.data() + be * M_;
+      Complex* Gc = gc.data() + be * M_;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const double g = c.dy_inner[(b * T + t) * E_ + e], u = c.u[(b * T + t) * E_ + e];
+        double du = double(P(kDSkip)[e]) * g;
+        for (int n = 0; n < M_; ++n) {
+          lambda[n] = g * cn[n] + z[n] * lambda[n];
+          if (t > 0) Gz[n] += lambda[n] * hs[(t - 1) * M_ + n];
+          Gb[n] += lambda[n] * u;
+          Gc[n] += g * hs[t * M_ + n];
+          du += 2.0 * (beta[n] * lambda[n]).real();
+        }
+        c.du[(b * T + t) * E_ + e] = float(du);
+        dd[be] += g * u;
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (int e = 0; e < E_; ++e) {
+      double ddt = 0, dd_e = 0;
+      for (int n = 0; n < M_; ++n) {
+        Complex sz(0, 0), sb(0, 0), sc(0, 0);
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t i = (b * E_ + e) * M_ + n;
+          sz += gz[i], sb += gbeta[i], sc += gc[i];
+        }
+        ddt += AddModeGradients(e, n, sz, sb, sc);
+      }
+      for (int64_t b = 0; b < B; ++b) dd_e += dd[b * E_ + e];
+      G(kLogDt)[e] += float(ddt * std::exp(double(P(kLogDt)[e])));
+      G(kDSkip)[e] += float(dd_e);
+    }
+    LinearBackward(c.x.data(), P(kWin), c.du.data(), dx, G(kWin), N, D_, E_);
+  }
+
   // Parameter gradients of channel e from dK (T values). With coef = C B (z - 1) / A and z = exp(dt A), writing every
   // complex gradient G so that dL = 2 Re(dw G): W = sum_l dK[l] z^l, V = sum_l dK[l] l z^(l-1),
   //   G_C = W B (z-1)/A, G_B = W C (z-1)/A, G_z = W C B / A + coef V, G_A = -W C B (z-1)/A^2 + G_z z dt,
@@ -318,7 +411,6 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     const double dt = std::exp(double(P(kLogDt)[e]));
     double ddt = 0;
     for (int n = 0; n < M_; ++n) {
-      const int64_t i = int64_t(e) * M_ + n;
       const Complex A = Mode(e, n), z = std::exp(dt * A), Bn = Param(kB, e, n), Cn = Param(kC, e, n);
       Complex W(0, 0), V(0, 0), power(1, 0), previous(0, 0);  // power = z^l, previous = z^(l-1)
       for (int l = 0; l < T; ++l) {
@@ -327,19 +419,29 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
         previous = power;
         power *= z;
       }
-      const Complex bbar = (z - 1.0) / A, coef = Cn * Bn * bbar;
-      const Complex gC = W * Bn * bbar, gB = W * Cn * bbar;
-      const Complex gz = W * Cn * Bn / A + coef * V;
-      const Complex gA = -W * Cn * Bn * (z - 1.0) / (A * A) + gz * z * dt;
-      ddt += 2.0 * (gz * z * A).real();
-      G(kC)[2 * i] += float(2.0 * gC.real());
-      G(kC)[2 * i + 1] += float(-2.0 * gC.imag());
-      G(kB)[2 * i] += float(2.0 * gB.real());
-      G(kB)[2 * i + 1] += float(-2.0 * gB.imag());
-      G(kARe)[i] += float(2.0 * (gA * -std::exp(double(P(kARe)[i]))).real());
-      G(kAIm)[i] += float(-2.0 * gA.imag());
+      const Complex beta = (z - 1.0) / A * Bn, coef = Cn * beta;  // K[l] = 2 Re(coef z^l)
+      ddt += AddModeGradients(e, n, coef * V, W * Cn, W * beta);
     }
     G(kLogDt)[e] += float(ddt * dt);
+  }
+
+  // The gradients of mode n of channel e from complex gradients (dL = 2 Re(dw G)) of z, of beta = (z - 1) / A B and of
+  // C: G_B = G_beta (z - 1) / A;  G_z' = G_z + G_beta B / A;  G_A = -G_beta (z - 1) B / A^2 + G_z' z dt;
+  // A = -exp(a_re) + i a_im; for w = p + i q, dL/dp = 2 Re G and dL/dq = -2 Im G. Returns dL/d dt = 2 Re(G_z' z A).
+  double AddModeGradients(int e, int n, Complex gz, Complex gbeta, Complex gc) {
+    const int64_t i = int64_t(e) * M_ + n;
+    const double dt = std::exp(double(P(kLogDt)[e]));
+    const Complex A = Mode(e, n), z = std::exp(dt * A), Bn = Param(kB, e, n);
+    const Complex gB = gbeta * (z - 1.0) / A;
+    const Complex gz_total = gz + gbeta * Bn / A;
+    const Complex gA = -gbeta * (z - 1.0) * Bn / (A * A) + gz_total * z * dt;
+    G(kC)[2 * i] += float(2.0 * gc.real());
+    G(kC)[2 * i + 1] += float(-2.0 * gc.imag());
+    G(kB)[2 * i] += float(2.0 * gB.real());
+    G(kB)[2 * i + 1] += float(-2.0 * gB.imag());
+    G(kARe)[i] += float(2.0 * (gA * -std::exp(double(P(kARe)[i]))).real());
+    G(kAIm)[i] += float(-2.0 * gA.imag());
+    return 2.0 * (gz_total * z * A).real();
   }
 
   int D_, E_, M_;
@@ -355,13 +457,15 @@ MIXLAB_REGISTER_MIXER(
     Entry<S4d, S4dOptions>(
         "s4d", MixerKind::kSequence,
         "S4D diagonal linear time-invariant state space (S4D-Lin / S4D-Real), trained by FFT convolution")
-        .Tests({.fd_eps = 1e-3f,
-                .exact_mixing_options = {{"mixing-groups", "65536"}},
-                .extra_cases = {
-                    {"s4d_naive_real",
-                     "none",
-                     {{"impl", "naive"}, {"init", "real"}, {"d-state", "6"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
-                    {"s4d_fft_lin", "none", {{"d-state", "8"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
-                }}));
+        .Tests(
+            {.fd_eps = 1e-3f,
+             .exact_mixing_options = {{"mixing-groups", "65536"}},
+             .extra_cases = {
+                 {"s4d_naive_real",
+                  "none",
+                  {{"impl", "naive"}, {"init", "real"}, {"d-state", "6"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+                 {"s4d_fft_lin", "none", {{"d-state", "8"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+                 {"s4d_scan_lin", "none", {{"impl", "scan"}, {"d-state", "8"}, {"dt-min", "0.05"}, {"dt-max", "0.5"}}},
+             }}));
 
 }  // namespace mixlab

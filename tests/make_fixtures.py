@@ -538,6 +538,15 @@ def main():
                                              "window": "4"}, "none", x, pos, params,
                lambda x, pos, p: routing(x, p, H, 1, 4))
 
+    # S4D trained by its recurrence (impl=scan) against the same kernel-and-convolution reference.
+    M = 3
+    x = torch.randn(B, T, D)
+    params = {"win": torch.randn(D, D) / math.sqrt(D), "log_dt": torch.log(0.05 + 0.4 * torch.rand(D)),
+              "a_re": torch.log(0.2 + torch.rand(D, M)), "a_im": 3 * torch.randn(D, M), "b": torch.randn(D, M, 2),
+              "c": torch.randn(D, M, 2) / math.sqrt(2), "d_skip": torch.randn(D), "wo": torch.randn(D, D) / math.sqrt(D)}
+    write_case("s4d_scan", "s4d", {"d-state": str(2 * M), "impl": "scan"}, "none", x, pos, params,
+               lambda x, pos, p: s4d(x, p))
+
 
 if __name__ == "__main__":
     main()
