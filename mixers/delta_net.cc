@@ -82,10 +82,8 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
   void InitCustomParams(uint64_t seed) override {
     if (!o_.gate) return;
     Rng rng(seed, 79);
-    for (int h = 0; h < H_; ++h) {
-      const double s = std::pow(0.99 + 0.009 * rng.Uniform(), double(o_.gate_temperature));  // sigmoid(bg) = alpha^tau
-      params_[kGateBias].value[h] = float(std::log(s / (1.0 - s)));
-    }
+    for (int h = 0; h < H_; ++h)
+      params_[kGateBias].value[h] = GateBiasForDecay(0.99 + 0.009 * rng.Uniform(), o_.gate_temperature);
   }
 
   void Mix(const float* x, const int32_t*, int B, int T, float* y, DeltaContext& c, const ForwardMode&) override {
@@ -215,7 +213,7 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       for (int64_t i = 0; i < N * H_; ++i) {
         const float z = c.gate_pre[i] + P(kGateBias)[i % H_];
         c.gate_pre[i] = z;
-        c.log_alpha[i] = (std::min(z, 0.0f) - std::log1p(std::exp(-std::abs(z)))) / o_.gate_temperature;
+        c.log_alpha[i] = LogSigmoid(z) / o_.gate_temperature;
       }
     }
     Normalize(c.q_raw.data(), c.q.data(), N);

@@ -79,11 +79,8 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
   void InitCustomParams(uint64_t seed) override {
     if (!gla_) return;
     Rng rng(seed, 77);
-    for (int i = 0; i < HD_; ++i) {
-      const double g = 0.99 + 0.009 * rng.Uniform();
-      const double s = std::pow(g, double(o_.gate_temperature));  // sigmoid(bg) = g^tau
-      params_[kGateBias].value[i] = float(std::log(s / (1.0 - s)));
-    }
+    for (int i = 0; i < HD_; ++i)
+      params_[kGateBias].value[i] = GateBiasForDecay(0.99 + 0.009 * rng.Uniform(), o_.gate_temperature);
   }
 
   void Mix(const float* x, const int32_t*, int B, int T, float* y, GlaContext& c, const ForwardMode&) override {
@@ -212,10 +209,10 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
     Buffer hidden(N * o_.gate_rank), pre(N * HD_);
     LinearForward(x, P(kGateDown), hidden.data(), N, D_, o_.gate_rank);
     LinearForward(hidden.data(), P(kGateUp), pre.data(), N, o_.gate_rank, HD_);
-    for (int64_t n = 0; n < N; ++n) {  // log sigmoid(z) = min(z, 0) - log1p(exp(-|z|)), stable and vectorised
+    for (int64_t n = 0; n < N; ++n) {
       Eigen::Map<Eigen::ArrayXf> z(pre.data() + n * HD_, HD_);
       z += Eigen::Map<const Eigen::ArrayXf>(P(kGateBias), HD_);
-      Eigen::Map<Eigen::ArrayXf>(a + n * HD_, HD_) = (z.min(0.0f) - (-z.abs()).exp().log1p()) / o_.gate_temperature;
+      Eigen::Map<Eigen::ArrayXf>(a + n * HD_, HD_) = LogSigmoid(z) / o_.gate_temperature;
     }
     if (ctx) {
       ctx->gate_hidden = std::move(hidden);

@@ -4,10 +4,18 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace mixlab {
 
 inline int HeadGroupOfRow(int64_t row, int64_t rows, int groups) { return int(row * groups / rows); }
+
+// How many of `rows` rows fall in each of `groups` groups (the channels each Mixing() map averages).
+inline std::vector<int64_t> HeadGroupSizes(int64_t rows, int groups) {
+  std::vector<int64_t> sizes(groups, 0);
+  for (int64_t r = 0; r < rows; ++r) ++sizes[HeadGroupOfRow(r, rows, groups)];
+  return sizes;
+}
 
 // Zeroes the rows of head `head` in a (rows, cols) projection: removes exactly that head's contribution.
 inline void ZeroHeadRows(float* w, int64_t rows, int64_t cols, int groups, int head) {

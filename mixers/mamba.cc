@@ -220,11 +220,11 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     const Buffer A = NegativeA();
     const int groups = Groups();
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
+    const std::vector<int64_t> sizes = HeadGroupSizes(E_, groups);
     Eigen::VectorXf v(N_);
     for (int e = 0; e < E_; ++e) {
       const int g = HeadGroupOfRow(e, E_, groups);
-      const int64_t size = (int64_t(g + 1) * E_ + groups - 1) / groups - (int64_t(g) * E_ + groups - 1) / groups;
-      const float scale = 1.0f / float(size);
+      const float scale = 1.0f / float(sizes[g]);
       for (int s = 0; s < T; ++s) {
         for (int n = 0; n < N_; ++n) v[n] = Discretized(c.dt[s * E_ + e], A[e * N_ + n]).second * Bm(c, s)[n];
         for (int t = s; t < T; ++t) {

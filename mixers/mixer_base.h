@@ -31,8 +31,9 @@ class DescribedMixer : public Base {
   virtual MixerDescription Cost(int T) const = 0;
 };
 
-template <class ContextT, class StateT>
-class SequenceMixer : public DescribedMixer<Mixer> {
+// Forward and Backward on the mixer's own context type (and Describe from Cost), over a Mixer base.
+template <class Base, class ContextT>
+class TypedContextMixer : public DescribedMixer<Base> {
  public:
   std::unique_ptr<MixerContext> NewContext() const final { return std::make_unique<ContextT>(); }
   void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& c,
@@ -40,6 +41,17 @@ class SequenceMixer : public DescribedMixer<Mixer> {
     Mix(x, positions, B, T, y, static_cast<ContextT&>(c), mode);
   }
   void Backward(MixerContext& c, const float* dy, float* dx) final { MixBackward(static_cast<ContextT&>(c), dy, dx); }
+
+ protected:
+  // The contract of Mixer::Forward / Backward on the mixer's own context type.
+  virtual void Mix(const float* x, const int32_t* positions, int B, int T, float* y, ContextT& c,
+                   const ForwardMode& mode) = 0;
+  virtual void MixBackward(ContextT& c, const float* dy, float* dx) = 0;
+};
+
+template <class ContextT, class StateT>
+class SequenceMixer : public TypedContextMixer<Mixer, ContextT> {
+ public:
   std::unique_ptr<MixerState> NewState(int B) const final {
     auto s = std::make_unique<StateT>();
     InitState(*s, B);
@@ -50,29 +62,13 @@ class SequenceMixer : public DescribedMixer<Mixer> {
   }
 
  protected:
-  // The contract of Mixer::Forward / Backward / NewState / Step, on the mixer's own context and state types.
-  virtual void Mix(const float* x, const int32_t* positions, int B, int T, float* y, ContextT& c,
-                   const ForwardMode& mode) = 0;
-  virtual void MixBackward(ContextT& c, const float* dy, float* dx) = 0;
+  // The contract of Mixer::NewState / Step on the mixer's own state type.
   virtual void InitState(StateT& s, int B) const = 0;
   virtual void MixStep(const float* x, const int32_t* positions, float* y, StateT& s) = 0;
 };
 
 // A channel mixer: Step is Forward on one token (ChannelMixerBase), so only the forward and backward are typed.
 template <class ContextT>
-class ChannelMixer : public DescribedMixer<ChannelMixerBase> {
- public:
-  std::unique_ptr<MixerContext> NewContext() const final { return std::make_unique<ContextT>(); }
-  void Forward(const float* x, const int32_t* positions, int B, int T, float* y, MixerContext& c,
-               const ForwardMode& mode) final {
-    Mix(x, positions, B, T, y, static_cast<ContextT&>(c), mode);
-  }
-  void Backward(MixerContext& c, const float* dy, float* dx) final { MixBackward(static_cast<ContextT&>(c), dy, dx); }
-
- protected:
-  virtual void Mix(const float* x, const int32_t* positions, int B, int T, float* y, ContextT& c,
-                   const ForwardMode& mode) = 0;
-  virtual void MixBackward(ContextT& c, const float* dy, float* dx) = 0;
-};
+class ChannelMixer : public TypedContextMixer<ChannelMixerBase, ContextT> {};
 
 }  // namespace mixlab

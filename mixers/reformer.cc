@@ -171,9 +171,7 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
   }
 
   MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
-    RowMatrix v(T, HD_);
-    LinearForward(x, P(kWv), v.data(), T, D_, HD_);
-    return {std::move(v), {}};
+    return ValuePath(x, P(kWv), T, D_, HD_);
   }
 
   MixerDescription Cost(int T) const override {

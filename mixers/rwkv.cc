@@ -157,9 +157,10 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     Mix(x, nullptr, 1, T, Buffer(int64_t(T) * D_).data(), c, ForwardMode{});
     const int groups = Groups();
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
+    const std::vector<int64_t> sizes = HeadGroupSizes(C_, groups);
     for (int ch = 0; ch < C_; ++ch) {
       const int g = HeadGroupOfRow(ch, C_, groups);
-      const float scale = 1.0f / float(GroupSize(g));
+      const float scale = 1.0f / float(sizes[g]);
       const float w = Decay(ch), u = P(kTimeFirst)[ch];
       for (int t = 0; t < T; ++t) {
         const int64_t at = int64_t(t) * C_ + ch;
@@ -188,11 +189,6 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
 
  private:
   int Groups() const { return std::min(o_.mixing_groups, C_); }
-  int64_t GroupSize(int g) const {
-    int64_t n = 0;
-    for (int ch = 0; ch < C_; ++ch) n += HeadGroupOfRow(ch, C_, Groups()) == g;
-    return n;
-  }
   float Decay(int ch) const { return -std::exp(P(kTimeDecay)[ch]); }  // w < 0
 
   // The shifted inputs and k, v, r of B sequences of T tokens; `first_prev` (B, D) the token before each (decoding).

@@ -26,6 +26,7 @@
 #include <unsupported/Eigen/FFT>
 
 #include "mixers/head_groups.h"
+#include "mixers/head_projections.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
@@ -68,42 +69,33 @@ struct S4dContext : MixerContext {
   std::vector<double> dk_parts;  // (B, E, T): dK per sequence, summed in a fixed order
 };
 
+// The discretised recurrence of one channel: z_n = exp(dt A_n), beta_n = (z_n - 1) / A_n B_n, and C_n.
+struct ChannelModes {
+  std::vector<Complex> z, beta, c;
+};
+
 struct S4dState : CopyableState<S4dState> {
   int B = 0;
   std::vector<Complex> h;           // (B, E, M)
-  std::vector<Complex> z, bbar, c;  // (E, M): the discretised recurrence, fixed for a decode (the weights are)
+  std::vector<ChannelModes> modes;  // per channel, fixed for a decode (the weights are)
 };
 
-// y[t] (+)= sum_{s<=t} k[t-s] u[s] for t < T, by FFT of length L >= 2T (no wrap-around).
-void FftConvolve(const double* k, const double* u, int T, double* y) {
+// The first T values of the linear convolution of a and b (each T long), or with `correlate` of a with b reversed:
+//   convolve:  out[t] = sum_{s<=t} a[t-s] b[s];   correlate:  out[l] = sum_{t>=l} a[t] b[t-l]
+// by FFT of length L >= 2T (no wrap-around).
+void FftProduct(const double* a, const double* b, int T, bool correlate, double* out) {
   int L = 1;
   while (L < 2 * T) L *= 2;
   Eigen::FFT<double> fft;
-  std::vector<double> a(L, 0.0), b(L, 0.0), out;
-  std::copy_n(k, T, a.begin());
-  std::copy_n(u, T, b.begin());
-  std::vector<Complex> fa, fb;
-  fft.fwd(fa, a);
-  fft.fwd(fb, b);
-  for (int i = 0; i < L; ++i) fa[i] *= fb[i];
-  fft.inv(out, fa);
-  std::copy_n(out.begin(), T, y);
-}
-
-// c[l] = sum_{t>=l} a[t] b[t-l] for l < T (the correlation backward needs twice), by FFT of length L >= 2T.
-void FftCorrelate(const double* a, const double* b, int T, double* c) {
-  int L = 1;
-  while (L < 2 * T) L *= 2;
-  Eigen::FFT<double> fft;
-  std::vector<double> pa(L, 0.0), pb(L, 0.0), out;
+  std::vector<double> pa(L, 0.0), pb(L, 0.0), result;
   std::copy_n(a, T, pa.begin());
   std::copy_n(b, T, pb.begin());
   std::vector<Complex> fa, fb;
   fft.fwd(fa, pa);
   fft.fwd(fb, pb);
-  for (int i = 0; i < L; ++i) fa[i] *= std::conj(fb[i]);
-  fft.inv(out, fa);
-  std::copy_n(out.begin(), T, c);
+  for (int i = 0; i < L; ++i) fa[i] *= correlate ? std::conj(fb[i]) : fb[i];
+  fft.inv(result, fa);
+  std::copy_n(result.begin(), T, out);
 }
 
 class S4d : public SequenceMixer<S4dContext, S4dState> {
@@ -217,19 +209,8 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   void InitState(S4dState& s, int B) const override {
     s.B = B;
     s.h.assign(int64_t(B) * E_ * M_, Complex(0, 0));
-    s.z.resize(int64_t(E_) * M_);
-    s.bbar.resize(s.z.size());
-    s.c.resize(s.z.size());
-    for (int e = 0; e < E_; ++e) {
-      const double dt = std::exp(double(P(kLogDt)[e]));
-      for (int n = 0; n < M_; ++n) {
-        const int64_t i = int64_t(e) * M_ + n;
-        const Complex A = Mode(e, n);
-        s.z[i] = std::exp(dt * A);
-        s.bbar[i] = (s.z[i] - 1.0) / A * Param(kB, e, n);
-        s.c[i] = Param(kC, e, n);
-      }
-    }
+    s.modes.clear();
+    for (int e = 0; e < E_; ++e) s.modes.push_back(Modes(e));
   }
 
   void MixStep(const float* x, const int32_t*, float* out, S4dState& s) override {
@@ -238,13 +219,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     for (int b = 0; b < s.B; ++b)
       for (int e = 0; e < E_; ++e) {
         const double ue = u[int64_t(b) * E_ + e];
-        Complex* h = s.h.data() + (int64_t(b) * E_ + e) * M_;
-        const int64_t i0 = int64_t(e) * M_;
-        double acc = 0;
-        for (int n = 0; n < M_; ++n) {
-          h[n] = s.z[i0 + n] * h[n] + s.bbar[i0 + n] * ue;
-          acc += 2.0 * (s.c[i0 + n] * h[n]).real();
-        }
+        const double acc = Advance(s.modes[e], s.h.data() + (int64_t(b) * E_ + e) * M_, ue);
         y[int64_t(b) * E_ + e] = float(acc + double(P(kDSkip)[e]) * ue);
       }
     LinearForward(y.data(), P(kWo), out, s.B, E_, D_);
@@ -254,8 +229,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   std::vector<RowMatrix> Mixing(const float*, const int32_t*, int T) override {
     const int groups = Groups();
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
-    std::vector<int64_t> sizes(groups, 0);
-    for (int e = 0; e < E_; ++e) ++sizes[HeadGroupOfRow(e, E_, groups)];
+    const std::vector<int64_t> sizes = HeadGroupSizes(E_, groups);
     std::vector<double> k(T);
     for (int e = 0; e < E_; ++e) {
       Kernel(e, T, k.data());
@@ -269,9 +243,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     return maps;
   }
   MixingValuePath MixingValues(const float* x, const int32_t*, int T) override {
-    RowMatrix u(T, E_);
-    LinearForward(x, P(kWin), u.data(), T, D_, E_);
-    return {std::move(u), {}};
+    return ValuePath(x, P(kWin), T, D_, E_);
   }
 
   MixerDescription Cost(int T) const override {
@@ -295,7 +267,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   }
 
   void Convolve(const double* k, const double* u, int T, double* y) const {
-    if (o_.impl == "fft") return FftConvolve(k, u, T, y);
+    if (o_.impl == "fft") return FftProduct(k, u, T, false, y);
     for (int t = 0; t < T; ++t) {
       double acc = 0;
       for (int s = 0; s <= t; ++s) acc += k[t - s] * u[s];
@@ -304,7 +276,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   }
   // c[l] = sum_{t>=l} a[t] b[t-l].
   void Correlate(const double* a, const double* b, int T, double* c) const {
-    if (o_.impl == "fft") return FftCorrelate(a, b, T, c);
+    if (o_.impl == "fft") return FftProduct(a, b, T, true, c);
     for (int l = 0; l < T; ++l) {
       double acc = 0;
       for (int t = l; t < T; ++t) acc += a[t] * b[t - l];
@@ -323,26 +295,38 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
     }
   }
 
+  ChannelModes Modes(int e) const {
+    const double dt = std::exp(double(P(kLogDt)[e]));
+    ChannelModes m;
+    for (int n = 0; n < M_; ++n) {
+      const Complex A = Mode(e, n), z = std::exp(dt * A);
+      m.z.push_back(z);
+      m.beta.push_back((z - 1.0) / A * Param(kB, e, n));
+      m.c.push_back(Param(kC, e, n));
+    }
+    return m;
+  }
+
+  // One token of one channel: h_n <- z_n h_n + beta_n u; returns sum_n 2 Re(C_n h_n).
+  double Advance(const ChannelModes& m, Complex* h, double u) const {
+    double acc = 0;
+    for (int n = 0; n < M_; ++n) {
+      h[n] = m.z[n] * h[n] + m.beta[n] * u;
+      acc += 2.0 * (m.c[n] * h[n]).real();
+    }
+    return acc;
+  }
+
   // The recurrence for sequence b, channel e: h_t = z h_{t-1} + beta u_t, y_t = 2 Re(C . h_t) + D u_t. Writes y into
   // the context and, when `states` is given, h_t (T x M) there.
   void ScanForward(S4dContext& c, int64_t b, int64_t e, std::vector<Complex>* states) const {
     const int64_t T = c.T;
-    const double dt = std::exp(double(P(kLogDt)[e]));
-    std::vector<Complex> z(M_), beta(M_), cn(M_), h(M_, Complex(0, 0));
-    for (int n = 0; n < M_; ++n) {
-      const Complex A = Mode(int(e), n);
-      z[n] = std::exp(dt * A);
-      beta[n] = (z[n] - 1.0) / A * Param(kB, int(e), n);
-      cn[n] = Param(kC, int(e), n);
-    }
+    const ChannelModes modes = Modes(int(e));
+    std::vector<Complex> h(M_, Complex(0, 0));
     if (states) states->resize(T * M_);
     for (int64_t t = 0; t < T; ++t) {
       const double u = c.u[(b * T + t) * E_ + e];
-      double acc = 0;
-      for (int n = 0; n < M_; ++n) {
-        h[n] = z[n] * h[n] + beta[n] * u;
-        acc += 2.0 * (cn[n] * h[n]).real();
-      }
+      const double acc = Advance(modes, h.data(), u);
       if (states) std::copy(h.begin(), h.end(), states->begin() + t * M_);
       c.y[(b * T + t) * E_ + e] = float(acc + double(P(kDSkip)[e]) * u);
     }
@@ -360,14 +344,9 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
       const int64_t b = be / E_, e = be % E_;
       std::vector<Complex> hs;
       ScanForward(c, b, e, &hs);
-      const double dt = std::exp(double(P(kLogDt)[e]));
-      std::vector<Complex> z(M_), beta(M_), cn(M_), lambda(M_, Complex(0, 0));
-      for (int n = 0; n < M_; ++n) {
-        const Complex A = Mode(int(e), n);
-        z[n] = std::exp(dt * A);
-        beta[n] = (z[n] - 1.0) / A * Param(kB, int(e), n);
-        cn[n] = Param(kC, int(e), n);
-      }
+      const ChannelModes modes = Modes(int(e));
+      const std::vector<Complex>&z = modes.z, &beta = modes.beta, &cn = modes.c;
+      std::vector<Complex> lambda(M_, Complex(0, 0));
       Complex* Gz = gz.data() + be * M_;
       Complex* Gb = gbeta.data() + be * M_;
       Complex* Gc = gc.data() + be * M_;
