@@ -75,6 +75,11 @@ struct ForwardMode {
   uint64_t dropout_seed = 0;  // changes every step; dropout masks are a pure function of (seed, indices)
   int64_t step = 0;           // training step (Performer redraws its random features from it)
   bool inference = false;     // no Backward follows: a mixer may keep nothing for it (Mamba then runs in windows)
+  // A micro-batch of a larger batch (--grad-accum, data-parallel ranks): the index of its first sequence in the batch
+  // (dropout masks are a function of the batch-wide sequence index, so they match the whole batch's) and its share of
+  // the batch's auxiliary losses (MoE's load-balancing and z losses, computed per micro-batch and weighted by it).
+  int64_t first_sequence = 0;
+  float aux_weight = 1.0f;
 };
 
 struct MixerDescription {

@@ -61,6 +61,7 @@ struct MoeContext : MixerContext {
   std::vector<double> load;                     // f_e: fraction of assignments per expert
   int64_t dropped = 0;
   double aux = 0, z = 0, entropy = 0;
+  float aux_weight = 1;  // ForwardMode::aux_weight: this micro-batch's share of the batch's auxiliary losses
 };
 
 class Moe : public ChannelMixer<MoeContext> {
@@ -81,6 +82,7 @@ class Moe : public ChannelMixer<MoeContext> {
     last_ = &c;
     const int64_t N = int64_t(B) * T;
     c.N = N;
+    c.aux_weight = mode.aux_weight;
     c.x.assign(x, x + N * D_);
     c.logits.resize(N * E_);
     c.probs.resize(N * E_);
@@ -147,17 +149,19 @@ class Moe : public ChannelMixer<MoeContext> {
       } else {
         for (int e : chosen) dp[e] += dgate[t * E_ + e];
       }
-      for (int e = 0; e < E_; ++e) dp[e] += o_.aux_coef * float(E_) * float(c.load[e]) / float(N);
+      for (int e = 0; e < E_; ++e) dp[e] += c.aux_weight * o_.aux_coef * float(E_) * float(c.load[e]) / float(N);
     }
     SoftmaxBackward(c.probs.data(), dprobs.data(), dlogits.data(), N, E_);
     if (o_.z_coef > 0)
       for (int64_t t = 0; t < N; ++t)
         for (int e = 0; e < E_; ++e)
-          dlogits[t * E_ + e] += o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
+          dlogits[t * E_ + e] += c.aux_weight * o_.z_coef * 2.0f * c.lse[t] / float(N) * c.probs[t * E_ + e];
     LinearBackward(c.x.data(), P(kRouter), dlogits.data(), dx, G(kRouter), N, D_, E_, true);
   }
 
-  float AuxLoss() const override { return last_ ? float(o_.aux_coef * last_->aux + o_.z_coef * last_->z) : 0.0f; }
+  float AuxLoss() const override {
+    return last_ ? last_->aux_weight * float(o_.aux_coef * last_->aux + o_.z_coef * last_->z) : 0.0f;
+  }
 
   std::map<std::string, double> Stats() const override {
     std::map<std::string, double> s;

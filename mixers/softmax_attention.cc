@@ -93,10 +93,11 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 struct DropoutMask {
   float p = 0;
   uint64_t seed = 0;
+  int64_t bh_offset = 0;  // first_sequence * H: bh counts (sequence, head) pairs across the whole batch
   bool active() const { return p > 0; }
   float operator()(int64_t bh, int64_t i, int64_t j) const {
-    const uint64_t h =
-        SplitMix64(seed ^ SplitMix64(uint64_t(bh) * 0x100000001b3ULL ^ SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
+    const uint64_t h = SplitMix64(seed ^ SplitMix64(uint64_t(bh + bh_offset) * 0x100000001b3ULL ^
+                                                    SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
     const float u = float(h >> 40) * (1.0f / 16777216.0f);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
   }
@@ -159,7 +160,7 @@ class SoftmaxAttention : public SequenceMixer<AttentionContext, KVCache> {
     c.v.resize(N * HD_);
     c.o.resize(N * HD_);
     c.lse.resize(int64_t(B) * H_ * T);
-    c.dropout = DropoutMask{mode.training ? opts_.dropout : 0.0f, mode.dropout_seed};
+    c.dropout = DropoutMask{mode.training ? opts_.dropout : 0.0f, mode.dropout_seed, mode.first_sequence * H_};
     Project(x, positions, N, c.q.data(), c.k.data(), c.v.data());
     pattern_.Prepare(T);
 #pragma omp parallel for schedule(dynamic, 1)

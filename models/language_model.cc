@@ -233,11 +233,12 @@ void LanguageModel::Forward(const int32_t* tokens, int B, int T, const ForwardMo
   else Head(h, logits_.data(), N);
 }
 
-float LanguageModel::Loss(const int32_t* targets, const float* mask) {
+float LanguageModel::Loss(const int32_t* targets, const float* mask, float normalizer) {
   const int64_t N = int64_t(B_) * T_;
   targets_.assign(targets, targets + N);
   mask_.assign(mask, mask + N);
-  last_ce_ = CrossEntropyForward(logits_.data(), targets, mask, probs_.data(), N, config_.vocab);
+  loss_normalizer_ = normalizer;
+  last_ce_ = CrossEntropyForward(logits_.data(), targets, mask, probs_.data(), N, config_.vocab, normalizer);
   last_aux_ = 0;
   for (auto& l : layers_) last_aux_ += l.mixer->AuxLoss() + l.channel->AuxLoss();
   return last_ce_ + last_aux_;
@@ -246,7 +247,7 @@ float LanguageModel::Loss(const int32_t* targets, const float* mask) {
 void LanguageModel::Backward() {
   const int64_t N = int64_t(B_) * T_, ND = N * config_.d_model;
   const int D = config_.d_model, V = config_.vocab;
-  CrossEntropyBackward(probs_.data(), targets_.data(), mask_.data(), dlogits_.data(), N, V);
+  CrossEntropyBackward(probs_.data(), targets_.data(), mask_.data(), dlogits_.data(), N, V, loss_normalizer_);
   const float* h = pre_norm_ ? final_out_.data() : resid_.back().data();
   // dh (N, D): gradient w.r.t. the head input
   if (decoder_) {

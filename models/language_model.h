@@ -30,8 +30,10 @@ class LanguageModel {
 
   // tokens (B, T); positions are 0..T-1. Keeps activations for Backward.
   void Forward(const int32_t* tokens, int B, int T, const ForwardMode& mode = {});
-  // After Forward: mean masked cross-entropy over (B, T) plus the mixers' auxiliary losses.
-  float Loss(const int32_t* targets, const float* mask);
+  // After Forward: mean masked cross-entropy over (B, T) plus the mixers' auxiliary losses. A micro-batch of a larger
+  // batch passes the whole batch's MaskTotal as `normalizer` (its loss and gradient are then its share of the batch's)
+  // and its share of the auxiliary losses in ForwardMode::aux_weight.
+  float Loss(const int32_t* targets, const float* mask, float normalizer = 0);
   // After Loss: accumulates every parameter gradient.
   void Backward();
 
@@ -109,7 +111,7 @@ class LanguageModel {
   Buffer mask_;
   std::vector<Buffer> resid_;  // n_layers + 1 streams of (N, D)
   Buffer final_out_, logits_, probs_, dlogits_, dh_, dx_, dtmp_, dtmp2_;
-  float last_ce_ = 0, last_aux_ = 0;
+  float last_ce_ = 0, last_aux_ = 0, loss_normalizer_ = 0;
 };
 
 }  // namespace mixlab

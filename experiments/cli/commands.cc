@@ -72,8 +72,11 @@ int TrainCommand(int argc, char** argv) {
   ParsedFlags flags;
   if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return 0;
   RunSpec spec = BuildRunSpec(train, model, flags, true);
-  TrainHooks hooks{.progress_prefix = spec.train.task + " " + spec.model.Summary(), .resume = control.resume};
+  const Communicator& world = Communicator::World();  // data-parallel over the ranks under mpirun
+  TrainHooks hooks{
+      .progress_prefix = spec.train.task + " " + spec.model.Summary(), .resume = control.resume, .comm = &world};
   TrainResult r = Train(spec, hooks);
+  if (!world.root()) return r.diverged ? 3 : 0;  // rank 0 reports
   if (r.resumed_from > 0) std::printf("resumed from step %d\n", r.resumed_from);
   std::printf("run %s: %d steps, %.0f tokens/s (%.0f after the first step), %ld parameters, peak memory %.0f MB\n",
               r.run_dir.c_str(), r.steps_done, r.tokens_per_second, r.warm_tokens_per_second, long(r.params),

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "experiments/cli/commands.h"
+#include "experiments/run/communicator.h"
 #include "experiments/run/provenance.h"
 #include "mixers/ops/usage_error.h"
 
@@ -23,6 +24,44 @@ constexpr const char* kUsage =
     "  list      every mixer and task with its options and defaults\n";
 }
 
+namespace {
+
+// Runs the command; an error becomes one line on stderr and a non-zero code (and, under mpirun, the end of every rank:
+// no rank is left waiting in a collective for one that failed).
+int Run(int argc, char** argv) {
+  const std::string command = argv[1];
+  const auto& world = mixlab::Communicator::World();
+  std::string error;
+  int code = 2;
+  try {
+    if (world.distributed() && command != "train" && command != "compare")
+      throw mixlab::UsageError("runs in one process; under mpirun only train (data-parallel) and compare (runs spread "
+                               "over the ranks) are supported; start it without mpirun");
+    if (command == "train") return mixlab::TrainCommand(argc - 1, argv + 1);
+    if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
+    if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
+    if (command == "analyze") return mixlab::AnalyzeCommand(argc - 1, argv + 1);
+    if (command == "generate") return mixlab::GenerateCommand(argc - 1, argv + 1);
+    if (command == "probe") return mixlab::ProbeCommand(argc - 1, argv + 1);
+    if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
+    error = "mixlab: unknown command '" + command + "'; allowed: train, eval, compare, analyze, generate, probe, list";
+  } catch (const mixlab::UsageError& e) {
+    error = "mixlab " + command + ": " + e.what();
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refused, named with its reason
+    error = "mixlab " + command + ": cannot use '" + e.path1().string() + "': " + e.code().message();
+  } catch (const std::bad_alloc&) {
+    error = "mixlab " + command + ": out of memory; reduce --batch, the lengths, --d-model or the number of layers";
+  } catch (const std::exception& e) {
+    error = "mixlab " + command + ": internal error: " + e.what();
+    code = 1;
+  }
+  if (world.distributed()) world.FailAll(error, code);
+  std::cerr << error << "\n";
+  return code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr
@@ -38,30 +77,8 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  const std::string command = argv[1];
-  try {
-    if (command == "train") return mixlab::TrainCommand(argc - 1, argv + 1);
-    if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
-    if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);
-    if (command == "analyze") return mixlab::AnalyzeCommand(argc - 1, argv + 1);
-    if (command == "generate") return mixlab::GenerateCommand(argc - 1, argv + 1);
-    if (command == "probe") return mixlab::ProbeCommand(argc - 1, argv + 1);
-    if (command == "list") return mixlab::ListCommand(argc - 1, argv + 1);
-    std::cerr << "mixlab: unknown command '" << command
-              << "'; allowed: train, eval, compare, analyze, generate, probe, list\n";
-    return 2;
-  } catch (const mixlab::UsageError& e) {
-    std::cerr << "mixlab " << command << ": " << e.what() << "\n";
-    return 2;
-  } catch (const std::filesystem::filesystem_error& e) {  // a path the OS refused, named with its reason
-    std::cerr << "mixlab " << command << ": cannot use '" << e.path1().string() << "': " << e.code().message() << "\n";
-    return 2;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "mixlab " << command
-              << ": out of memory; reduce --batch, the lengths, --d-model or the number of layers\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "mixlab " << command << ": internal error: " << e.what() << "\n";
-    return 1;
-  }
+  mixlab::Communicator::InitializeWorld(&argc, &argv);
+  const int code = Run(argc, argv);
+  mixlab::Communicator::FinalizeWorld();
+  return code;
 }

@@ -5,6 +5,7 @@
 // seeded stream until they hold at least `answers` scored positions. The batch size only chunks that set, so `train`'s
 // final test, `eval` and `analyze` score the same sequences whenever they ask for the same number of answers.
 #pragma once
+#include "experiments/run/communicator.h"
 #include "experiments/tasks/task.h"
 #include "models/language_model.h"
 
@@ -34,8 +35,9 @@ int EvalBatchSize(int batch, int train_len, int length);
 Rng SplitRng(uint64_t seed, Split split, int length);
 
 // Scores the fixed set of at least `answers` answers of `split` at `length` (see above), in batches of `batch`
-// sequences.
+// sequences. Over several ranks, every rank draws the whole set and scores the batches i with i % ranks == rank; the
+// counts are summed and the loss added in batch order, so every rank gets the single process's result, bit for bit.
 EvalResult Evaluate(LanguageModel& model, const Task& task, int length, int64_t answers, int batch, uint64_t seed,
-                    Split split);
+                    Split split, const Communicator& comm = Communicator::Single());
 
 }  // namespace mixlab

@@ -56,10 +56,10 @@ int ParseStep(const std::map<std::string, std::string>& meta, const std::string&
 namespace {
 
 // Training settings a resume may change: none alters the computation up to the checkpoint. (--steps stretches the
-// learning-rate schedule from the checkpoint on; --threads changes float rounding, so bit-exactness needs the same
-// count.)
+// learning-rate schedule from the checkpoint on; --threads and --grad-accum change float rounding, so bit-exactness
+// needs the same counts.)
 const std::set<std::string> kResumableSettings = {
-    "steps",     "eval-lens",      "out",         "threads",      "eval-every",
+    "steps",     "eval-lens",      "out",         "threads",      "eval-every", "grad-accum",
     "log-every", "snapshot-every", "val-answers", "test-answers", "eval-sweep"};
 
 // "train.lr" -> value, for every leaf of a run config.
@@ -94,8 +94,8 @@ void CheckResumable(const nlohmann::json& saved, const nlohmann::json& now, int 
     std::cerr << "mixlab: resuming " << run_dir << " from step " << step << " with " << change
               << (change.rfind("--steps", 0) == 0
                       ? " (the learning-rate schedule continues as if this many steps had been asked from the start)"
-                  : change.rfind("--threads", 0) == 0
-                      ? " (float rounding follows the thread count: bit-exact only with the old one)"
+                  : change.rfind("--threads", 0) == 0 || change.rfind("--grad-accum", 0) == 0
+                      ? " (float rounding follows the thread and micro-batch counts: bit-exact only with the old ones)"
                       : "")
               << "\n";
 }

@@ -16,6 +16,7 @@ struct TrainOptions : Options {
   std::vector<int> eval_lens = {64, 128, 256};
   int steps = 1000;
   int batch = 32;
+  int grad_accum = 1;
   float lr = 3e-3f;
   int warmup = 50;
   float weight_decay = 0.1f;
@@ -36,7 +37,11 @@ struct TrainOptions : Options {
     v.Int("train-len", train_len, "training sequence length", 2, 1 << 24);
     v.IntList("eval-lens", eval_lens, "evaluation sequence lengths, comma-separated", 2, 1 << 24);
     v.Int("steps", steps, "optimizer steps", 1, 100000000);
-    v.Int("batch", batch, "sequences per step", 1, 1 << 20);
+    v.Int("batch", batch, "sequences per step (over all ranks under mpirun)", 1, 1 << 20);
+    v.Int("grad-accum", grad_accum,
+          "micro-batches per step and rank, their gradients summed in a fixed order (--batch must divide by ranks x "
+          "grad-accum)",
+          1, 1 << 20);
     v.Float("lr", lr, "peak learning rate", 0.0f, 10.0f);
     v.Int("warmup", warmup, "linear warmup steps", 0, 100000000);
     v.Float("weight-decay", weight_decay, "AdamW decoupled weight decay (matrices only)", 0.0f, 10.0f);

@@ -14,6 +14,7 @@
 #include "experiments/run/memory_check.h"
 #include "experiments/run/provenance.h"
 #include "experiments/run/run_resume.h"
+#include "mixers/ops/ops.h"
 #include "mixers/ops/usage_error.h"
 #include "models/adamw.h"
 #include "models/checkpoint.h"
@@ -148,6 +149,7 @@ nlohmann::json TrainResult::ToJson() const {
           {"peak_rss_mb", peak_rss_mb},
           {"peak_rss_per_run", peak_rss_per_run},
           {"load_average", load_average},
+          {"ranks", ranks},
           {"provenance", Provenance(threads)},
           {"test", EvalJson(test)},
           {"validation", EvalJson(validation)},
@@ -171,6 +173,7 @@ TrainResult TrainResult::FromJson(const nlohmann::json& j) {
   r.peak_rss_mb = j.value("peak_rss_mb", 0.0);
   r.peak_rss_per_run = j.value("peak_rss_per_run", true);
   r.load_average = j.value("load_average", -1.0);
+  r.ranks = j.value("ranks", 1);
   r.test = EvalsFromJson(j.at("test"));
   r.validation = EvalsFromJson(j.at("validation"));
   for (const auto& [value, evals] : j.at("sweep").items()) r.sweep.push_back({value, EvalsFromJson(evals)});
@@ -207,22 +210,36 @@ namespace {
 // One training run, one concern per method: Resume (weights, moments, data stream and metrics from the last
 // checkpoint), Step (forward, loss, finiteness, backward, AdamW), Log, Validate, Save (the checkpoint pair), Snapshot,
 // and Finish (figures, test, sweep, results.json).
+//
+// Data-parallel over R ranks with K = --grad-accum: every rank draws the step's whole batch from the same seeded stream
+// and trains on its shard, the micro-batches rank * K .. rank * K + K - 1 of the R * K equal ones. Each micro-batch's
+// gradient is computed from zero and added to the previous ones in order; the ranks' sums are added in rank order
+// (Communicator::SumInRankOrder). So R ranks and R micro-batches in one process give the same bits. Everything after
+// the reduction (finiteness, clipping, AdamW, schedule) is then identical on every rank; rank 0 alone writes files.
 class TrainingRun {
  public:
   TrainingRun(RunSpec& spec, const TrainHooks& hooks)
       : spec_(spec),
         o_(spec.train),
         hooks_(hooks),
+        comm_(hooks.comm ? *hooks.comm : Communicator::Single()),
         task_(MakeTask(o_.task, spec.task_options)),
         spec_json_(spec.ToJson()) {
     ValidateRun(spec, *task_);
+    micro_batches_ = comm_.size() * o_.grad_accum;
+    if (o_.batch % micro_batches_ != 0)
+      throw UsageError("--batch " + std::to_string(o_.batch) + " does not divide into " +
+                       std::to_string(comm_.size()) + " rank(s) x --grad-accum " + std::to_string(o_.grad_accum) +
+                       " micro-batches; give a --batch that is a multiple of " + std::to_string(micro_batches_));
     omp_set_num_threads(o_.threads);
     result_.run_dir = o_.out.empty() ? "runs/" + spec.DefaultRunName() : o_.out;
     CheckMemory(spec);
     ResetPeakResidentMemory(&result_.peak_rss_per_run);
     result_.threads = o_.threads;
-    CreateDirectories(result_.run_dir);
-    lock_ = std::make_unique<DirectoryLock>(result_.run_dir);
+    if (comm_.root()) {
+      CreateDirectories(result_.run_dir);
+      lock_ = std::make_unique<DirectoryLock>(result_.run_dir);
+    }
     ckpt_ = result_.run_dir + "/model.safetensors";
     metrics_file_ = result_.run_dir + "/metrics.jsonl";
     model_ = std::make_unique<LanguageModel>(spec.model);
@@ -233,17 +250,18 @@ class TrainingRun {
   }
 
   TrainResult Run() {
-    if (hooks_.resume) Resume();
-    OpenMetrics();
-    tty_ = !hooks_.quiet && isatty(fileno(stderr));
+    if (hooks_.resume && comm_.root()) Resume();
+    ShareStartingPoint();
+    if (comm_.root()) OpenMetrics();
+    tty_ = !quiet() && isatty(fileno(stderr));
     start_ = Clock::now();
-    if (o_.snapshot_every > 0 && first_step_ == 0) Snapshot(0);
+    if (o_.snapshot_every > 0 && first_step_ == 0 && comm_.root()) Snapshot(0);
     const double train_time_before = train_time_;  // a resumed run's earlier seconds
     for (int step = first_step_; step < o_.steps; ++step) {
       if (!Step(step)) break;
       const bool last = step + 1 == o_.steps;
-      if ((step + 1) % o_.log_every == 0 || last) Log(step);
-      if (o_.snapshot_every > 0 && (step + 1) % o_.snapshot_every == 0) Snapshot(step + 1);
+      if (((step + 1) % o_.log_every == 0 || last) && comm_.root()) Log(step);
+      if (o_.snapshot_every > 0 && (step + 1) % o_.snapshot_every == 0 && comm_.root()) Snapshot(step + 1);
       if ((o_.eval_every > 0 && (step + 1) % o_.eval_every == 0) || last) ValidateAndSave(step + 1);
     }
     if (tty_) std::cerr << "\n";
@@ -282,7 +300,6 @@ class TrainingRun {
                          std::to_string(first_step_));
       train_time_ = ParseDouble(opt_meta, "train_seconds", optimizer_file);
       loss_sum_ = ParseDouble(opt_meta, "loss_sum", optimizer_file);
-      for (int s = 0; s < first_step_; ++s) task_->Sample(o_.batch, o_.train_len, data_, Split::kTrain);
       const MetricsSoFar so_far = ReadMetrics(metrics_file_, first_step_, o_.train_len);
       kept_metrics_ = so_far.lines;
       result_.steps_to_99 = so_far.steps_to_99;
@@ -298,6 +315,30 @@ class TrainingRun {
     }
   }
 
+  // Rank 0's starting point (fresh or resumed: weights, moments, step, running figures) on every rank, and the data
+  // stream advanced to the first step.
+  void ShareStartingPoint() {
+    if (comm_.distributed()) {
+      ParamStore& store = model_->params();
+      comm_.Broadcast(store.values(), store.size());
+      comm_.Broadcast(optimizer_->first_moment().data(), int64_t(optimizer_->first_moment().size()));
+      comm_.Broadcast(optimizer_->second_moment().data(), int64_t(optimizer_->second_moment().size()));
+      double figures[] = {double(first_step_), train_time_, loss_sum_, double(result_.steps_to_99),
+                          double(have_checkpoint_)};
+      comm_.Broadcast(figures, 5);
+      first_step_ = int(figures[0]);
+      train_time_ = figures[1];
+      loss_sum_ = figures[2];
+      result_.steps_to_99 = int(figures[3]);
+      have_checkpoint_ = figures[4] != 0;
+      result_.resumed_from = result_.steps_done = first_step_;
+      if (!comm_.root() && first_step_ > 0) model_->RestoreTrainedSteps(first_step_);
+    }
+    for (int s = 0; s < first_step_; ++s) task_->Sample(o_.batch, o_.train_len, data_, Split::kTrain);
+  }
+
+  bool quiet() const { return hooks_.quiet || !comm_.root(); }
+
   void OpenMetrics() {
     WriteFileAtomic(result_.run_dir + "/config.json", spec_json_.dump(2) + "\n");
     if (first_step_ > 0) {  // the lines up to the checkpoint, replaced atomically: a crash here loses nothing
@@ -308,24 +349,67 @@ class TrainingRun {
     metrics_ = std::make_unique<AppendFile>(metrics_file_, first_step_ == 0);
   }
 
+  // Why the loss is not finite: the first non-finite parameter, else where the last forward first produced NaN/Inf.
+  std::string NonFiniteLoss(const Batch& micro) const {
+    const std::string tensor = FirstNonFinite(model_->params(), model_->params().values());
+    return "non-finite loss" + (tensor.empty() ? " (all parameters finite; first non-finite activation: " +
+                                                     FirstNonFiniteActivation(*model_, micro.B, micro.T) + ")"
+                                               : " (parameter " + tensor + " is non-finite)");
+  }
+
+  // Forward, loss and backward of this rank's micro-batches; the parameter gradients end up holding the sum over every
+  // rank's micro-batches. Returns the step's loss (the same on every rank); *bad explains a non-finite loss.
+  float ForwardBackward(const Batch& batch, int step, std::string* bad) {
+    LanguageModel& model = *model_;
+    ParamStore& store = model.params();
+    ForwardMode mode{true, uint64_t(o_.seed) * 7919ULL + step, step};
+    if (micro_batches_ == 1) {  // the whole batch at once
+      store.ZeroGrad();
+      model.Forward(batch.tokens.data(), batch.B, batch.T, mode);
+      const float loss = model.Loss(batch.targets.data(), batch.mask.data());
+      if (std::isfinite(loss)) model.Backward();
+      else *bad = NonFiniteLoss(batch);
+      return loss;
+    }
+    const int per_micro = batch.B / micro_batches_;
+    const float normalizer = MaskTotal(batch.mask.data(), int64_t(batch.mask.size()));
+    float loss = 0;
+    for (int k = 0; k < o_.grad_accum; ++k) {
+      const int first = (comm_.rank() * o_.grad_accum + k) * per_micro;
+      const Batch micro = batch.Sequences(first, per_micro);
+      mode.first_sequence = first;
+      mode.aux_weight = float(per_micro) / float(batch.B);
+      store.ZeroGrad();
+      model.Forward(micro.tokens.data(), micro.B, micro.T, mode);
+      const float part = model.Loss(micro.targets.data(), micro.mask.data(), normalizer);
+      loss = k == 0 ? part : loss + part;
+      if (std::isfinite(part)) model.Backward();
+      else if (bad->empty()) *bad = NonFiniteLoss(micro) + " in micro-batch " + std::to_string(first / per_micro);
+      if (o_.grad_accum == 1) break;
+      if (k == 0) accumulated_.assign(store.grads(), store.grads() + store.size());
+      else
+        for (int64_t i = 0; i < store.size(); ++i) accumulated_[i] += store.grads()[i];
+    }
+    if (o_.grad_accum > 1) std::copy(accumulated_.begin(), accumulated_.end(), store.grads());
+    comm_.SumInRankOrder(store.grads(), store.size());
+    // The step's loss: the ranks' sums added in rank order, as one process adds its micro-batches.
+    const std::vector<double> per_rank = comm_.Gather(double(loss));
+    loss = float(per_rank[0]);
+    for (size_t r = 1; r < per_rank.size(); ++r) loss += float(per_rank[r]);
+    if (!std::isfinite(loss) && bad->empty()) *bad = "non-finite loss on another rank's shard";
+    return loss;
+  }
+
   // One optimizer step; false (and the run marked diverged) when the loss or a gradient is not finite.
   bool Step(int step) {
     Batch batch = task_->Sample(o_.batch, o_.train_len, data_, Split::kTrain);
     const auto t0 = Clock::now();
     LanguageModel& model = *model_;
-    model.params().ZeroGrad();
-    model.Forward(batch.tokens.data(), batch.B, batch.T, ForwardMode{true, uint64_t(o_.seed) * 7919ULL + step, step});
-    const float loss = model.Loss(batch.targets.data(), batch.mask.data());
     std::string bad;
+    const float loss = ForwardBackward(batch, step, &bad);
     grad_norm_ = 0;
-    if (!std::isfinite(loss)) {
-      const std::string tensor = FirstNonFinite(model.params(), model.params().values());
-      bad = "non-finite loss" + (tensor.empty() ? " (all parameters finite; first non-finite activation: " +
-                                                      FirstNonFiniteActivation(model, batch.B, batch.T) + ")"
-                                                : " (parameter " + tensor + " is non-finite)");
-    }
-    if (bad.empty()) {
-      model.Backward();
+    if (!std::isfinite(loss) && bad.empty()) bad = "non-finite loss";
+    if (std::isfinite(loss)) {
       // The norm is finite exactly when every gradient is; only then is the per-tensor scan skipped.
       grad_norm_ = GradientNorm(model.params().grads(), model.params().size());
       if (!std::isfinite(grad_norm_))
@@ -334,8 +418,8 @@ class TrainingRun {
     if (!bad.empty()) {
       result_.diverged = true;
       result_.divergence = "step " + std::to_string(step) + ": " + bad;
-      metrics_->WriteLine(nlohmann::json{{"step", step}, {"diverged", result_.divergence}}.dump());
-      if (!hooks_.quiet)
+      if (comm_.root()) metrics_->WriteLine(nlohmann::json{{"step", step}, {"diverged", result_.divergence}}.dump());
+      if (!quiet())
         std::cerr << (tty_ ? "\n" : "") << hooks_.progress_prefix << " stopped: " << result_.divergence
                   << (have_checkpoint_ ? "; last good checkpoint kept at " + ckpt_
                                        : "; no checkpoint was written before it")
@@ -387,9 +471,9 @@ class TrainingRun {
     std::vector<EvalResult> evals;
     for (int T : o_.eval_lens)
       evals.push_back(Evaluate(*model_, *task_, T, o_.val_answers, EvalBatchSize(o_.batch, o_.train_len, T),
-                               uint64_t(o_.seed), Split::kValidation));
+                               uint64_t(o_.seed), Split::kValidation, comm_));
     result_.validation = evals;
-    if (record) metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
+    if (record && comm_.root()) metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
     for (const auto& e : evals)
       if (e.length == o_.train_len && e.accuracy >= 0.99 && result_.steps_to_99 < 0) result_.steps_to_99 = step;
     return evals;
@@ -399,8 +483,9 @@ class TrainingRun {
     const auto evals = Validate(step, true);
     bool finite = true;
     for (const auto& e : evals) finite &= std::isfinite(e.loss);
-    if (finite) Save(step);  // a checkpoint is only ever replaced by a good one
-    if (!hooks_.quiet && !tty_) {
+    if (finite && comm_.root()) Save(step);  // a checkpoint is only ever replaced by a good one
+    if (finite) have_checkpoint_ = true;
+    if (!quiet() && !tty_) {
       std::string s = hooks_.progress_prefix + " validation @" + std::to_string(step) + ":";
       for (const auto& e : evals)
         s += " T=" + std::to_string(e.length) + " acc " + std::to_string(e.accuracy).substr(0, 5);
@@ -434,7 +519,7 @@ class TrainingRun {
     for (int T : o_.eval_lens)
       if (CanGenerate(t, T))  // a swept value may not fit every length (MQAR's pairs); its row skips that length
         evals.push_back(Evaluate(*model_, t, T, o_.test_answers, EvalBatchSize(o_.batch, o_.train_len, T),
-                                 uint64_t(o_.seed), Split::kTest));
+                                 uint64_t(o_.seed), Split::kTest, comm_));
     return evals;
   }
 
@@ -451,7 +536,7 @@ class TrainingRun {
     if (!result_.diverged) {
       if (result_.validation.empty())
         Validate(result_.steps_done, false);  // a finished run resumed: already in the metrics
-      if (!hooks_.quiet)
+      if (!quiet())
         std::cerr << hooks_.progress_prefix << " testing at " << o_.eval_lens.size() << " length(s), "
                   << o_.test_answers << " answers each\n";
       result_.test = Test(*task_);
@@ -465,6 +550,8 @@ class TrainingRun {
       }
     }
     result_.peak_rss_mb = PeakResidentMemoryMb();
+    result_.ranks = comm_.size();
+    if (!comm_.root()) return;
     if (result_.steps_done == first_step_ && first_step_ > 0)
       KeepTrainingFigures(result_.run_dir + "/results.json", result_);
     WriteFileAtomic(result_.run_dir + "/results.json", result_.ToJson().dump(2) + "\n");
@@ -473,6 +560,8 @@ class TrainingRun {
   RunSpec& spec_;
   const TrainOptions& o_;
   const TrainHooks& hooks_;
+  const Communicator& comm_;
+  int micro_batches_ = 1;  // ranks x --grad-accum
   std::unique_ptr<Task> task_;
   const nlohmann::json spec_json_;
   TrainResult result_;
@@ -483,6 +572,7 @@ class TrainingRun {
   Rng data_{0};
   std::unique_ptr<AppendFile> metrics_;
   std::vector<std::string> kept_metrics_;
+  std::vector<float> accumulated_;  // --grad-accum: the sum of this rank's micro-batch gradients so far
   int first_step_ = 0;
   bool have_checkpoint_ = false;  // a good checkpoint exists in the run directory (written or resumed from)
   bool tty_ = false;

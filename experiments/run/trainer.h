@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/run/communicator.h"
 #include "experiments/run/evaluate.h"
 #include "experiments/run/run_spec.h"
 #include "mixers/ops/usage_error.h"
@@ -32,6 +33,7 @@ struct TrainResult {
   double peak_rss_mb = 0;        // peak resident memory of this run (the process's high-water mark, reset at its start)
   bool peak_rss_per_run = true;  // false where the reset is unavailable: then the process's peak since it started
   int threads = 0;
+  int ranks = 1;  // processes the run was trained on (data-parallel under mpirun)
   double load_average = -1;  // the machine's 1-minute load when training ended: tokens/s are wall-clock under it
   // --eval-sweep: per value ("passkey.depth=0.5") the test split at every eval length
   std::vector<std::pair<std::string, std::vector<EvalResult>>> sweep;
@@ -50,9 +52,13 @@ struct TrainHooks {
   std::function<void(LanguageModel&, int step)> after_step = {};
   // Called between writing a checkpoint's optimizer state and its model file (tests kill the process there).
   std::function<void()> between_checkpoint_files = {};
+  // The ranks the run is spread over (data-parallel: each trains on its shard of every batch and evaluates a share of
+  // the evaluation batches; rank 0 alone writes the run directory); null = this process alone.
+  const Communicator* comm = nullptr;
 };
 
-// Throws UsageError when resuming a run whose checkpoint was written by another config.
+// Throws UsageError when resuming a run whose checkpoint was written by another config, or when --batch does not
+// divide by ranks x --grad-accum.
 TrainResult Train(RunSpec& spec, const TrainHooks& hooks = {});
 
 // The JSON of per-length evaluations as results.json stores it, and back.

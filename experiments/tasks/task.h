@@ -2,6 +2,7 @@
 // test lengths are set independently. Accuracy is measured only where the mask is set, i.e. where the task
 // defines an answer (the queried values of MQAR, the final answer of induction heads, the copied half of copy).
 #pragma once
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,15 @@ struct Batch {
   std::vector<int32_t> tokens, targets;  // (B, T); targets[t] is the token to predict at position t
   std::vector<float> mask;               // (B, T) 1 where the prediction is scored
   Batch(int b, int t) : B(b), T(t), tokens(size_t(b) * t, 0), targets(size_t(b) * t, 0), mask(size_t(b) * t, 0.0f) {}
+  // Sequences [first, first + count): a micro-batch, or one rank's shard of a step's batch.
+  Batch Sequences(int first, int count) const {
+    Batch part(count, T);
+    const size_t begin = size_t(first) * T, n = size_t(count) * T;
+    std::copy_n(tokens.begin() + begin, n, part.tokens.begin());
+    std::copy_n(targets.begin() + begin, n, part.targets.begin());
+    std::copy_n(mask.begin() + begin, n, part.mask.begin());
+    return part;
+  }
 };
 
 // Which seeded stream a batch comes from: training, validation (model selection, periodic evals) or test (final).

@@ -35,11 +35,13 @@ void EmbeddingForward(const int32_t* tokens, const float* table, float* y, int64
 void EmbeddingBackward(const int32_t* tokens, const float* dy, float* dtable, int64_t n, int64_t d);
 
 // ---- cross-entropy with a loss mask. logits (N, V), targets (N), mask (N) in {0,1} or weights.
-// Returns sum(mask * -log p[target]) / max(sum(mask), 1) and writes probs (N, V).
-// Backward writes dlogits = scale * mask * (probs - onehot) / max(sum(mask), 1).
+// Returns sum(mask * -log p[target]) / normalizer and writes probs (N, V); the normalizer defaults (0) to
+// MaskTotal(mask, n). A micro-batch passes the whole batch's MaskTotal, so its loss and gradient are its exact share.
+// Backward writes dlogits = mask * (probs - onehot) / normalizer.
+float MaskTotal(const float* mask, int64_t n);  // max(sum(mask), 1)
 float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs, int64_t n,
-                          int64_t v);
+                          int64_t v, float normalizer = 0);
 void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits, int64_t n,
-                          int64_t v, float scale = 1.0f);
+                          int64_t v, float normalizer = 0);
 
 }  // namespace mixlab

@@ -35,26 +35,24 @@ void SoftmaxBackward(const float* y, const float* dy, float* dx, int64_t n, int6
   }
 }
 
-namespace {
 float MaskTotal(const float* mask, int64_t n) {
   double total = 0;
   for (int64_t i = 0; i < n; ++i) total += mask[i];
   return float(std::max(total, 1.0));
 }
-}  // namespace
 
 float CrossEntropyForward(const float* logits, const int32_t* targets, const float* mask, float* probs, int64_t n,
-                          int64_t v) {
+                          int64_t v, float normalizer) {
   SoftmaxForward(logits, probs, n, v);
   double loss = 0;
   for (int64_t i = 0; i < n; ++i)
     if (mask[i] != 0) loss -= mask[i] * std::log(std::max(probs[i * v + targets[i]], 1e-30f));
-  return float(loss / MaskTotal(mask, n));
+  return float(loss / (normalizer > 0 ? normalizer : MaskTotal(mask, n)));
 }
 
 void CrossEntropyBackward(const float* probs, const int32_t* targets, const float* mask, float* dlogits, int64_t n,
-                          int64_t v, float scale) {
-  const float norm = scale / MaskTotal(mask, n);
+                          int64_t v, float normalizer) {
+  const float norm = 1.0f / (normalizer > 0 ? normalizer : MaskTotal(mask, n));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float w = mask[i] * norm;
