@@ -21,6 +21,7 @@
 #include "experiments/run/memory_check.h"
 #include "experiments/run/presets.h"
 #include "experiments/run/provenance.h"
+#include "experiments/run/sweep_scheduler.h"
 #include "experiments/run/trainer.h"
 #include "mixers/ops/usage_error.h"
 #include "mixers/registry.h"
@@ -83,15 +84,16 @@ struct Run {
   std::string analysis_error;  // why `mixlab analyze` failed on it (the sweep goes on; the report says so)
 };
 
-// Loads a finished run whose config matches, so repeated compares skip it.
-bool LoadFinished(Run& run) {
+// Loads a finished run whose config matches, so repeated compares skip it (a diverged run is trained again unless
+// `diverged_too`).
+bool LoadFinished(Run& run, bool diverged_too = false) {
   const std::string dir = run.spec.train.out;
   std::ifstream cfg(dir + "/config.json"), res(dir + "/results.json");
   if (!cfg || !res) return false;
   try {
     if (nlohmann::json::parse(cfg) != run.spec.ToJson()) return false;
     const auto j = nlohmann::json::parse(res);
-    if (j.at("diverged").get<bool>() || !j.contains("validation")) return false;
+    if ((j.at("diverged").get<bool>() && !diverged_too) || !j.contains("validation")) return false;
     run.result = TrainResult::FromJson(j);
     run.result.run_dir = dir;
     return true;
@@ -724,43 +726,65 @@ std::vector<Run> PlanRuns(const ExperimentPlan& plan) {
   return runs;
 }
 
-// Trains (or skips, when finished earlier) and analyses every run in order; returns the wall time in seconds.
+// Trains (or skips, when finished earlier) and analyses one run; later_runs_seconds estimates the time of the runs
+// after it (-1: unknown).
+void TrainAndAnalyze(Run& r, const std::string& prefix, double later_runs_seconds, const CompareOptions& o) {
+  r.result = Train(r.spec, {.progress_prefix = prefix, .later_runs_seconds = later_runs_seconds, .resume = o.resume});
+  if (!o.analyze || r.result.diverged) return;
+  std::cerr << prefix << ": analysing the trained model (head scores, ablations, logit lens)\n";
+  try {  // one run's analysis never costs the sweep: the failure goes into the report
+    AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
+    if (r.spec.train.snapshot_every > 0) AnalyzeRunOverTraining(r.result.run_dir, o.plots, r.spec.train.threads);
+  } catch (const std::exception& e) {
+    r.analysis_error = e.what();
+    std::cerr << prefix << ": analysis failed, the sweep goes on: " << e.what() << "\n";
+  }
+}
+
+// Trains (or skips, when finished earlier) and analyses every run; returns the wall time in seconds. Under mpirun the
+// ranks take the runs one at a time as they become idle (SweepScheduler); each run trains in one process, exactly as
+// in a serial compare, and rank 0 then reads every run's results from its directory.
 double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
   const CompareOptions& o = *plan.o;
+  const Communicator& world = Communicator::World();
   const auto start = std::chrono::steady_clock::now();
-  int trained = 0;
-  for (size_t i = 0; i < runs.size(); ++i) {
+  const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const std::string rank = world.distributed() ? "rank " + std::to_string(world.rank()) + " " : "";
+  int trained = 0, finished = -1;
+  std::string report;  // about the run finished last: why its analysis failed, if it did
+  SweepScheduler scheduler(world, int(runs.size()));
+  for (int i; (i = scheduler.Next(finished, report)) >= 0; finished = i) {
+    report.clear();
     Run& r = runs[i];
-    const double so_far = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    // The runs after this one, at the mean time of those trained so far (unknown before the first).
-    const double later_runs_seconds = trained ? so_far / trained * double(runs.size() - i - 1) : -1;
-    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task + " " +
-                               r.label + (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" +
-                               std::to_string(r.seed);
+    // The runs after this one, at the mean time of those trained so far (unknown before the first), over the ranks.
+    const double later_runs_seconds =
+        trained ? seconds() / trained * double(runs.size() - i - 1) / world.size() : -1;
+    const std::string prefix = rank + "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " +
+                               r.task + " " + r.label + (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") +
+                               " s" + std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;
     }
-    r.result = Train(r.spec, {.progress_prefix = prefix, .later_runs_seconds = later_runs_seconds, .resume = o.resume});
-    if (o.analyze && !r.result.diverged) {
-      std::cerr << prefix << ": analysing the trained model (head scores, ablations, logit lens)\n";
-      try {  // one run's analysis never costs the sweep: the failure goes into the report
-        AnalyzeRun(r.result.run_dir + "/model.safetensors", o.plots, r.spec.train.threads);
-        if (r.spec.train.snapshot_every > 0) AnalyzeRunOverTraining(r.result.run_dir, o.plots, r.spec.train.threads);
-      } catch (const std::exception& e) {
-        r.analysis_error = e.what();
-        std::cerr << prefix << ": analysis failed, the sweep goes on: " << e.what() << "\n";
-      }
-    }
+    TrainAndAnalyze(r, prefix, later_runs_seconds, o);
+    report = r.analysis_error;
     ++trained;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string accs;
     for (const auto& e : r.result.test)
       accs += " T=" + std::to_string(e.length) + ":" + std::to_string(e.accuracy).substr(0, 5);
     std::fprintf(stderr, "%s: done,%s%s; experiment ETA %.0fs\n", prefix.c_str(), r.result.diverged ? " diverged" : "",
-                 accs.c_str(), elapsed / trained * double(runs.size() - i - 1));
+                 accs.c_str(), seconds() / trained * double(runs.size() - i - 1) / world.size());
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (world.distributed() && world.root()) {  // the runs the other ranks trained, from their directories
+    const auto reports = scheduler.Finish();
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (!LoadFinished(runs[i], true))
+        throw UsageError("run '" + runs[i].spec.train.out + "' has no readable results after the sweep; every rank " +
+                         "must write to the same --out (a shared filesystem)");
+      if (const auto it = reports.find(int(i)); it != reports.end()) runs[i].analysis_error = it->second;
+    }
+  }
+  return seconds();
 }
 
 // The plots (through plot_report.py), or why there are none.
@@ -790,15 +814,22 @@ int CompareCommand(int argc, char** argv) {
   RefuseSingleRunFlags(train, model);
   const ExperimentPlan plan = MakePlan(o, train, model, flags);
   std::vector<Run> runs = PlanRuns(plan);
+  const Communicator& world = Communicator::World();  // under mpirun, the ranks share the runs out
   if (o.dry_run) {
+    if (!world.root()) return 0;
     for (const auto& r : runs)
       std::printf("%s  (%s %s, seed %d)\n", r.spec.train.out.c_str(), r.task.c_str(), r.label.c_str(), r.seed);
     std::printf("%zu runs; nothing trained (--dry-run)\n", runs.size());
     return 0;
   }
-  ClaimDirectory(plan.out, runs, o.force);
-  const DirectoryLock lock(plan.out);  // one compare per experiment directory at a time
+  std::unique_ptr<DirectoryLock> lock;
+  if (world.root()) {
+    ClaimDirectory(plan.out, runs, o.force);
+    lock = std::make_unique<DirectoryLock>(plan.out);  // one compare per experiment directory at a time
+  }
+  world.Barrier();  // no rank writes into the directory before rank 0 has claimed it
   const double wall = TrainRuns(runs, plan);
+  if (!world.root()) return 0;  // rank 0 writes the report
   SelectLearningRates(runs);
   WriteTables(plan.out, runs);
   WriteReport(plan.out, runs, o, train, DrawReportPlots(o, plan.out), wall);

@@ -124,11 +124,12 @@ void Communicator::Broadcast(int64_t* data, int64_t n) const {
   if (size_ > 1 && n > 0) BroadcastRaw(data, n, MPI_INT64_T);
 }
 
-std::vector<double> Communicator::Gather(double value) const {
-  std::vector<double> all(size_, value);
-  if (size_ == 1) return all;
+std::vector<double> Communicator::Gather(const std::vector<double>& values) const {
+  if (size_ == 1) return values;
+  std::vector<double> all(values.size() * size_);
+  const int n = CheckedCount(int64_t(values.size()));
   MPI_Request request;
-  MPI_Iallgather(&value, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD, &request);
+  MPI_Iallgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, MPI_COMM_WORLD, &request);
   Wait(request);
   return all;
 }

@@ -41,8 +41,8 @@ class Communicator {
   void Broadcast(float* data, int64_t n) const;
   void Broadcast(double* data, int64_t n) const;
   void Broadcast(int64_t* data, int64_t n) const;
-  // The value of every rank, in rank order.
-  std::vector<double> Gather(double value) const;
+  // The values (n on every rank) of every rank, in rank order: size() x n.
+  std::vector<double> Gather(const std::vector<double>& values) const;
   // Returns when every rank has called it (polled).
   void Barrier() const;
 

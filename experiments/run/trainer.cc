@@ -338,6 +338,18 @@ class TrainingRun {
   }
 
   bool quiet() const { return hooks_.quiet || !comm_.root(); }
+  bool WillLog(int step) const { return comm_.root() && ((step + 1) % o_.log_every == 0 || step + 1 == o_.steps); }
+
+  // The mixers' statistics of the last forward (e.g. MoE expert load, router entropy, dropped tokens), by layer; the
+  // metrics line logs those of the step's first micro-batch.
+  nlohmann::json MixerStats() const {
+    nlohmann::json all = nlohmann::json::object();
+    for (int l = 0; l < model_->n_layers(); ++l)
+      for (const auto& [mixer, slot] :
+           {std::pair<Mixer*, const char*>{&model_->mixer(l), "mixer"}, {&model_->channel(l), "channel"}})
+        if (auto stats = mixer->Stats(); !stats.empty()) all["layers." + std::to_string(l) + "." + slot] = stats;
+    return all;
+  }
 
   void OpenMetrics() {
     WriteFileAtomic(result_.run_dir + "/config.json", spec_json_.dump(2) + "\n");
@@ -367,13 +379,15 @@ class TrainingRun {
       store.ZeroGrad();
       model.Forward(batch.tokens.data(), batch.B, batch.T, mode);
       const float loss = model.Loss(batch.targets.data(), batch.mask.data());
+      step_aux_loss_ = model.last_aux_loss();
+      if (WillLog(step)) step_stats_ = MixerStats();
       if (std::isfinite(loss)) model.Backward();
       else *bad = NonFiniteLoss(batch);
       return loss;
     }
     const int per_micro = batch.B / micro_batches_;
     const float normalizer = MaskTotal(batch.mask.data(), int64_t(batch.mask.size()));
-    float loss = 0;
+    float loss = 0, aux_loss = 0;
     for (int k = 0; k < o_.grad_accum; ++k) {
       const int first = (comm_.rank() * o_.grad_accum + k) * per_micro;
       const Batch micro = batch.Sequences(first, per_micro);
@@ -383,6 +397,8 @@ class TrainingRun {
       model.Forward(micro.tokens.data(), micro.B, micro.T, mode);
       const float part = model.Loss(micro.targets.data(), micro.mask.data(), normalizer);
       loss = k == 0 ? part : loss + part;
+      aux_loss = k == 0 ? model.last_aux_loss() : aux_loss + model.last_aux_loss();
+      if (k == 0 && WillLog(step)) step_stats_ = MixerStats();  // rank 0's: the batch's first micro-batch
       if (std::isfinite(part)) model.Backward();
       else if (bad->empty()) *bad = NonFiniteLoss(micro) + " in micro-batch " + std::to_string(first / per_micro);
       if (o_.grad_accum == 1) break;
@@ -392,10 +408,14 @@ class TrainingRun {
     }
     if (o_.grad_accum > 1) std::copy(accumulated_.begin(), accumulated_.end(), store.grads());
     comm_.SumInRankOrder(store.grads(), store.size());
-    // The step's loss: the ranks' sums added in rank order, as one process adds its micro-batches.
-    const std::vector<double> per_rank = comm_.Gather(double(loss));
+    // The step's loss and auxiliary loss: the ranks' sums added in rank order, as one process adds its micro-batches.
+    const std::vector<double> per_rank = comm_.Gather({double(loss), double(aux_loss)});
     loss = float(per_rank[0]);
-    for (size_t r = 1; r < per_rank.size(); ++r) loss += float(per_rank[r]);
+    step_aux_loss_ = float(per_rank[1]);
+    for (size_t r = 1; r < per_rank.size() / 2; ++r) {
+      loss += float(per_rank[2 * r]);
+      step_aux_loss_ += float(per_rank[2 * r + 1]);
+    }
     if (!std::isfinite(loss) && bad->empty()) *bad = "non-finite loss on another rank's shard";
     return loss;
   }
@@ -445,12 +465,8 @@ class TrainingRun {
     const double lr = optimizer_->LearningRate(step);
     nlohmann::json line{
         {"step", step + 1},        {"loss", window_loss_ / window_}, {"lr", lr},
-        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", model_->last_aux_loss()}};
-    for (int l = 0; l < model_->n_layers(); ++l)  // e.g. MoE expert load, router entropy, dropped tokens
-      for (const auto& [mixer, slot] :
-           {std::pair<Mixer*, const char*>{&model_->mixer(l), "mixer"}, {&model_->channel(l), "channel"}})
-        if (auto stats = mixer->Stats(); !stats.empty())
-          line["stats"]["layers." + std::to_string(l) + "." + slot] = stats;
+        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", step_aux_loss_}};
+    if (!step_stats_.empty()) line["stats"] = step_stats_;
     metrics_->WriteLine(line.dump());
     if (!hooks_.quiet) {
       const double elapsed = Seconds(start_, last_step_end_);
@@ -572,7 +588,9 @@ class TrainingRun {
   Rng data_{0};
   std::unique_ptr<AppendFile> metrics_;
   std::vector<std::string> kept_metrics_;
-  std::vector<float> accumulated_;  // --grad-accum: the sum of this rank's micro-batch gradients so far
+  std::vector<float> accumulated_;
+  float step_aux_loss_ = 0;  // the step's auxiliary losses (summed over its micro-batches)
+  nlohmann::json step_stats_ = nlohmann::json::object();  // --grad-accum: the sum of this rank's micro-batch gradients so far
   int first_step_ = 0;
   bool have_checkpoint_ = false;  // a good checkpoint exists in the run directory (written or resumed from)
   bool tty_ = false;
