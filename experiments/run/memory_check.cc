@@ -58,7 +58,7 @@ MemoryEstimate EstimateRunMemory(const RunSpec& spec) {
   const auto& t = spec.train;
   MemoryEstimate e;
   e.parameter_bytes = 16.0 * double(LanguageModel::PlannedParams(spec.model));
-  double tokens = double(t.batch) * t.train_len;
+  double tokens = double(std::max(1, t.batch / t.grad_accum)) * t.train_len;  // one micro-batch's activations
   for (int T : t.eval_lens) tokens = std::max(tokens, double(EvalBatchSize(t.batch, t.train_len, T)) * T);
   e.activation_bytes = ActivationBytes(spec.model, tokens);
   return e;
@@ -67,7 +67,7 @@ MemoryEstimate EstimateRunMemory(const RunSpec& spec) {
 void CheckMemory(const RunSpec& spec) {
   const MemoryEstimate e = EstimateRunMemory(spec);
   Refuse("this run", e.parameter_bytes, e.activation_bytes,
-         "reduce --batch, --train-len / --eval-lens, --d-model or the number of layers");
+         "raise --grad-accum, or reduce --batch, --train-len / --eval-lens, --d-model or the number of layers");
 }
 
 void CheckMixingMapMemory(const ModelConfig& config, int T) {
