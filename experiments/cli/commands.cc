@@ -63,20 +63,26 @@ struct RunControlOptions : Options {
 
 }  // namespace
 
-int TrainCommand(int argc, char** argv) {
+bool TrainWithFlags(int argc, char** argv, TrainResult& result) {
   TrainOptions train;
   ModelOptions model;
   RunControlOptions control;
   auto groups = RunFlagGroups(train, model);
   groups.insert(groups.begin(), {"run control", &control, "", nullptr});
   ParsedFlags flags;
-  if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return 0;
+  if (!ParseFlagsOrHelp("train", "Train one model on one task.", argc, argv, groups, flags)) return false;
   RunSpec spec = BuildRunSpec(train, model, flags, true);
-  const Communicator& world = Communicator::World();  // data-parallel over the ranks under mpirun
-  TrainHooks hooks{
-      .progress_prefix = spec.train.task + " " + spec.model.Summary(), .resume = control.resume, .comm = &world};
-  TrainResult r = Train(spec, hooks);
-  if (!world.root()) return r.diverged ? 3 : 0;  // rank 0 reports
+  const TrainHooks hooks{.progress_prefix = spec.train.task + " " + spec.model.Summary(),
+                         .resume = control.resume,
+                         .comm = &Communicator::World()};  // data-parallel over the ranks under mpirun
+  result = Train(spec, hooks);
+  return true;
+}
+
+int TrainCommand(int argc, char** argv) {
+  TrainResult r;
+  if (!TrainWithFlags(argc, argv, r)) return 0;
+  if (!Communicator::World().root()) return r.diverged ? 3 : 0;  // rank 0 reports
   if (r.resumed_from > 0) std::printf("resumed from step %d\n", r.resumed_from);
   std::printf("run %s: %d steps, %.0f tokens/s (%.0f after the first step), %ld parameters, peak memory %.0f MB\n",
               r.run_dir.c_str(), r.steps_done, r.tokens_per_second, r.warm_tokens_per_second, long(r.params),

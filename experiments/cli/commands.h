@@ -3,9 +3,14 @@
 #pragma once
 #include <string>
 
+#include "experiments/run/trainer.h"
 #include "mixers/ops/usage_error.h"
 
 namespace mixlab {
+
+// What `mixlab train` does before it prints: parses train's flags and trains the run into `result`. False when --help
+// was printed (nothing trained). The Python bindings' train() calls it.
+bool TrainWithFlags(int argc, char** argv, TrainResult& result);
 
 int TrainCommand(int argc, char** argv);
 int EvalCommand(int argc, char** argv);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "experiments/run/interrupt.h"
 #include "experiments/run/memory_check.h"
 #include "experiments/run/provenance.h"
 #include "experiments/run/run_resume.h"
@@ -258,6 +259,7 @@ class TrainingRun {
     if (o_.snapshot_every > 0 && first_step_ == 0 && comm_.root()) Snapshot(0);
     const double train_time_before = train_time_;  // a resumed run's earlier seconds
     for (int step = first_step_; step < o_.steps; ++step) {
+      if (InterruptRequested()) throw Interrupted();
       if (!Step(step)) break;
       const bool last = step + 1 == o_.steps;
       if (((step + 1) % o_.log_every == 0 || last) && comm_.root()) Log(step);
