@@ -257,6 +257,11 @@ HeadSurvey SurveyHeads(LanguageModel& model, const Task& task, int T, int sample
     for (size_t l = 0; l < layers.size(); ++l)
       for (size_t h = 0; h < layers[l].heads.size(); ++h)
         for (const auto& [name, field] : ScoreFields()) survey.mean[l][h].*field += layers[l].heads[h].*field / samples;
+    if (i < kShownSamples) {
+      ShownSample shown{sample.tokens, sample.mask, {}};
+      for (const auto& l : layers) shown.maps.push_back(l.task_maps);
+      survey.shown.push_back(std::move(shown));
+    }
     if (i == 0) survey.first = std::move(layers);
   }
   for (auto& [layer, roles] : survey.expert_roles) {

@@ -94,8 +94,17 @@ double InContextScore(LanguageModel& model, const std::vector<int32_t>& repeated
 double TextInContextScore(LanguageModel& model, const Batch& sample);
 
 // Head scores of `samples` task sequences of length T (test split) and as many repeated random sequences.
+// A task sequence with every layer's normalised maps on it (the interactive pages show them over its tokens).
+struct ShownSample {
+  std::vector<int32_t> tokens;
+  std::vector<float> mask;
+  std::vector<std::vector<RowMatrix>> maps;  // [layer][head]
+};
+constexpr int kShownSamples = 4;
+
 struct HeadSurvey {
   std::vector<LayerAnalysis> first;             // maps and scores of the first sample
+  std::vector<ShownSample> shown;               // the first kShownSamples samples with their maps
   std::vector<std::vector<HeadScores>> mean;    // [layer][head], averaged over samples
   std::vector<std::vector<double>> similarity;  // map similarity (MapSimilarity), averaged over samples
   std::map<std::string, double> channel_stats;  // channel mixers' Stats() (MoE load, router entropy), averaged

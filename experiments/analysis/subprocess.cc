@@ -38,4 +38,12 @@ std::vector<std::string> PlotCommand(const std::string& script, const std::strin
   return {"/usr/bin/python3", std::string(MIXLAB_SOURCE_DIR) + "/experiments/analysis/" + script, out};
 }
 
+std::string WriteHtmlPage(const std::string& kind, const std::string& out) {
+  const std::vector<std::string> cmd = {"/usr/bin/python3",
+                                        std::string(MIXLAB_SOURCE_DIR) + "/experiments/analysis/html_report.py", kind,
+                                        out};
+  if (RunProgram(cmd) == 0) return "";
+  return kind + ".html not written (python3 missing or the page script failed; run `" + CommandLine(cmd) + "`)";
+}
+
 }  // namespace mixlab

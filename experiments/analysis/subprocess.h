@@ -16,4 +16,8 @@ std::string CommandLine(const std::vector<std::string>& argv);
 // The command that runs one of the plot scripts next to this file (plot_report.py, plot_analysis.py) on `out`.
 std::vector<std::string> PlotCommand(const std::string& script, const std::string& out);
 
+// Writes the interactive page of `out` with html_report.py (kind "analysis": analysis.html, "report": report.html).
+// Returns "" when written, else one line saying why not and the command to run.
+std::string WriteHtmlPage(const std::string& kind, const std::string& out);
+
 }  // namespace mixlab

@@ -186,6 +186,46 @@ void HeadRows(const AnalyzeOptions& o, LanguageModel& model, const HeadSurvey& s
   j["maps"] = maps;
 }
 
+// Standard base64 of bytes.
+std::string Base64(const std::vector<uint8_t>& bytes) {
+  static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t n = uint32_t(bytes[i]) << 16 | (i + 1 < bytes.size() ? uint32_t(bytes[i + 1]) << 8 : 0) |
+                       (i + 2 < bytes.size() ? uint32_t(bytes[i + 2]) : 0);
+    out += digits[n >> 18 & 63];
+    out += digits[n >> 12 & 63];
+    out += i + 1 < bytes.size() ? digits[n >> 6 & 63] : '=';
+    out += i + 2 < bytes.size() ? digits[n & 63] : '=';
+  }
+  return out;
+}
+
+// samples.json: the first task samples' tokens and every head's normalised map on them, each map T x T bytes
+// (round(255 x weight), row-major) in base64: what analysis.html and report.html draw over the tokens. Up to 4 samples
+// at T <= 128 and fewer beyond (one at T >= 256), so a page stays a few MB per run even at T 512.
+void WriteShownSamples(const HeadSurvey& survey, int T, const std::string& out) {
+  const size_t shown = std::max<size_t>(1, std::min<size_t>(survey.shown.size(), 4 * 128 * 128 / (int64_t(T) * T)));
+  nlohmann::json samples = nlohmann::json::array();
+  for (size_t i = 0; i < shown && i < survey.shown.size(); ++i) {
+    const ShownSample& s = survey.shown[i];
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& layer : s.maps) {
+      nlohmann::json heads = nlohmann::json::array();
+      for (const RowMatrix& m : layer) {
+        std::vector<uint8_t> bytes(size_t(m.rows()) * m.cols());
+        for (int64_t i = 0; i < m.rows(); ++i)
+          for (int64_t j = 0; j < m.cols(); ++j)
+            bytes[size_t(i * m.cols() + j)] = uint8_t(std::lround(std::clamp(m(i, j), 0.0f, 1.0f) * 255.0f));
+        heads.push_back(Base64(bytes));
+      }
+      layers.push_back(heads);
+    }
+    samples.push_back({{"tokens", s.tokens}, {"mask", s.mask}, {"maps", layers}});
+  }
+  WriteFileAtomic(out + "/samples.json", nlohmann::json{{"length", T}, {"samples", samples}}.dump() + "\n");
+}
+
 nlohmann::json LogitLensJson(LanguageModel& model, const RunSpec& spec, const Task& task, int T) {
   Rng lens_rng = SplitRng(uint64_t(spec.train.seed) + 1, Split::kTest, T);
   Batch lens_sample = task.Sample(1, T, lens_rng, Split::kTest);
@@ -274,8 +314,13 @@ int AnalyzeCheckpoint(const AnalyzeOptions& o) {
   j["logit_lens"] = LogitLensJson(model, run.spec, *task, T);
 
   WriteFileAtomic(out + "/analysis.json", j.dump(1) + "\n");
+  WriteShownSamples(survey, T, out);
   WriteScoreCsvs(survey, out);
   if (!o.quiet) std::printf("wrote %s/analysis.json and one CSV per score\n", out.c_str());
+  std::fflush(stdout);
+  if (const std::string why = WriteHtmlPage("analysis", out); !why.empty())
+    std::fprintf(stderr, "mixlab analyze: %s\n", why.c_str());
+  else if (!o.quiet) std::printf("wrote %s/analysis.html (interactive)\n", out.c_str());
   DrawFigures(o, out, false);
   return 0;
 }

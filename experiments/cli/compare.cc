@@ -834,6 +834,9 @@ int CompareCommand(int argc, char** argv) {
   WriteTables(plan.out, runs);
   WriteReport(plan.out, runs, o, train, DrawReportPlots(o, plan.out), wall);
   std::printf("report: %s/report.md\n", plan.out.c_str());
+  if (const std::string why = WriteHtmlPage("report", plan.out); !why.empty())
+    std::fprintf(stderr, "mixlab compare: %s\n", why.c_str());
+  else std::printf("interactive report: %s/report.html\n", plan.out.c_str());
   return 0;
 }
 
