@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <numeric>
@@ -115,6 +116,24 @@ class PyModel {
     py::dict out;
     out["logits"] = logits, out["residuals"] = streams, out["mixer_outputs"] = mixer_outputs;
     return out;
+  }
+
+  // Median seconds of `repeats` forwards of tokens timed inside C++ (what the CLI's evaluation runs per batch), the
+  // reference bench/python_overhead.py sets Model.forward's time against.
+  double time_forward(const IntArray& tokens, int repeats) {
+    const auto [B, T] = TokenShape(tokens, model().vocab());
+    py::gil_scoped_release release;
+    omp_set_num_threads(threads_);
+    std::vector<double> seconds;
+    ForwardMode inference;
+    inference.inference = true;
+    for (int r = 0; r < std::max(1, repeats); ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      model().Forward(tokens.data(), B, T, inference);
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
+    return seconds[seconds.size() / 2];
   }
 
   // Mean masked cross-entropy plus the auxiliary losses, as training computes it (no dropout).
@@ -308,6 +327,7 @@ PYBIND11_MODULE(_core, m) {
         return self.cast<PyModel&>().parameter(name, self);
       })
       .def("forward", &PyModel::forward, py::arg("tokens"), py::arg("residuals") = false)
+      .def("time_forward", &PyModel::time_forward, py::arg("tokens"), py::arg("repeats"))
       .def("loss", &PyModel::loss, py::arg("tokens"), py::arg("targets"), py::arg("mask"))
       .def("mixing", &PyModel::mixing, py::arg("tokens"), py::arg("layer"), py::arg("normalized") = true)
       .def("generate", &PyModel::generate, py::arg("prompt"), py::arg("n_new"), py::arg("settings"))
