@@ -2,16 +2,20 @@
 //   train_step/<variant>  one training step (forward, loss, backward, AdamW) of the reference model of
 //                         ../shared/peers (2 layers, d_model 128, 4 heads, vocab 256, GELU MLP 4x, pre-LayerNorm,
 //                         learned positions, untied head, batch 8) for every sequence mixer and softmax + MoE,
-//                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case). Counters: tokens/s,
-//                         model GFLOP/s (3x the forward estimate of every mixer, channel mixer and the LM head),
-//                         peak_MB.
+//                         at T = 256, 1024, 4096, and at d_model 256, T = 1024 (the MFU case); and the larger model
+//                         (d_model 512, 8 layers, 8 heads, T = 1024, batch 8: train_step/<variant>/T:1024/D:512/L:8).
+//                         Counters: tokens/s, model GFLOP/s (3x the forward estimate of every mixer, channel mixer
+//                         and the LM head), MFU (that rate over the GEMM peak this process measured at the same
+//                         thread count before any benchmark), peak_MB.
 //   gemm                  mixlab's matmul at the shapes those models use (op 0: forward x W and op 1: input
 //                         gradient dy W^T through oneDNN's sgemm; op 2: weight gradient x^T dy through
 //                         AddWeightGradient) and at 2048^3: the machine's GEMM rate, against which model GFLOP/s
 //                         reads as model FLOP utilisation.
 //   build: scripts/build.sh -DMIXLAB_BENCH=ON;  run: build/model_bench --benchmark_out=model.json
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -27,9 +31,10 @@ namespace {
 
 constexpr int kVocab = 256, kBatch = 8;
 
-ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel, int T, int d_model) {
+ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel, int T, int d_model, int layers) {
   ModelOptions o;
   o.d_model = d_model;
+  o.n_layers = layers;
   o.mixer = mixer;
   o.channel = channel;
   o.pos = "learned";
@@ -38,13 +43,34 @@ ModelConfig ReferenceModel(const std::string& mixer, const std::string& channel,
   std::map<std::string, OptionMap> flags;
   const auto opts = FindMixer(mixer, MixerKind::kSequence).make_options();
   for (const auto& f : ListOptions(*opts))
-    if (f.name == "n-heads") flags[mixer]["n-heads"] = "4";
+    if (f.name == "n-heads") flags[mixer]["n-heads"] = d_model >= 512 ? "8" : "4";
   return ResolveModelConfig(o, flags, kVocab);
 }
 
+// The GEMM rate at the current thread count: the best of 5 runs of a 2048^3 sgemm (oneDNN) after one untimed run.
+double MeasureGemmGflops() {
+  const int64_t n = 2048;
+  Buffer a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    Gemm(false, false, n, n, n, a.data(), b.data(), c.data(), false);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (rep > 0) best = std::max(best, 2.0 * n * n * n / s * 1e-9);  // the first run generates the kernel
+  }
+  return best;
+}
+
+// The peak every MFU counter divides by: measured once in this process, at the benchmarks' thread count, before any
+// benchmark runs (main calls it first).
+double GemmPeakGflops() {
+  static const double peak = MeasureGemmGflops();
+  return peak;
+}
+
 void TrainStep(benchmark::State& state, const std::string& mixer, const std::string& channel) {
-  const int T = int(state.range(0)), D = int(state.range(1));
-  LanguageModel model(ReferenceModel(mixer, channel, T, D));
+  const int T = int(state.range(0)), D = int(state.range(1)), layers = int(state.range(2));
+  LanguageModel model(ReferenceModel(mixer, channel, T, D, layers));
   model.Initialize(1);
   AdamW optimizer(model.params(), AdamWConfig{});
   Rng rng(7);
@@ -72,6 +98,8 @@ void TrainStep(benchmark::State& state, const std::string& mixer, const std::str
   state.counters["tokens/s"] = benchmark::Counter(tokens_done, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] =
       benchmark::Counter(tokens_done * 3.0 * flops_per_token * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["MFU"] =
+      benchmark::Counter(tokens_done * 3.0 * flops_per_token * 1e-9 / GemmPeakGflops(), benchmark::Counter::kIsRate);
   state.counters["peak_MB"] = double(PeakHeapBytes()) / (1 << 20);
 }
 
@@ -97,11 +125,12 @@ void RegisterAll() {
     const std::string label = "train_step/" + mixer + (channel == "mlp" ? "" : "/" + channel);
     benchmark::RegisterBenchmark(
         label.c_str(), [mixer = mixer, channel = channel](benchmark::State& s) { TrainStep(s, mixer, channel); })
-        ->Args({256, 128})
-        ->Args({1024, 128})
-        ->Args({4096, 128})
-        ->Args({1024, 256})
-        ->ArgNames({"T", "D"})
+        ->Args({256, 128, 2})
+        ->Args({1024, 128, 2})
+        ->Args({4096, 128, 2})
+        ->Args({1024, 256, 2})
+        ->Args({1024, 512, 8})
+        ->ArgNames({"T", "D", "L"})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
@@ -123,6 +152,15 @@ void RegisterAll() {
 int main(int argc, char** argv) {
   mixlab::bench::RegisterAll();
   benchmark::Initialize(&argc, argv);
+  // The GEMM peaks at 1 thread and at the benchmarks' thread count, recorded in the output's context.
+  const int threads = omp_get_max_threads();
+  const double peak = mixlab::bench::GemmPeakGflops();
+  omp_set_num_threads(1);
+  const double one_thread = mixlab::bench::MeasureGemmGflops();
+  omp_set_num_threads(threads);
+  benchmark::AddCustomContext("gemm_peak_gflops_1_thread", std::to_string(one_thread));
+  benchmark::AddCustomContext("gemm_peak_gflops_threads", std::to_string(threads));
+  benchmark::AddCustomContext("gemm_peak_gflops", std::to_string(peak));
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -118,7 +118,7 @@ def distributed_compare_equals_serial(mixlab, tmp):
             "--plots", "false", *TINY]
     run(args + ["--out", "serial"], tmp)
     p = run(MPIRUN + args + ["--out", "parallel"], tmp)
-    assert p.stdout.count("report:") == 1, p.stdout
+    assert [line.split(":")[0] for line in p.stdout.splitlines()] == ["report", "interactive report"], p.stdout
     runs = sorted(d.name for d in pathlib.Path(tmp, "serial").iterdir() if d.is_dir())
     assert len(runs) == 4 and runs == sorted(d.name for d in pathlib.Path(tmp, "parallel").iterdir() if d.is_dir())
     for name in runs:
