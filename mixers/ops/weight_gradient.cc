@@ -10,12 +10,16 @@
 namespace mixlab {
 namespace {
 
+using small_gemm_detail::kLanes;
 using small_gemm_detail::Load;
 using small_gemm_detail::Store;
 using small_gemm_detail::Vec8;
+using small_gemm_detail::VecWide;
 
-constexpr int64_t kBlock = 256;  // tokens per packed block: a 16-column dy panel is then 16 KB, half of L1
-constexpr int64_t kRows = 6, kCols = 16;
+// A tile is 6 rows of dW by two of the machine's widest vectors (32 columns with AVX-512, 16 with AVX2): 12
+// accumulators. Each entry of dW sums its tokens in order whatever the panel width, so the width changes speed only.
+constexpr int64_t kBlock = 256;  // tokens per packed block: a 32-column dy panel is then 32 KB, within L1
+constexpr int64_t kRows = 6, kCols = 2 * kLanes;
 // One x panel holds kBlock x 6 floats; the 8 spare floats take the 8-wide stores of the packing loop's last row.
 constexpr int64_t kPanelSize = kBlock * kRows + 8;
 
@@ -36,15 +40,15 @@ void PackXPanels(const float* x, int64_t in, int64_t k0, int64_t kb, int64_t p0,
   }
 }
 
-// Columns [j0, j0 + 16) of dy rows [k0, k0 + kb), token-major; columns past `out` are zeros.
+// Columns [j0, j0 + kCols) of dy rows [k0, k0 + kb), token-major; columns past `out` are zeros.
 void PackDyPanel(const float* dy, int64_t out, int64_t k0, int64_t kb, int64_t j0, float* panel) {
   const int64_t cols = std::min(kCols, out - j0);
   for (int64_t k = 0; k < kb; ++k) {
     const float* src = dy + (k0 + k) * out + j0;
     float* dst = panel + k * kCols;
     if (cols == kCols) {
-      Store(dst, Load(src));
-      Store(dst + 8, Load(src + 8));
+      Store(dst, Load<VecWide>(src));
+      Store(dst + kLanes, Load<VecWide>(src + kLanes));
     } else {
       for (int64_t j = 0; j < kCols; ++j) dst[j] = j < cols ? src[j] : 0.0f;
     }
@@ -54,9 +58,9 @@ void PackDyPanel(const float* dy, int64_t out, int64_t k0, int64_t kb, int64_t j
 // dW rows [i0, i0 + rows), columns [j0, j0 + cols) += x panel^T dy panel over kb tokens.
 void AddTile(const float* xp, const float* dyp, int64_t kb, float* dW, int64_t out, int64_t i0, int64_t rows,
              int64_t j0, int64_t cols) {
-  Vec8 acc[kRows][2] = {};
+  VecWide acc[kRows][2] = {};
   for (int64_t k = 0; k < kb; ++k) {
-    const Vec8 b0 = Load(dyp + k * kCols), b1 = Load(dyp + k * kCols + 8);
+    const VecWide b0 = Load<VecWide>(dyp + k * kCols), b1 = Load<VecWide>(dyp + k * kCols + kLanes);
     for (int64_t r = 0; r < kRows; ++r) {
       const float a = xp[k * kRows + r];
       acc[r][0] += a * b0;
@@ -66,12 +70,12 @@ void AddTile(const float* xp, const float* dyp, int64_t kb, float* dW, int64_t o
   for (int64_t r = 0; r < rows; ++r) {
     float* c = dW + (i0 + r) * out + j0;
     if (cols == kCols) {
-      Store(c, Load(c) + acc[r][0]);
-      Store(c + 8, Load(c + 8) + acc[r][1]);
+      Store(c, Load<VecWide>(c) + acc[r][0]);
+      Store(c + kLanes, Load<VecWide>(c + kLanes) + acc[r][1]);
     } else {
       float sum[kCols];
       Store(sum, acc[r][0]);
-      Store(sum + 8, acc[r][1]);
+      Store(sum + kLanes, acc[r][1]);
       for (int64_t j = 0; j < cols; ++j) c[j] += sum[j];
     }
   }
@@ -84,7 +88,7 @@ void AddWeightGradient(const float* x, const float* dy, float* dW, int64_t n, in
   const int64_t x_panels = (in + kRows - 1) / kRows, dy_panels = (out + kCols - 1) / kCols;
 #pragma omp parallel
   {
-    // Each thread owns a block of dW: 16-column panels [q0, q1) by 6-row panels [p0, p1). Threads split the column
+    // Each thread owns a block of dW: kCols-column panels [q0, q1) by 6-row panels [p0, p1). Threads split the column
     // panels when there are enough of them (the usual case), otherwise the row panels.
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
     const bool split_columns = dy_panels >= threads;
