@@ -96,8 +96,8 @@ struct DropoutMask {
   int64_t bh_offset = 0;  // first_sequence * H: bh counts (sequence, head) pairs across the whole batch
   bool active() const { return p > 0; }
   float operator()(int64_t bh, int64_t i, int64_t j) const {
-    const uint64_t h = SplitMix64(seed ^ SplitMix64(uint64_t(bh + bh_offset) * 0x100000001b3ULL ^
-                                                    SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
+    const uint64_t h = SplitMix64(
+        seed ^ SplitMix64(uint64_t(bh + bh_offset) * 0x100000001b3ULL ^ SplitMix64(uint64_t(i) << 32 | uint64_t(j))));
     const float u = float(h >> 40) * (1.0f / 16777216.0f);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
   }

@@ -300,8 +300,7 @@ PYBIND11_MODULE(_core, m) {
     } catch (const UsageError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const std::filesystem::filesystem_error& e) {
-      PyErr_SetString(PyExc_ValueError,
-                      ("cannot use '" + e.path1().string() + "': " + e.code().message()).c_str());
+      PyErr_SetString(PyExc_ValueError, ("cannot use '" + e.path1().string() + "': " + e.code().message()).c_str());
     }
   });
 
@@ -323,9 +322,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("vocab", [](PyModel& self) { return self.model().vocab(); })
       .def_property_readonly("n_layers", [](PyModel& self) { return self.model().n_layers(); })
       .def("parameter_names", &PyModel::parameter_names)
-      .def("parameter", [](py::object self, const std::string& name) {
-        return self.cast<PyModel&>().parameter(name, self);
-      })
+      .def("parameter",
+           [](py::object self, const std::string& name) { return self.cast<PyModel&>().parameter(name, self); })
       .def("forward", &PyModel::forward, py::arg("tokens"), py::arg("residuals") = false)
       .def("time_forward", &PyModel::time_forward, py::arg("tokens"), py::arg("repeats"))
       .def("loss", &PyModel::loss, py::arg("tokens"), py::arg("targets"), py::arg("mask"))

@@ -757,11 +757,10 @@ double TrainRuns(std::vector<Run>& runs, const ExperimentPlan& plan) {
     report.clear();
     Run& r = runs[i];
     // The runs after this one, at the mean time of those trained so far (unknown before the first), over the ranks.
-    const double later_runs_seconds =
-        trained ? seconds() / trained * double(runs.size() - i - 1) / world.size() : -1;
-    const std::string prefix = rank + "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " +
-                               r.task + " " + r.label + (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") +
-                               " s" + std::to_string(r.seed);
+    const double later_runs_seconds = trained ? seconds() / trained * double(runs.size() - i - 1) / world.size() : -1;
+    const std::string prefix = rank + "[" + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + "] " + r.task +
+                               " " + r.label + (plan.lrs.size() > 1 ? " lr " + LearningRateText(r.lr) : "") + " s" +
+                               std::to_string(r.seed);
     if (LoadFinished(r)) {
       std::cerr << prefix << ": finished earlier with the same config, skipped\n";
       continue;

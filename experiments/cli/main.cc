@@ -35,8 +35,9 @@ int Run(int argc, char** argv) {
   int code = 2;
   try {
     if (world.distributed() && command != "train" && command != "compare")
-      throw mixlab::UsageError("runs in one process; under mpirun only train (data-parallel) and compare (runs spread "
-                               "over the ranks) are supported; start it without mpirun");
+      throw mixlab::UsageError(
+          "runs in one process; under mpirun only train (data-parallel) and compare (runs spread "
+          "over the ranks) are supported; start it without mpirun");
     if (command == "train") return mixlab::TrainCommand(argc - 1, argv + 1);
     if (command == "eval") return mixlab::EvalCommand(argc - 1, argv + 1);
     if (command == "compare") return mixlab::CompareCommand(argc - 1, argv + 1);

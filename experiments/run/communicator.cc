@@ -80,8 +80,8 @@ void Communicator::SumInRankOrder(float* data, int64_t n) const {
   // Reduce-scatter: rank r receives chunk r of every rank and adds them in rank order.
   std::vector<float> chunks(size_t(mine) * N);
   MPI_Request request;
-  MPI_Ialltoallv(data, counts.data(), offsets.data(), MPI_FLOAT, chunks.data(), from_counts.data(),
-                 from_offsets.data(), MPI_FLOAT, MPI_COMM_WORLD, &request);
+  MPI_Ialltoallv(data, counts.data(), offsets.data(), MPI_FLOAT, chunks.data(), from_counts.data(), from_offsets.data(),
+                 MPI_FLOAT, MPI_COMM_WORLD, &request);
   Wait(request);
   float* own = data + offsets[rank_];
   for (int i = 0; i < mine; ++i) own[i] = chunks[i];

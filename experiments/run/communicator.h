@@ -51,8 +51,8 @@ class Communicator {
   // Waits (polled) for a message with `tag` from any rank; returns the text and sets *from.
   std::string Receive(int tag, int* from) const;
 
-  // Prints `message` (one line) and ends every rank with `code`. Where every rank fails alike (bad input), only rank 0's
-  // line is printed: the other ranks wait a moment for rank 0's abort to end them before printing their own.
+  // Prints `message` (one line) and ends every rank with `code`. Where every rank fails alike (bad input), only rank
+  // 0's line is printed: the other ranks wait a moment for rank 0's abort to end them before printing their own.
   [[noreturn]] void FailAll(const std::string& message, int code) const;
 
  private:

@@ -58,9 +58,9 @@ namespace {
 // Training settings a resume may change: none alters the computation up to the checkpoint. (--steps stretches the
 // learning-rate schedule from the checkpoint on; --threads and --grad-accum change float rounding, so bit-exactness
 // needs the same counts.)
-const std::set<std::string> kResumableSettings = {
-    "steps",     "eval-lens",      "out",         "threads",      "eval-every", "grad-accum",
-    "log-every", "snapshot-every", "val-answers", "test-answers", "eval-sweep"};
+const std::set<std::string> kResumableSettings = {"steps",       "eval-lens",    "out",       "threads",
+                                                  "eval-every",  "grad-accum",   "log-every", "snapshot-every",
+                                                  "val-answers", "test-answers", "eval-sweep"};
 
 // "train.lr" -> value, for every leaf of a run config.
 void Flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {

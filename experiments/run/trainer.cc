@@ -229,8 +229,8 @@ class TrainingRun {
     ValidateRun(spec, *task_);
     micro_batches_ = comm_.size() * o_.grad_accum;
     if (o_.batch % micro_batches_ != 0)
-      throw UsageError("--batch " + std::to_string(o_.batch) + " does not divide into " +
-                       std::to_string(comm_.size()) + " rank(s) x --grad-accum " + std::to_string(o_.grad_accum) +
+      throw UsageError("--batch " + std::to_string(o_.batch) + " does not divide into " + std::to_string(comm_.size()) +
+                       " rank(s) x --grad-accum " + std::to_string(o_.grad_accum) +
                        " micro-batches; give a --batch that is a multiple of " + std::to_string(micro_batches_));
     omp_set_num_threads(o_.threads);
     result_.run_dir = o_.out.empty() ? "runs/" + spec.DefaultRunName() : o_.out;
@@ -465,9 +465,8 @@ class TrainingRun {
   void Log(int step) {
     const double tok_s = double(result_.steps_done) * o_.batch * o_.train_len / std::max(train_time_, 1e-9);
     const double lr = optimizer_->LearningRate(step);
-    nlohmann::json line{
-        {"step", step + 1},        {"loss", window_loss_ / window_}, {"lr", lr},
-        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", step_aux_loss_}};
+    nlohmann::json line{{"step", step + 1},        {"loss", window_loss_ / window_}, {"lr", lr},
+                        {"grad_norm", grad_norm_}, {"tokens_per_s", tok_s},          {"aux_loss", step_aux_loss_}};
     if (!step_stats_.empty()) line["stats"] = step_stats_;
     metrics_->WriteLine(line.dump());
     if (!hooks_.quiet) {
@@ -491,7 +490,8 @@ class TrainingRun {
       evals.push_back(Evaluate(*model_, *task_, T, o_.val_answers, EvalBatchSize(o_.batch, o_.train_len, T),
                                uint64_t(o_.seed), Split::kValidation, comm_));
     result_.validation = evals;
-    if (record && comm_.root()) metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
+    if (record && comm_.root())
+      metrics_->WriteLine(nlohmann::json{{"step", step}, {"validation", EvalJson(evals)}}.dump());
     for (const auto& e : evals)
       if (e.length == o_.train_len && e.accuracy >= 0.99 && result_.steps_to_99 < 0) result_.steps_to_99 = step;
     return evals;
@@ -592,7 +592,8 @@ class TrainingRun {
   std::vector<std::string> kept_metrics_;
   std::vector<float> accumulated_;
   float step_aux_loss_ = 0;  // the step's auxiliary losses (summed over its micro-batches)
-  nlohmann::json step_stats_ = nlohmann::json::object();  // --grad-accum: the sum of this rank's micro-batch gradients so far
+  nlohmann::json step_stats_ =
+      nlohmann::json::object();  // --grad-accum: the sum of this rank's micro-batch gradients so far
   int first_step_ = 0;
   bool have_checkpoint_ = false;  // a good checkpoint exists in the run directory (written or resumed from)
   bool tty_ = false;

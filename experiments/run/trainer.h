@@ -33,7 +33,7 @@ struct TrainResult {
   double peak_rss_mb = 0;        // peak resident memory of this run (the process's high-water mark, reset at its start)
   bool peak_rss_per_run = true;  // false where the reset is unavailable: then the process's peak since it started
   int threads = 0;
-  int ranks = 1;  // processes the run was trained on (data-parallel under mpirun)
+  int ranks = 1;             // processes the run was trained on (data-parallel under mpirun)
   double load_average = -1;  // the machine's 1-minute load when training ended: tokens/s are wall-clock under it
   // --eval-sweep: per value ("passkey.depth=0.5") the test split at every eval length
   std::vector<std::pair<std::string, std::vector<EvalResult>>> sweep;
@@ -45,9 +45,9 @@ struct TrainResult {
 struct TrainHooks {
   std::string progress_prefix = "";  // e.g. "[3/10] mqar softmax rope s0"
   double later_runs_seconds = -1;    // compare: estimated seconds of the runs after this one; the progress line then
-                                   // shows the experiment's ETA, updated at every line
-  bool quiet = false;   // no per-step lines (tests)
-  bool resume = false;  // continue from the run directory's checkpoint and optimizer state when present
+                                     // shows the experiment's ETA, updated at every line
+  bool quiet = false;                // no per-step lines (tests)
+  bool resume = false;               // continue from the run directory's checkpoint and optimizer state when present
   // Called after every optimizer step (tests use it to inject faults).
   std::function<void(LanguageModel&, int step)> after_step = {};
   // Called between writing a checkpoint's optimizer state and its model file (tests kill the process there).

@@ -1,6 +1,7 @@
 // Micro-batches (--grad-accum, data-parallel ranks) compute the gradient of the whole batch's loss: each passes the
-// batch's MaskTotal as its loss normaliser, its batch-wide first sequence (dropout masks) and its share of the auxiliary
-// losses; the shards of a step's batch are its sequences in order. (tests/mpi/mpi_test.py checks the ranks themselves.)
+// batch's MaskTotal as its loss normaliser, its batch-wide first sequence (dropout masks) and its share of the
+// auxiliary losses; the shards of a step's batch are its sequences in order. (tests/mpi/mpi_test.py checks the ranks
+// themselves.)
 #include <gtest/gtest.h>
 
 #include <cmath>

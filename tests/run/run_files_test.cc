@@ -69,8 +69,9 @@ nlohmann::json WithoutTimings(nlohmann::json j) {
   if (j.is_array())
     for (auto& x : j) x = WithoutTimings(x);
   if (j.is_object())
-    for (const char* key : {"tokens_per_s", "tokens_per_second", "warm_tokens_per_second", "train_seconds",
-                            "peak_rss_mb", "resumed_from", "run_dir", "load_average", "provenance"})  // provenance: date
+    for (const char* key :
+         {"tokens_per_s", "tokens_per_second", "warm_tokens_per_second", "train_seconds", "peak_rss_mb", "resumed_from",
+          "run_dir", "load_average", "provenance"})  // provenance: date
       j.erase(key);
   return j;
 }
