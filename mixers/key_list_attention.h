@@ -24,7 +24,8 @@ struct KeyList {
 inline float AttendKeyList(const float* q, const float* k, const float* v, int64_t stride, int dh, float scale,
                            const KeyList& list, float* o) {
   Eigen::Map<const Eigen::VectorXf> qv(q, dh);
-  std::vector<float> s(list.keys.size());
+  thread_local std::vector<float> s;  // the scores; reused, as this runs once per query
+  s.resize(list.keys.size());
   float top = -std::numeric_limits<float>::infinity();
   for (size_t n = 0; n < s.size(); ++n) {
     s[n] = qv.dot(Eigen::Map<const Eigen::VectorXf>(k + list.keys[n] * stride, dh)) * scale;

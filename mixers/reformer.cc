@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
 
 #include "mixers/head_projections.h"
 #include "mixers/key_list_attention.h"
@@ -148,14 +147,13 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
       s.v[b].insert(s.v[b].end(), c.v.begin() + b * HD_, c.v.begin() + (b + 1) * HD_);
       for (int h = 0; h < H_; ++h) {
         const float* q = c.q.data() + b * HD_ + h * dh_;
-        std::map<int32_t, int32_t> seen;  // key -> rounds
+        std::vector<int32_t> found;  // keys, once per round that sees them
         for (int r = 0; r < o_.n_hashes; ++r) {
           auto& bucket = s.bucketed[(int64_t(b) * H_ + h) * o_.n_hashes + r][Hash(q, h, r)];
           bucket.push_back(int32_t(t));
-          AddRoundKeys(bucket, int32_t(t), seen);
+          AddRoundKeys(bucket, int32_t(t), found);
         }
-        KeyList list;
-        for (const auto& [j, m] : seen) list.keys.push_back(j), list.multiplicity.push_back(m);
+        const KeyList list = CountKeys(found);
         AttendKeyList(q, s.k[b].data() + h * dh_, s.v[b].data() + h * dh_, HD_, dh_, scale, list,
                       o.data() + b * HD_ + h * dh_);
       }
@@ -206,30 +204,43 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     return best;
   }
 
+  // The distinct keys of `found` in increasing order, each with the number of times it occurs (sorts `found`).
+  static KeyList CountKeys(std::vector<int32_t>& found) {
+    std::sort(found.begin(), found.end());
+    KeyList list;
+    list.keys.reserve(found.size()), list.multiplicity.reserve(found.size());
+    for (size_t n = 0; n < found.size(); ++n) {
+      if (n > 0 && found[n] == found[n - 1]) ++list.multiplicity.back();
+      else list.keys.push_back(found[n]), list.multiplicity.push_back(1);
+    }
+    return list;
+  }
+
   // Round keys of the newest position t of `bucket` (positions in increasing order, t last): the 2 * chunk most
-  // recent, itself excluded unless it is alone; added to `seen` (key -> number of rounds).
-  void AddRoundKeys(const std::vector<int32_t>& bucket, int32_t t, std::map<int32_t, int32_t>& seen) const {
+  // recent, itself excluded unless it is alone; appended to `found` (a key once per round that sees it).
+  void AddRoundKeys(const std::vector<int32_t>& bucket, int32_t t, std::vector<int32_t>& found) const {
     const int64_t first = std::max<int64_t>(0, int64_t(bucket.size()) - 2 * o_.chunk);
     if (int64_t(bucket.size()) - first == 1) {
-      ++seen[t];
+      found.push_back(t);
       return;
     }
     for (int64_t n = first; n < int64_t(bucket.size()); ++n)
-      if (bucket[n] != t) ++seen[bucket[n]];
+      if (bucket[n] != t) found.push_back(bucket[n]);
   }
 
   std::vector<KeyList> KeyLists(const int32_t* buckets, int T) const {
     std::vector<KeyList> lists(T);
     std::vector<std::vector<std::vector<int32_t>>> members(o_.n_hashes,
                                                            std::vector<std::vector<int32_t>>(o_.n_buckets));
+    std::vector<int32_t> found;  // the query's keys, once per round; sorted and counted into its list
     for (int t = 0; t < T; ++t) {
-      std::map<int32_t, int32_t> seen;
+      found.clear();
       for (int r = 0; r < o_.n_hashes; ++r) {
         auto& bucket = members[r][buckets[r * T + t]];
         bucket.push_back(t);
-        AddRoundKeys(bucket, t, seen);
+        AddRoundKeys(bucket, t, found);
       }
-      for (const auto& [j, m] : seen) lists[t].keys.push_back(j), lists[t].multiplicity.push_back(m);
+      lists[t] = CountKeys(found);
     }
     return lists;
   }
