@@ -29,8 +29,10 @@ def chromium():
 
 
 def browser(exe, url, *flags):
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--virtual-time-budget=5000", *flags, url], capture_output=True, text=True, timeout=180)
+    # --no-sandbox: CI runs as root; --disable-dev-shm-usage: containers often have a small /dev/shm
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--hide-scrollbars", "--virtual-time-budget=5000", *flags, url], capture_output=True,
+                          text=True, timeout=180)
 
 
 def check_page(exe, page, screenshot):
