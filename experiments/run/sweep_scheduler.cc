@@ -1,5 +1,6 @@
 #include "experiments/run/sweep_scheduler.h"
 
+#include <exception>
 #include <string>
 
 namespace mixlab {
@@ -12,7 +13,10 @@ SweepScheduler::SweepScheduler(const Communicator& comm, int items) : comm_(comm
 }
 
 SweepScheduler::~SweepScheduler() {
-  if (server_.joinable()) server_.join();
+  if (!server_.joinable()) return;
+  // Leaving on an error: main ends every rank (MPI_Abort) right after, so the sweep must not wait for the other ranks.
+  if (std::uncaught_exceptions() > 0) server_.detach();
+  else server_.join();
 }
 
 int SweepScheduler::Take() {

@@ -16,7 +16,8 @@ namespace mixlab {
 class SweepScheduler {
  public:
   SweepScheduler(const Communicator& comm, int items);
-  ~SweepScheduler();  // rank 0: waits until every rank has been told that no item is left
+  // Rank 0: waits until every rank has been told that no item is left (unless an exception is unwinding).
+  ~SweepScheduler();
   // The next item for this rank, or -1 when none is left. `finished` is the item this rank finished last (-1 at first)
   // and `report` a line about it, kept by rank 0.
   int Next(int finished, const std::string& report);
