@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "mixers/mixer.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/tensor.h"
 
@@ -87,6 +88,45 @@ inline void AddSharedKeyGradient(const float* q, const float* k, const float* dk
     Eigen::Map<const Eigen::VectorXf> qt(q + t * stride, dh), kt(k + t * stride, dh), dkt(dk + t * stride, dh);
     Eigen::Map<Eigen::VectorXf>(dq + t * stride, dh) += (dkt - kt * kt.dot(dkt)) / qt.norm();
   }
+}
+
+// What the forward of a key-list attention mixer keeps for its backward; each mixer adds its routing record.
+struct KeyListContext : MixerContext {
+  int B = 0, T = 0;
+  Buffer x, q, k, v, o, logz;               // q, k, v, o (B, T, HD); logz (B, H, T)
+  std::vector<std::vector<KeyList>> lists;  // (B * H) x T: each query's keys
+  Buffer dq, dk, dv, dtmp;
+};
+
+// Keeps x and projects q, k = q / |q| and v for B sequences of T tokens.
+inline void KeyListProject(const float* x, const float* wq, const float* wv, int B, int T, int64_t D, int64_t H,
+                           int64_t dh, KeyListContext& c) {
+  c.B = B;
+  c.T = T;
+  c.x.assign(x, x + int64_t(B) * T * D);
+  SharedQkProject(x, wq, wv, int64_t(B) * T, D, H, dh, c.q, c.k, c.v);
+}
+
+// The whole backward of a key-list attention mixer y = attention(q, k, v over c.lists) Wo with the shared q/k
+// projection: dx from dy, the gradients of Wq, Wv and Wo added to gq, gv, go.
+inline void KeyListBackward(KeyListContext& c, const float* dy, float* dx, const float* wq, const float* wv,
+                            const float* wo, float* gq, float* gv, float* go, int64_t D, int64_t H, int dh) {
+  const int64_t B = c.B, T = c.T, N = B * T, HD = H * dh;
+  c.dtmp.resize(N * HD);
+  for (auto* buf : {&c.dq, &c.dk, &c.dv}) buf->assign(N * HD, 0.0f);
+  LinearBackward(c.o.data(), wo, dy, c.dtmp.data(), go, N, HD, D);
+  const float scale = 1.0f / std::sqrt(float(dh));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    auto row = [&](Buffer& buf, int64_t t) { return buf.data() + (b * T + t) * HD + h * dh; };
+    for (int64_t i = 0; i < T; ++i)
+      AttendKeyListBackward(row(c.q, i), row(c.k, 0), row(c.v, 0), row(c.o, i), row(c.dtmp, i), c.logz[bh * T + i], HD,
+                            dh, scale, c.lists[bh][i], row(c.dq, i), row(c.dk, 0), row(c.dv, 0));
+    AddSharedKeyGradient(row(c.q, 0), row(c.k, 0), row(c.dk, 0), row(c.dq, 0), T, HD, dh);
+  }
+  LinearBackward(c.x.data(), wq, c.dq.data(), dx, gq, N, D, HD);
+  LinearBackward(c.x.data(), wv, c.dv.data(), dx, gv, N, D, HD, true);
 }
 
 // The attention weights of one sequence (T, H*dh rows) as one (T, T) map per head: lists[h][i] are query i's keys and

@@ -52,12 +52,8 @@ struct ReformerOptions : Options {
 
 enum Param { kWq, kWv, kWo };
 
-struct ReformerContext : MixerContext {
-  int B = 0, T = 0;
-  Buffer x, q, k, v, o, logz;               // q, k, v, o (B, T, HD); logz (B, H, T)
-  std::vector<std::vector<KeyList>> lists;  // (B * H) x T
+struct ReformerContext : KeyListContext {
   std::vector<int32_t> buckets;             // (B, H, rounds, T)
-  Buffer dq, dk, dv, dtmp;
 };
 
 struct ReformerState : CopyableState<ReformerState> {
@@ -108,22 +104,7 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
   }
 
   void MixBackward(ReformerContext& c, const float* dy, float* dx) override {
-    const int64_t B = c.B, T = c.T, N = B * T;
-    c.dtmp.resize(N * HD_);
-    for (auto* buf : {&c.dq, &c.dk, &c.dv}) buf->assign(N * HD_, 0.0f);
-    LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
-    const float scale = 1.0f / std::sqrt(float(dh_));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H_; ++bh) {
-      const int64_t b = bh / H_, h = bh % H_;
-      auto row = [&](Buffer& buf, int64_t t) { return buf.data() + (b * T + t) * HD_ + h * dh_; };
-      for (int64_t i = 0; i < T; ++i)
-        AttendKeyListBackward(row(c.q, i), row(c.k, 0), row(c.v, 0), row(c.o, i), row(c.dtmp, i), c.logz[bh * T + i],
-                              HD_, dh_, scale, c.lists[bh][i], row(c.dq, i), row(c.dk, 0), row(c.dv, 0));
-      AddSharedKeyGradient(row(c.q, 0), row(c.k, 0), row(c.dk, 0), row(c.dq, 0), T, HD_, dh_);
-    }
-    LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
-    LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
+    KeyListBackward(c, dy, dx, P(kWq), P(kWv), P(kWo), G(kWq), G(kWv), G(kWo), D_, H_, dh_);
   }
 
   std::string RoutingSignature() const override { return signature_; }
@@ -183,10 +164,7 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
  private:
   // q, k = q / |q| and v of B sequences of T tokens.
   void Project(const float* x, int B, int T, ReformerContext& c) const {
-    c.B = B;
-    c.T = T;
-    c.x.assign(x, x + int64_t(B) * T * D_);
-    SharedQkProject(x, P(kWq), P(kWv), int64_t(B) * T, D_, H_, dh_, c.q, c.k, c.v);
+    KeyListProject(x, P(kWq), P(kWv), B, T, D_, H_, dh_, c);
   }
 
   // argmax over [q R ; -q R] for head h, round r.

@@ -48,12 +48,8 @@ struct RoutingOptions : Options {
 
 enum Param { kWq, kWv, kWo, kCentroids };
 
-struct RoutingContext : MixerContext {
-  int B = 0, T = 0;
-  Buffer x, q, k, v, o, logz;               // q, k, v, o (B, T, HD); logz (B, H, T)
-  std::vector<std::vector<KeyList>> lists;  // (B * H) x T
+struct RoutingContext : KeyListContext {
   std::vector<int32_t> clusters;            // (B, H, T); -1 for local heads
-  Buffer dq, dk, dv, dtmp;
 };
 
 struct RoutingState : CopyableState<RoutingState> {
@@ -123,23 +119,7 @@ class Routing : public SequenceMixer<RoutingContext, RoutingState> {
   }
 
   void MixBackward(RoutingContext& c, const float* dy, float* dx) override {
-    const int64_t B = c.B, T = c.T, N = B * T;
-    c.dtmp.resize(N * HD_);
-    for (auto* buf : {&c.dq, &c.dk, &c.dv}) buf->assign(N * HD_, 0.0f);
-    LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
-    const float scale = 1.0f / std::sqrt(float(dh_));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H_; ++bh) {
-      const int64_t b = bh / H_, h = bh % H_, head = b * T * HD_ + h * dh_;
-      for (int64_t i = 0; i < T; ++i)
-        AttendKeyListBackward(c.q.data() + head + i * HD_, c.k.data() + head, c.v.data() + head,
-                              c.o.data() + head + i * HD_, c.dtmp.data() + head + i * HD_, c.logz[bh * T + i], HD_, dh_,
-                              scale, c.lists[bh][i], c.dq.data() + head + i * HD_, c.dk.data() + head,
-                              c.dv.data() + head);
-      AddSharedKeyGradient(c.q.data() + head, c.k.data() + head, c.dk.data() + head, c.dq.data() + head, T, HD_, dh_);
-    }
-    LinearBackward(c.x.data(), P(kWq), c.dq.data(), dx, G(kWq), N, D_, HD_);
-    LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, HD_, true);
+    KeyListBackward(c, dy, dx, P(kWq), P(kWv), P(kWo), G(kWq), G(kWv), G(kWo), D_, H_, dh_);
   }
 
   std::string RoutingSignature() const override { return signature_; }
@@ -198,10 +178,7 @@ class Routing : public SequenceMixer<RoutingContext, RoutingState> {
 
  private:
   void Project(const float* x, int B, int T, RoutingContext& c) const {
-    c.B = B;
-    c.T = T;
-    c.x.assign(x, x + int64_t(B) * T * D_);
-    SharedQkProject(x, P(kWq), P(kWv), int64_t(B) * T, D_, H_, dh_, c.q, c.k, c.v);
+    KeyListProject(x, P(kWq), P(kWv), B, T, D_, H_, dh_, c);
   }
 
   int Nearest(const float* k, int h) const {
