@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Interactive, self-contained HTML pages (inline JS and CSS, data embedded as JSON; no network):
 
-  html_report.py analysis DIR   DIR/analysis.json + DIR/samples.json        -> DIR/analysis.html
-  html_report.py report DIR     a compare directory (runs.json, each run's metrics.jsonl, results.json and
+  html_report.py DIR analysis   DIR/analysis.json + DIR/samples.json        -> DIR/analysis.html
+  html_report.py DIR report     a compare directory (runs.json, each run's metrics.jsonl, results.json and
                                 analysis/)                                 -> DIR/report.html
 
 analysis.html: the mixing maps of every layer and head over the tokens of the analysed samples (hover a query to see
@@ -87,9 +87,9 @@ def write(path, text):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("analysis", "report"):
-        sys.exit("usage: html_report.py analysis|report DIR")
-    kind, directory = sys.argv[1], sys.argv[2]
+    if len(sys.argv) != 3 or sys.argv[2] not in ("analysis", "report"):
+        sys.exit("usage: html_report.py DIR analysis|report")
+    directory, kind = sys.argv[1], sys.argv[2]
     if kind == "analysis":
         run = run_analysis(directory)
         if run is None:

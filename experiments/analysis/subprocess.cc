@@ -39,8 +39,8 @@ std::vector<std::string> PlotCommand(const std::string& script, const std::strin
 }
 
 std::string WriteHtmlPage(const std::string& kind, const std::string& out) {
-  const std::vector<std::string> cmd = {
-      "/usr/bin/python3", std::string(MIXLAB_SOURCE_DIR) + "/experiments/analysis/html_report.py", kind, out};
+  std::vector<std::string> cmd = PlotCommand("html_report.py", out);
+  cmd.push_back(kind);
   if (RunProgram(cmd) == 0) return "";
   return kind + ".html not written (python3 missing or the page script failed; run `" + CommandLine(cmd) + "`)";
 }

@@ -13,7 +13,8 @@ int RunProgram(const std::vector<std::string>& argv);
 // argv as a line a user could paste into a shell (each argument single-quoted), for messages.
 std::string CommandLine(const std::vector<std::string>& argv);
 
-// The command that runs one of the plot scripts next to this file (plot_report.py, plot_analysis.py) on `out`.
+// The command that runs one of the Python scripts next to this file (plot_report.py, plot_analysis.py,
+// html_report.py) on `out`.
 std::vector<std::string> PlotCommand(const std::string& script, const std::string& out);
 
 // Writes the interactive page of `out` with html_report.py (kind "analysis": analysis.html, "report": report.html).

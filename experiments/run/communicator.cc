@@ -92,27 +92,28 @@ void Communicator::SumInRankOrder(float* data, int64_t n) const {
   Wait(request);
 }
 
-void Communicator::SumDisjoint(double* data, int64_t n) const {
-  if (size_ == 1 || n == 0) return;
-  MPI_Request request;
-  MPI_Iallreduce(MPI_IN_PLACE, data, CheckedCount(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &request);
-  Wait(request);
-}
-
-void Communicator::SumExact(int64_t* data, int64_t n) const {
-  if (size_ == 1 || n == 0) return;
-  MPI_Request request;
-  MPI_Iallreduce(MPI_IN_PLACE, data, CheckedCount(n), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &request);
-  Wait(request);
-}
-
 namespace {
+// MPI's own all-reduce (its order is the library's): for sums that are exact in any order.
+void SumRaw(void* data, int64_t n, MPI_Datatype type) {
+  MPI_Request request;
+  MPI_Iallreduce(MPI_IN_PLACE, data, CheckedCount(n), type, MPI_SUM, MPI_COMM_WORLD, &request);
+  Wait(request);
+}
+
 void BroadcastRaw(void* data, int64_t n, MPI_Datatype type) {
   MPI_Request request;
   MPI_Ibcast(data, CheckedCount(n), type, 0, MPI_COMM_WORLD, &request);
   Wait(request);
 }
 }  // namespace
+
+void Communicator::SumDisjoint(double* data, int64_t n) const {
+  if (size_ > 1 && n > 0) SumRaw(data, n, MPI_DOUBLE);
+}
+
+void Communicator::SumExact(int64_t* data, int64_t n) const {
+  if (size_ > 1 && n > 0) SumRaw(data, n, MPI_INT64_T);
+}
 
 void Communicator::Broadcast(float* data, int64_t n) const {
   if (size_ > 1 && n > 0) BroadcastRaw(data, n, MPI_FLOAT);
