@@ -91,7 +91,7 @@ bool LoadFinished(Run& run, bool diverged_too = false) {
   std::ifstream cfg(dir + "/config.json"), res(dir + "/results.json");
   if (!cfg || !res) return false;
   try {
-    if (nlohmann::json::parse(cfg) != run.spec.ToJson()) return false;
+    if (RunSpec::Canonical(nlohmann::json::parse(cfg)) != run.spec.ToJson()) return false;
     const auto j = nlohmann::json::parse(res);
     if ((j.at("diverged").get<bool>() && !diverged_too) || !j.contains("validation")) return false;
     run.result = TrainResult::FromJson(j);

@@ -33,8 +33,12 @@ std::string RunSpec::DefaultRunName() const {
 std::string RunSpec::ConfigId() const {
   RunSpec copy = *this;
   copy.train.out.clear();
+  nlohmann::json hashed = copy.ToJson();
+  // Options added after run directories existed are hashed only away from the value every earlier run had, so a
+  // compare directory from before them keeps its run ids (and skips its finished runs) instead of retraining.
+  if (train.grad_accum == 1) hashed["train"].erase("grad-accum");
   uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : copy.ToJson().dump()) h = (h ^ c) * 0x100000001b3ULL;
+  for (unsigned char c : hashed.dump()) h = (h ^ c) * 0x100000001b3ULL;
   char id[9];
   std::snprintf(id, sizeof id, "%08x", unsigned(h ^ (h >> 32)));
   return id;

@@ -73,7 +73,10 @@ struct RunSpec {
 
   nlohmann::json ToJson();
   static RunSpec FromJson(const nlohmann::json& j);  // throws UsageError on a malformed spec
-  std::string DefaultRunName() const;                // runs/<task>-<mixers>-<pos>-s<seed>-<config id>
+  // A saved config as this version writes it: options an older mixlab did not know take their defaults (the
+  // behaviour it had), so comparing configs across versions sees only real changes.
+  static nlohmann::json Canonical(const nlohmann::json& saved) { return FromJson(saved).ToJson(); }
+  std::string DefaultRunName() const;  // runs/<task>-<mixers>-<pos>-s<seed>-<config id>
   // 8 hex digits of an FNV-1a hash of the whole config except the output path: distinct configs, distinct directories.
   std::string ConfigId() const;
 };

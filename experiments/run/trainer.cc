@@ -292,8 +292,8 @@ class TrainingRun {
       if (!meta.count("run"))
         throw UsageError("cannot resume run '" + result_.run_dir + "': its checkpoint holds no run config");
       first_step_ = ParseStep(meta, ckpt_);
-      CheckResumable(ParseJsonText(meta["run"], "checkpoint '" + ckpt_ + "' run config"), spec_json_, first_step_,
-                     result_.run_dir);
+      CheckResumable(RunSpec::Canonical(ParseJsonText(meta["run"], "checkpoint '" + ckpt_ + "' run config")),
+                     spec_json_, first_step_, result_.run_dir);
       const std::string optimizer_file = OptimizerFile(result_.run_dir, first_step_);
       LoadCheckpointInto(ckpt_, *model_);
       auto opt_meta = LoadOptimizerState(optimizer_file, optimizer_->first_moment(), optimizer_->second_moment());

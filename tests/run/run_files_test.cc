@@ -281,6 +281,20 @@ TEST(RunFiles, ResumeMayExtendStepsAndNamesASettingItCannotChange) {
   }
 }
 
+// Run directories are found by their config id: an option added later must leave the id of every run that does not
+// use it unchanged, and a config saved before the option existed compares equal to today's (compare skips the run).
+TEST(RunFiles, AnOptionAddedLaterKeepsOldRunIdsAndConfigs) {
+  RunSpec spec = SmallRun("unused", 20);
+  EXPECT_EQ(spec.ConfigId(), "2272db74") << "the id of an unchanged config changed: old run directories would retrain";
+  nlohmann::json older = spec.ToJson();
+  older["train"].erase("grad-accum");  // as written before --grad-accum existed
+  EXPECT_EQ(RunSpec::Canonical(older), spec.ToJson());
+  RunSpec accumulated = spec;
+  accumulated.train.grad_accum = 2;
+  EXPECT_NE(accumulated.ConfigId(), spec.ConfigId());
+  EXPECT_NE(RunSpec::Canonical(accumulated.ToJson()), spec.ToJson());
+}
+
 // compare trains many runs in one process: each run's peak memory is its own, not the largest run's before it.
 TEST(RunFiles, PeakMemoryIsPerRun) {
 #if defined(__SANITIZE_ADDRESS__)
