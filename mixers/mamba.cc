@@ -350,12 +350,11 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     return {em1 + 1.0f, zoh_ ? em1 / A : dt};
   }
 
-  // A-bar and B-bar / B of token `row` for channels [e0, e0 + ne) into abar, cb (ne, N), vectorised.
+  // A-bar and B-bar / B of one token for channels [e0, e0 + ne), with step sizes dt (ne), into abar, cb (ne, N),
+  // vectorised.
   template <int kN>
-  void Discretize(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar,
-                  float* cb) const {
+  void Discretize(const float* dt, const Buffer& A, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     const int64_t n = int64_t(ne) * N_;
-    const float* dt = c.dt.data() + row * E_ + e0;
     for (int e = 0; e < ne; ++e)
       StateArray<kN>(w.a.data() + int64_t(e) * N_, N_) =
           dt[e] * ConstStateArray<kN>(A.data() + int64_t(e0 + e) * N_, N_);
@@ -384,7 +383,7 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = b * T + t;
       if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
-      Discretize<kN>(c, A, row, e0, ne, w, w.abar.data(), w.cb.data());
+      Discretize<kN>(c.dt.data() + row * E_ + e0, A, e0, ne, w, w.abar.data(), w.cb.data());
       const ConstStateArray<kN> Ct(Cm(c, row), N_);
       for (int e = 0; e < ne; ++e) {
         const float u = c.u[row * E_ + e0 + e];
@@ -429,13 +428,23 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     const int64_t S = int64_t(ne) * N_;
     ScanWork w(ne, N_, C);
     Buffer hs(C * S), carry(S, 0.0f);
+    // The chunk's u, dt, dy in and du, ddt out, (C, ne) each: rows of the context are E floats apart, a power of two
+    // for the usual widths, so reading a chunk's column slice twice in place would thrash a few cache sets.
+    Buffer chunk_u(C * ne), chunk_dt(C * ne), chunk_dy(C * ne), chunk_du(C * ne), chunk_ddt(C * ne);
     float* dA = c.dA_parts.data() + b * E_ * N_ + int64_t(e0) * N_;
     for (int64_t ch = n_chunks - 1; ch >= 0; --ch) {
       const int64_t t0 = ch * C, len = std::min(C, T - t0);
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t from = (b * T + t0 + i) * E_ + e0;
+        std::copy_n(c.u.data() + from, ne, chunk_u.data() + i * ne);
+        std::copy_n(c.dt.data() + from, ne, chunk_dt.data() + i * ne);
+        std::copy_n(c.dy_scan.data() + from, ne, chunk_dy.data() + i * ne);
+      }
       const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
       std::copy(start, start + S, w.h.data());
       for (int64_t i = 0; i < len; ++i) {  // recompute the chunk's states, A-bar and B-bar / B
-        RecomputeStep<kN>(c, A, b * T + t0 + i, e0, ne, w, w.abar.data() + i * S, w.cb.data() + i * S);
+        RecomputeStep<kN>(chunk_dt.data() + i * ne, chunk_u.data() + i * ne, Bm(c, b * T + t0 + i), A, e0, ne, w,
+                          w.abar.data() + i * S, w.cb.data() + i * S);
         std::copy(w.h.data(), w.h.data() + S, hs.data() + i * S);
       }
       for (int64_t i = len - 1; i >= 0; --i) {
@@ -449,8 +458,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
         float* dBt = c.dB_parts.data() + (blk * M + row) * N_;
         float* dCt = c.dC_parts.data() + (blk * M + row) * N_;
         for (int e = 0; e < ne; ++e) {
-          const int64_t ie = row * E_ + e0 + e;
-          const float dy = c.dy_scan[ie], u = c.u[ie], dt = c.dt[ie];
+          const int64_t ie = i * ne + e;
+          const float dy = chunk_dy[ie], u = chunk_u[ie], dt = chunk_dt[ie];
           const int64_t off = int64_t(e) * N_, chan = int64_t(e0 + e) * N_;
           const ConstStateArray<kN> Ctm(Ct, N_), Btm(Bt, N_), h_t(h + off, N_), h_prev(hprev + off, N_),
               ab(abar + off, N_), cbm(cb + off, N_), Am(A.data() + chan, N_), inv_Am(inv_A_.data() + chan, N_);
@@ -471,9 +480,14 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
             dAe += g * ab * h_prev * dt;
           }
           g *= ab;  // carried to t - 1
-          c.du[ie] = du;
-          c.ddt[ie] = ddt;
+          chunk_du[ie] = du;
+          chunk_ddt[ie] = ddt;
         }
+      }
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t to = (b * T + t0 + i) * E_ + e0;
+        std::copy_n(chunk_du.data() + i * ne, ne, c.du.data() + to);
+        std::copy_n(chunk_ddt.data() + i * ne, ne, c.ddt.data() + to);
       }
     }
   }
@@ -487,16 +501,15 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     }
   }
 
-  // The forward step without the output: advances w.h and keeps A-bar and B-bar / B of the token.
+  // The forward step without the output, from the token's dt and u (ne each) and B: advances w.h and keeps A-bar and
+  // B-bar / B of the token.
   template <int kN>
-  void RecomputeStep(const MambaContext& c, const Buffer& A, int64_t row, int e0, int ne, ScanWork& w, float* abar,
-                     float* cb) const {
-    Discretize<kN>(c, A, row, e0, ne, w, abar, cb);
-    const float* Bt = Bm(c, row);
+  void RecomputeStep(const float* dt, const float* u, const float* Bt, const Buffer& A, int e0, int ne, ScanWork& w,
+                     float* abar, float* cb) const {
+    Discretize<kN>(dt, A, e0, ne, w, abar, cb);
     for (int e = 0; e < ne; ++e) {
-      const float u = c.u[row * E_ + e0 + e];
       const int64_t off = int64_t(e) * N_;
-      UpdateState<kN>(w.h.data() + off, abar + off, cb + off, Bt, u);
+      UpdateState<kN>(w.h.data() + off, abar + off, cb + off, Bt, u[e]);
     }
   }
 
