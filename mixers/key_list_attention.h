@@ -107,26 +107,38 @@ inline void KeyListProject(const float* x, const float* wq, const float* wv, int
   SharedQkProject(x, wq, wv, int64_t(B) * T, D, H, dh, c.q, c.k, c.v);
 }
 
-// The whole backward of a key-list attention mixer y = attention(q, k, v over c.lists) Wo with the shared q/k
-// projection: dx from dy, the gradients of Wq, Wv and Wo added to gq, gv, go.
+// The whole backward of a key-list attention mixer y = attention(q, k, v) Wo with the shared q/k projection: dx from
+// dy, the gradients of Wq, Wv and Wo added to gq, gv, go. `head_backward(bh)` adds head bh's dq, dk, dv from c.dtmp
+// (do); by default it runs over each query's key list (c.lists).
+template <class HeadBackward>
 inline void KeyListBackward(KeyListContext& c, const float* dy, float* dx, const float* wq, const float* wv,
-                            const float* wo, float* gq, float* gv, float* go, int64_t D, int64_t H, int dh) {
+                            const float* wo, float* gq, float* gv, float* go, int64_t D, int64_t H, int dh,
+                            HeadBackward head_backward) {
   const int64_t B = c.B, T = c.T, N = B * T, HD = H * dh;
   c.dtmp.resize(N * HD);
   for (auto* buf : {&c.dq, &c.dk, &c.dv}) buf->assign(N * HD, 0.0f);
   LinearBackward(c.o.data(), wo, dy, c.dtmp.data(), go, N, HD, D);
-  const float scale = 1.0f / std::sqrt(float(dh));
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t bh = 0; bh < B * H; ++bh) {
+    head_backward(bh);
+    const int64_t head = (bh / H) * T * HD + (bh % H) * dh;
+    AddSharedKeyGradient(c.q.data() + head, c.k.data() + head, c.dk.data() + head, c.dq.data() + head, T, HD, dh);
+  }
+  LinearBackward(c.x.data(), wq, c.dq.data(), dx, gq, N, D, HD);
+  LinearBackward(c.x.data(), wv, c.dv.data(), dx, gv, N, D, HD, true);
+}
+
+inline void KeyListBackward(KeyListContext& c, const float* dy, float* dx, const float* wq, const float* wv,
+                            const float* wo, float* gq, float* gv, float* go, int64_t D, int64_t H, int dh) {
+  const float scale = 1.0f / std::sqrt(float(dh));
+  const int64_t T = c.T, HD = H * dh;
+  KeyListBackward(c, dy, dx, wq, wv, wo, gq, gv, go, D, H, dh, [&](int64_t bh) {
     const int64_t b = bh / H, h = bh % H;
     auto row = [&](Buffer& buf, int64_t t) { return buf.data() + (b * T + t) * HD + h * dh; };
     for (int64_t i = 0; i < T; ++i)
       AttendKeyListBackward(row(c.q, i), row(c.k, 0), row(c.v, 0), row(c.o, i), row(c.dtmp, i), c.logz[bh * T + i], HD,
                             dh, scale, c.lists[bh][i], row(c.dq, i), row(c.dk, 0), row(c.dv, 0));
-    AddSharedKeyGradient(row(c.q, 0), row(c.k, 0), row(c.dk, 0), row(c.dq, 0), T, HD, dh);
-  }
-  LinearBackward(c.x.data(), wq, c.dq.data(), dx, gq, N, D, HD);
-  LinearBackward(c.x.data(), wv, c.dv.data(), dx, gv, N, D, HD, true);
+  });
 }
 
 // The attention weights of one sequence (T, H*dh rows) as one (T, T) map per head: lists[h][i] are query i's keys and

@@ -11,15 +11,18 @@
 // query depend only on earlier positions' buckets. (Reformer's implementation sorts the whole sequence and attends
 // within fixed chunks of the sorted order, so a query's keys there depend on later tokens' buckets: not causal, and a
 // decoding step could not reproduce it. The per-bucket window of 2 * chunk keys keeps its cost.)
-// Cost O(T * n-hashes * 2 chunk * dh) per head plus the hashing, O(T * n-hashes * n-buckets * dh). Backward goes
-// through the scores (the hashing is discrete; bucket assignments are fixed, and RoutingSignature exposes them). The
-// rotations are redrawn every `redraw` training steps (0: never) from the seed, like Performer's features. Saves x, q,
-// k, v, o, the row log-normalisers and the keys (with multiplicities) of every query. Step hashes the new query and
-// scores the cached keys of its buckets. Mixing: p_ij, the exact sparse attention of the combined rounds.
+// Cost O(T * n-hashes * 2 chunk * dh) per head plus the hashing, O(T * n-hashes * n-buckets * dh). Training runs
+// bucket by bucket in tiles (bucket_window_attention.h: each round's members gathered, blocks of queries against their
+// band of keys in small GEMMs, the rounds combined by their log-sum-exps). Backward goes through the scores (the
+// hashing is discrete; bucket assignments are fixed, and RoutingSignature exposes them). The rotations are redrawn
+// every `redraw` training steps (0: never) from the seed, like Performer's features. Saves x, q, k, v, o, the row
+// log-normalisers and the buckets. Step hashes the new query and scores the cached keys of its buckets, one key list
+// (key_list_attention.h). Mixing: p_ij, the exact sparse attention of the combined rounds.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "mixers/bucket_window_attention.h"
 #include "mixers/head_projections.h"
 #include "mixers/key_list_attention.h"
 #include "mixers/mixer_base.h"
@@ -53,7 +56,7 @@ struct ReformerOptions : Options {
 enum Param { kWq, kWv, kWo };
 
 struct ReformerContext : KeyListContext {
-  std::vector<int32_t> buckets;             // (B, H, rounds, T)
+  std::vector<int32_t> buckets;  // (B, H, rounds, T)
 };
 
 struct ReformerState : CopyableState<ReformerState> {
@@ -88,23 +91,28 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     const int64_t N = int64_t(B) * T;
     c.o.resize(N * HD_);
     c.logz.resize(int64_t(B) * H_ * T);
-    c.lists.assign(int64_t(B) * H_, {});
     c.buckets.resize(int64_t(B) * H_ * o_.n_hashes * T);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < int64_t(B) * H_; ++bh) {
-      const int64_t b = bh / H_, h = bh % H_;
+      const int64_t b = bh / H_, h = bh % H_, head = b * T * HD_ + h * dh_;
       int32_t* buckets = c.buckets.data() + bh * o_.n_hashes * T;
       for (int r = 0; r < o_.n_hashes; ++r)
-        for (int t = 0; t < T; ++t) buckets[r * T + t] = Hash(c.q.data() + (b * T + t) * HD_ + h * dh_, int(h), r);
-      c.lists[bh] = KeyLists(buckets, T);
-      for (int t = 0; t < T; ++t) Attend(c, b, h, t, c.lists[bh][t]);
+        for (int t = 0; t < T; ++t) buckets[r * T + t] = Hash(c.q.data() + head + t * HD_, int(h), r);
+      BucketWindowForward(Shape(buckets, T), c.q.data() + head, c.k.data() + head, c.v.data() + head, c.o.data() + head,
+                          c.logz.data() + bh * T);
     }
     signature_.assign(reinterpret_cast<const char*>(c.buckets.data()), c.buckets.size() * sizeof(int32_t));
     LinearForward(c.o.data(), P(kWo), y, N, HD_, D_);
   }
 
   void MixBackward(ReformerContext& c, const float* dy, float* dx) override {
-    KeyListBackward(c, dy, dx, P(kWq), P(kWv), P(kWo), G(kWq), G(kWv), G(kWo), D_, H_, dh_);
+    const int64_t T = c.T;
+    KeyListBackward(c, dy, dx, P(kWq), P(kWv), P(kWo), G(kWq), G(kWv), G(kWo), D_, H_, dh_, [&](int64_t bh) {
+      const int64_t head = (bh / H_) * T * HD_ + (bh % H_) * dh_;
+      BucketWindowBackward(Shape(c.buckets.data() + bh * o_.n_hashes * T, int(T)), c.q.data() + head, c.k.data() + head,
+                           c.v.data() + head, c.o.data() + head, c.dtmp.data() + head, c.logz.data() + bh * T,
+                           c.dq.data() + head, c.dk.data() + head, c.dv.data() + head);
+    });
   }
 
   std::string RoutingSignature() const override { return signature_; }
@@ -146,6 +154,7 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
   std::vector<RowMatrix> Mixing(const float* x, const int32_t*, int T) override {
     ReformerContext c;
     Mix(x, nullptr, 1, T, Buffer(int64_t(T) * D_).data(), c, ForwardMode{});
+    for (int h = 0; h < H_; ++h) c.lists.push_back(KeyLists(c.buckets.data() + int64_t(h) * o_.n_hashes * T, T));
     return KeyListMaps(c.q.data(), c.k.data(), c.lists, c.logz.data(), T, H_, dh_);
   }
 
@@ -223,11 +232,15 @@ class Reformer : public SequenceMixer<ReformerContext, ReformerState> {
     return lists;
   }
 
-  // o_t over the query's keys; saves log Z.
-  void Attend(ReformerContext& c, int64_t b, int64_t h, int64_t t, const KeyList& list) const {
-    const int64_t T = c.T, head = b * T * HD_ + h * dh_;
-    c.logz[(b * H_ + h) * T + t] = AttendKeyList(c.q.data() + head + t * HD_, c.k.data() + head, c.v.data() + head, HD_,
-                                                 dh_, 1.0f / std::sqrt(float(dh_)), list, c.o.data() + head + t * HD_);
+  // One head's rows of (T, HD) and its buckets (rounds, T) for the tiled attention.
+  BucketWindowShape Shape(const int32_t* buckets, int T) const {
+    return {.T = T,
+            .dh = dh_,
+            .stride = HD_,
+            .rounds = o_.n_hashes,
+            .n_buckets = o_.n_buckets,
+            .window = 2 * o_.chunk,
+            .buckets = buckets};
   }
 
   void UseDrawOfStep(int64_t step) {
