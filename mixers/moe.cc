@@ -91,12 +91,13 @@ class Moe : public ChannelMixer<MoeContext> {
     SoftmaxForward(c.logits.data(), c.probs.data(), N, E_);
     Route(c, mode.training);
     c.xe.resize(E_), c.he.resize(E_), c.ae.resize(E_), c.ye.resize(E_);
-    // Experts run one after another; each product is parallel inside (oneDNN, AddWeightGradient).
-    for (int e = 0; e < E_; ++e) {
+    const std::vector<int> order = LargestFirst(c);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int at = 0; at < E_; ++at) {
+      const int e = order[at];
       const int64_t n = int64_t(c.routed[e].size());
       c.xe[e].resize(n * D_), c.he[e].resize(n * F_), c.ae[e].resize(n * F_), c.ye[e].resize(n * D_);
       if (n == 0) continue;
-#pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) std::copy_n(x + c.routed[e][i].token * D_, D_, c.xe[e].data() + i * D_);
       LinearForward(c.xe[e].data(), P(kW1) + int64_t(e) * D_ * F_, c.he[e].data(), n, D_, F_);
       BiasGeluForward(c.he[e].data(), P(kB1) + int64_t(e) * F_, c.ae[e].data(), n, F_);
@@ -111,12 +112,14 @@ class Moe : public ChannelMixer<MoeContext> {
     const int64_t N = c.N;
     Buffer dgate(N * E_, 0.0f);  // d loss / d g_{t,e}
     std::vector<Buffer> dxe(E_);
-    for (int e = 0; e < E_; ++e) {
+    const std::vector<int> order = LargestFirst(c);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int at = 0; at < E_; ++at) {
+      const int e = order[at];
       const int64_t n = int64_t(c.routed[e].size());
       if (n == 0) continue;
       Buffer dye(n * D_), dae(n * F_);
       dxe[e].resize(n * D_);
-#pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const auto& a = c.routed[e][i];
         float dot = 0;
@@ -197,6 +200,16 @@ class Moe : public ChannelMixer<MoeContext> {
   MixerDescription Cost(int T) const override { return {0, 0, 0, 2.0 * D_ * E_ + 2.0 * 2 * K_ * D_ * F_}; }
 
  private:
+  // Experts run side by side, one per thread, the most loaded first (so the last ones to start are the shortest);
+  // the products inside an expert run on its thread (oneDNN and AddWeightGradient do not nest), so each expert's
+  // results are the same whatever the thread count.
+  static std::vector<int> LargestFirst(const MoeContext& c) {
+    std::vector<int> order(c.routed.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return c.routed[a].size() > c.routed[b].size(); });
+    return order;
+  }
+
   // out_t (D) = sum over token t's kept slots, in expert order, of w * row, where (w, row) = term(expert, index).
   template <typename Term>
   void GatherBySlots(const MoeContext& c, int64_t N, float* out, Term term) const {
