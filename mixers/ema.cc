@@ -77,10 +77,12 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
     c.v.resize(N * D_);
     c.s.resize(N * D_);
     LinearForward(x, P(kWv), c.v.data(), N, D_, D_);
-    for (int b = 0; b < B; ++b) {
+    const std::vector<float> a = Decays();
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; ++b) {  // sequences are independent: one thread each
       std::vector<float> s(D_, 0.0f);
       for (int t = 0; t < T; ++t)
-        Advance(c.v.data() + (int64_t(b) * T + t) * D_, s.data(), c.s.data() + (int64_t(b) * T + t) * D_);
+        Advance(a.data(), c.v.data() + (int64_t(b) * T + t) * D_, s.data(), c.s.data() + (int64_t(b) * T + t) * D_);
     }
     Output(c.s.data(), y, N);
   }
@@ -91,20 +93,24 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
     c.dv.resize(N * D_);
     if (o_.output_projection) LinearBackward(c.s.data(), P(kWo), dy, c.ds.data(), G(kWo), N, D_, D_);
     else c.ds.assign(dy, dy + N * D_);
+    const std::vector<float> a = Decays();
+    std::vector<float> decay_parts(int64_t(c.B) * H_, 0.0f);  // per sequence and head, added in a fixed order below
+#pragma omp parallel for schedule(static)
     for (int b = 0; b < c.B; ++b) {
       std::vector<float> lambda(D_, 0.0f);
       for (int t = c.T - 1; t >= 0; --t) {
         const int64_t row = (int64_t(b) * c.T + t) * D_;
         for (int d = 0; d < D_; ++d) {
-          const int h = d / dh_;
-          const float a = Decay(h);
-          lambda[d] = c.ds[row + d] + a * lambda[d];
-          c.dv[row + d] = (1.0f - a) * lambda[d];
+          lambda[d] = c.ds[row + d] + a[d] * lambda[d];
+          c.dv[row + d] = (1.0f - a[d]) * lambda[d];
           const float previous = t > 0 ? c.s[row - D_ + d] : 0.0f;
-          G(kDecayLogit)[h] += lambda[d] * (previous - c.v[row + d]) * a * (1.0f - a);  // da/dlogit = a (1 - a)
+          decay_parts[int64_t(b) * H_ + d / dh_] +=
+              lambda[d] * (previous - c.v[row + d]) * a[d] * (1.0f - a[d]);  // da/dlogit = a (1 - a)
         }
       }
     }
+    for (int b = 0; b < c.B; ++b)
+      for (int h = 0; h < H_; ++h) G(kDecayLogit)[h] += decay_parts[int64_t(b) * H_ + h];
     LinearBackward(c.x.data(), P(kWv), c.dv.data(), dx, G(kWv), N, D_, D_);
   }
 
@@ -116,8 +122,9 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
   void MixStep(const float* x, const int32_t*, float* y, EmaState& s) override {
     Buffer v(int64_t(s.B) * D_), out(v.size());
     LinearForward(x, P(kWv), v.data(), s.B, D_, D_);
+    const std::vector<float> a = Decays();
     for (int b = 0; b < s.B; ++b)
-      Advance(v.data() + int64_t(b) * D_, s.s.data() + int64_t(b) * D_, out.data() + int64_t(b) * D_);
+      Advance(a.data(), v.data() + int64_t(b) * D_, s.s.data() + int64_t(b) * D_, out.data() + int64_t(b) * D_);
     Output(out.data(), y, s.B);
   }
 
@@ -145,16 +152,20 @@ class Ema : public SequenceMixer<EmaContext, EmaState> {
 
  private:
   float Decay(int h) const { return Sigmoid(P(kDecayLogit)[h]); }
+  std::vector<float> Decays() const {  // per channel: its head's decay
+    std::vector<float> a(D_);
+    for (int d = 0; d < D_; ++d) a[d] = Decay(d / dh_);
+    return a;
+  }
   // y = s Wo, or y = s without the output projection; s and y are (rows, D).
   void Output(const float* s, float* y, int64_t rows) const {
     if (o_.output_projection) LinearForward(s, P(kWo), y, rows, D_, D_);
     else std::copy_n(s, rows * D_, y);
   }
-  // s = a s + (1 - a) v for one token (D values), written to out.
-  void Advance(const float* v, float* s, float* out) const {
+  // s = a s + (1 - a) v for one token (D values, a per channel), written to out.
+  void Advance(const float* a, const float* v, float* s, float* out) const {
     for (int d = 0; d < D_; ++d) {
-      const float a = Decay(d / dh_);
-      s[d] = a * s[d] + (1.0f - a) * v[d];
+      s[d] = a[d] * s[d] + (1.0f - a[d]) * v[d];
       out[d] = s[d];
     }
   }

@@ -38,6 +38,13 @@ enum Param { kMixK, kMixV, kMixR, kTimeDecay, kTimeFirst, kWk, kWv, kWr, kWo };
 
 constexpr float kMinExponent = -1e38f;  // the exponent of an empty sum
 
+// The recurrences run over blocks of up to kLanes consecutive channels at once: a token's values of a block are
+// contiguous, and every channel's recurrence is the same arithmetic, so each step is a few vector operations.
+constexpr int kLanes = 16;
+using Lanes = Eigen::Array<float, Eigen::Dynamic, 1, 0, kLanes, 1>;  // no heap: at most kLanes values
+using LaneMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstLaneMap = Eigen::Map<const Eigen::ArrayXf>;
+
 struct RwkvContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, xk, xv, xr, k, v, r, wkv, out_exp, out_den, gated;  // (B, T, C); x and the shifted inputs (B, T, D)
@@ -87,13 +94,17 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     c.wkv.resize(N * C_);
     c.out_exp.resize(N * C_);
     c.out_den.resize(N * C_);
+    const int64_t blocks = (C_ + kLanes - 1) / kLanes;
 #pragma omp parallel for schedule(static)
-    for (int64_t bc = 0; bc < int64_t(B) * C_; ++bc) {
-      const int64_t b = bc / C_, ch = bc % C_;
-      float p = 0, q = 0, o = kMinExponent;
+    for (int64_t job = 0; job < int64_t(B) * blocks; ++job) {
+      const int64_t b = job / blocks, ch0 = job % blocks * kLanes;
+      const int n = int(std::min<int64_t>(kLanes, C_ - ch0));
+      float p[kLanes] = {}, q[kLanes] = {}, o[kLanes];
+      std::fill_n(o, n, kMinExponent);
       for (int t = 0; t < T; ++t) {
-        const int64_t i = (b * T + t) * C_ + ch;
-        c.wkv[i] = WkvStep(ch, c.k[i], c.v[i], p, q, o, &c.out_exp[i], &c.out_den[i]);
+        const int64_t i = (b * T + t) * C_ + ch0;
+        WkvStep(int(ch0), n, c.k.data() + i, c.v.data() + i, p, q, o, c.wkv.data() + i, c.out_exp.data() + i,
+                c.out_den.data() + i);
       }
     }
     c.gated.resize(N * C_);
@@ -116,8 +127,9 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     }
     c.du_parts.assign(B * C_, 0.0f);
     c.dw_parts.assign(B * C_, 0.0f);
+    const int64_t blocks = (C_ + kLanes - 1) / kLanes;
 #pragma omp parallel for schedule(static)
-    for (int64_t bc = 0; bc < B * C_; ++bc) WkvBackward(c, dwkv.data(), bc / C_, bc % C_);
+    for (int64_t job = 0; job < B * blocks; ++job) WkvBackward(c, dwkv.data(), job / blocks, job % blocks * kLanes);
     for (int64_t b = 0; b < B; ++b)  // per-sequence partial sums, added in a fixed order
       for (int ch = 0; ch < C_; ++ch) {
         G(kTimeFirst)[ch] += c.du_parts[b * C_ + ch];
@@ -144,9 +156,14 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
   void MixStep(const float* x, const int32_t*, float* y, RwkvState& s) override {
     RwkvContext c;
     Project(x, s.B, 1, c, s.prev.data());
-    Buffer gated(int64_t(s.B) * C_);
-    for (int64_t i = 0; i < int64_t(s.B) * C_; ++i)
-      gated[i] = Sigmoid(c.r[i]) * WkvStep(int(i % C_), c.k[i], c.v[i], s.p[i], s.q[i], s.o[i], nullptr, nullptr);
+    Buffer wkv(int64_t(s.B) * C_), out_exp(wkv.size()), out_den(wkv.size()), gated(wkv.size());
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t ch0 = 0; ch0 < C_; ch0 += kLanes) {
+        const int64_t i = b * C_ + ch0;
+        WkvStep(int(ch0), int(std::min<int64_t>(kLanes, C_ - ch0)), c.k.data() + i, c.v.data() + i, s.p.data() + i,
+                s.q.data() + i, s.o.data() + i, wkv.data() + i, out_exp.data() + i, out_den.data() + i);
+      }
+    for (int64_t i = 0; i < int64_t(s.B) * C_; ++i) gated[i] = Sigmoid(c.r[i]) * wkv[i];
     std::copy_n(x, int64_t(s.B) * D_, s.prev.data());
     LinearForward(gated.data(), P(kWo), y, s.B, C_, D_);
   }
@@ -190,6 +207,7 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
  private:
   int Groups() const { return std::min(o_.mixing_groups, C_); }
   float Decay(int ch) const { return -std::exp(P(kTimeDecay)[ch]); }  // w < 0
+  Lanes Decays(int ch0, int n) const { return -ConstLaneMap(P(kTimeDecay) + ch0, n).exp(); }
 
   // The shifted inputs and k, v, r of B sequences of T tokens; `first_prev` (B, D) the token before each (decoding).
   void Project(const float* x, int B, int T, RwkvContext& c, const float* first_prev = nullptr) const {
@@ -207,25 +225,28 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     LinearForward(c.xr.data(), P(kWr), c.r.data(), N, D_, C_);
   }
 
-  // One token of channel ch: returns wkv_t and advances the scaled sums (p, q) and their exponent o. Writes the
-  // output's exponent and scaled denominator (wkv_t = num / den with both divided by e^exp) when asked.
-  float WkvStep(int ch, float k, float v, float& p, float& q, float& o, float* out_exp, float* out_den) const {
-    const float w = Decay(ch), u = P(kTimeFirst)[ch];
-    float top = std::max(o, u + k);
-    float a = std::exp(o - top), b = std::exp(u + k - top);
-    const float den = a * q + b;
-    const float wkv = (a * p + b * v) / den;
-    if (out_exp) *out_exp = top, *out_den = den;
-    top = std::max(w + o, k);
-    a = std::exp(w + o - top);
-    b = std::exp(k - top);
+  // One token of channels [ch0, ch0 + n) (k, v and the outputs point at the token's values of those channels): writes
+  // wkv_t, the output's exponent and scaled denominator (wkv_t = num / den with both divided by e^exp), and advances
+  // the scaled sums (p, q) and their exponent o.
+  void WkvStep(int ch0, int n, const float* k_in, const float* v_in, float* p_io, float* q_io, float* o_io, float* wkv,
+               float* out_exp, float* out_den) const {
+    const ConstLaneMap k(k_in, n), v(v_in, n), u(P(kTimeFirst) + ch0, n);
+    LaneMap p(p_io, n), q(q_io, n), o(o_io, n);
+    const Lanes w = Decays(ch0, n);
+    Lanes top = o.max(u + k), a = (o - top).exp(), b = (u + k - top).exp();
+    const Lanes den = a * q + b;
+    LaneMap(wkv, n) = (a * p + b * v) / den;
+    LaneMap(out_exp, n) = top, LaneMap(out_den, n) = den;
+    top = (w + o).max(k);
+    a = (w + o - top).exp();
+    b = (k - top).exp();
     p = a * p + b * v;
     q = a * q + b;
     o = top;
-    return wkv;
   }
 
-  // The recurrence in reverse for sequence b, channel ch, given g = dL/dwkv. With alpha_t = g_t / den_t and
+  // The recurrence in reverse for sequence b, channels [ch0, ch0 + kLanes) side by side (fewer at the end), given
+  // g = dL/dwkv. Per channel, with alpha_t = g_t / den_t and
   // beta_t = g_t wkv_t / den_t (den_t = out_den_t e^{out_exp_t}), for each i
   //   dv_i = e^{u+k_i} alpha_i + e^{k_i} A_i,   dk_i = e^{u+k_i} (v_i alpha_i - beta_i) + e^{k_i} (v_i A_i - B_i),
   //   du += e^{u+k_i} (v_i alpha_i - beta_i),   dw += e^{k_i} (v_i A'_i - B'_i),
@@ -233,35 +254,36 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
   //   A_i = e^w A_{i+1} + alpha_{i+1},  A'_i = e^w (A'_{i+1} + A_{i+1}).
   // The sums are carried divided by e^m (m their largest exponent); since out_exp_t >= (t-1-i) w + k_i for every
   // i < t, k_i + m_i <= 0 and e^{u+k_i-out_exp_i} <= 1: no exponential here can overflow.
-  void WkvBackward(RwkvContext& c, const float* g, int64_t b, int64_t ch) const {
-    const float w = Decay(int(ch)), u = P(kTimeFirst)[ch];
+  void WkvBackward(RwkvContext& c, const float* g, int64_t b, int64_t ch0) const {
+    const int n = int(std::min<int64_t>(kLanes, C_ - ch0));
+    const Lanes w = Decays(int(ch0), n);
+    const ConstLaneMap u(P(kTimeFirst) + ch0, n);
     const int64_t T = c.T;
-    float m = kMinExponent, pa = 0, pb = 0, pa2 = 0, pb2 = 0;
-    float du = 0, dw = 0;
+    Lanes m = Lanes::Constant(n, kMinExponent), pa = Lanes::Zero(n), pb = pa, pa2 = pa, pb2 = pa, du = pa, dw = pa;
+    auto at = [&](const Buffer& buf, int64_t i) { return ConstLaneMap(buf.data() + (b * T + i) * C_ + ch0, n); };
     for (int64_t i = T - 1; i >= 0; --i) {
-      const int64_t at = (b * T + i) * C_ + ch;
       if (i + 1 < T) {  // bring in t = i + 1
-        const int64_t next = at + C_;
-        const float alpha = g[next] / c.out_den[next], beta = alpha * c.wkv[next];
-        const float top = std::max(w + m, -c.out_exp[next]);
-        const float decay = std::exp(w + m - top), fresh = std::exp(-c.out_exp[next] - top);
+        const Lanes alpha = ConstLaneMap(g + (b * T + i + 1) * C_ + ch0, n) / at(c.out_den, i + 1),
+                    beta = alpha * at(c.wkv, i + 1), fresh_exp = -at(c.out_exp, i + 1);
+        const Lanes top = (w + m).max(fresh_exp);
+        const Lanes decay = (w + m - top).exp(), fresh = (fresh_exp - top).exp();
         pa2 = decay * (pa2 + pa);
         pb2 = decay * (pb2 + pb);
         pa = decay * pa + fresh * alpha;
         pb = decay * pb + fresh * beta;
         m = top;
       }
-      const float v = c.v[at];
-      const float diag = std::exp(u + c.k[at] - c.out_exp[at]);
-      const float alpha = g[at] / c.out_den[at], beta = alpha * c.wkv[at];
-      const float past = std::exp(c.k[at] + m);
-      c.dv[at] = diag * alpha + past * pa;
-      c.dk[at] = diag * (v * alpha - beta) + past * (v * pa - pb);
+      const ConstLaneMap v = at(c.v, i), k = at(c.k, i);
+      const Lanes diag = (u + k - at(c.out_exp, i)).exp();
+      const Lanes alpha = ConstLaneMap(g + (b * T + i) * C_ + ch0, n) / at(c.out_den, i), beta = alpha * at(c.wkv, i);
+      const Lanes past = (k + m).exp();
+      LaneMap(c.dv.data() + (b * T + i) * C_ + ch0, n) = diag * alpha + past * pa;
+      LaneMap(c.dk.data() + (b * T + i) * C_ + ch0, n) = diag * (v * alpha - beta) + past * (v * pa - pb);
       du += diag * (v * alpha - beta);
       dw += past * (v * pa2 - pb2);
     }
-    c.du_parts[b * C_ + ch] = du;
-    c.dw_parts[b * C_ + ch] = dw;
+    LaneMap(c.du_parts.data() + b * C_ + ch0, n) = du;
+    LaneMap(c.dw_parts.data() + b * C_ + ch0, n) = dw;
   }
 
   int D_, C_;
