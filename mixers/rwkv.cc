@@ -108,6 +108,7 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
       }
     }
     c.gated.resize(N * C_);
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < N * C_; ++i) c.gated[i] = Sigmoid(c.r[i]) * c.wkv[i];
     LinearForward(c.gated.data(), P(kWo), y, N, C_, D_);
   }
@@ -120,6 +121,7 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     c.dk.assign(N * C_, 0.0f);
     c.dv.assign(N * C_, 0.0f);
     Buffer dwkv(N * C_);
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < N * C_; ++i) {
       const float s = Sigmoid(c.r[i]);
       dwkv[i] = c.dgated[i] * s;
