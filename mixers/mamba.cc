@@ -366,10 +366,10 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     }
   }
 
-  // h = A-bar h + (B-bar / B) B u for one channel's N state values (coefficient-wise, so h may be read and written).
+  // h = A-bar h_prev + (B-bar / B) B u for one channel's N state values (coefficient-wise, so h may be h_prev).
   template <int kN>
-  void UpdateState(float* h, const float* abar, const float* cb, const float* Bt, float u) const {
-    StateArray<kN>(h, N_) = ConstStateArray<kN>(abar, N_) * ConstStateArray<kN>(h, N_) +
+  void UpdateState(float* h, const float* h_prev, const float* abar, const float* cb, const float* Bt, float u) const {
+    StateArray<kN>(h, N_) = ConstStateArray<kN>(abar, N_) * ConstStateArray<kN>(h_prev, N_) +
                             ConstStateArray<kN>(cb, N_) * ConstStateArray<kN>(Bt, N_) * u;
   }
 
@@ -388,7 +388,7 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
       for (int e = 0; e < ne; ++e) {
         const float u = c.u[row * E_ + e0 + e];
         const int64_t off = int64_t(e) * N_;
-        UpdateState<kN>(h + off, w.abar.data() + off, w.cb.data() + off, Bm(c, row), u);
+        UpdateState<kN>(h + off, h + off, w.abar.data() + off, w.cb.data() + off, Bm(c, row), u);
         c.y[row * E_ + e0 + e] = (Ct * ConstStateArray<kN>(h + off, N_)).sum() + P(kDSkip)[e0 + e] * u;
       }
     }
@@ -441,12 +441,10 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
         std::copy_n(c.dy_scan.data() + from, ne, chunk_dy.data() + i * ne);
       }
       const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
-      std::copy(start, start + S, w.h.data());
-      for (int64_t i = 0; i < len; ++i) {  // recompute the chunk's states, A-bar and B-bar / B
+      for (int64_t i = 0; i < len; ++i)  // recompute the chunk's states, A-bar and B-bar / B
         RecomputeStep<kN>(chunk_dt.data() + i * ne, chunk_u.data() + i * ne, Bm(c, b * T + t0 + i), A, e0, ne, w,
-                          w.abar.data() + i * S, w.cb.data() + i * S);
-        std::copy(w.h.data(), w.h.data() + S, hs.data() + i * S);
-      }
+                          i > 0 ? hs.data() + (i - 1) * S : start, hs.data() + i * S, w.abar.data() + i * S,
+                          w.cb.data() + i * S);
       for (int64_t i = len - 1; i >= 0; --i) {
         const int64_t row = b * T + t0 + i;
         const float* h = hs.data() + i * S;
@@ -501,15 +499,15 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     }
   }
 
-  // The forward step without the output, from the token's dt and u (ne each) and B: advances w.h and keeps A-bar and
-  // B-bar / B of the token.
+  // The forward step without the output, from the token's dt and u (ne each) and B: the states h from h_prev (ne, N),
+  // keeping A-bar and B-bar / B of the token.
   template <int kN>
   void RecomputeStep(const float* dt, const float* u, const float* Bt, const Buffer& A, int e0, int ne, ScanWork& w,
-                     float* abar, float* cb) const {
+                     const float* h_prev, float* h, float* abar, float* cb) const {
     Discretize<kN>(dt, A, e0, ne, w, abar, cb);
     for (int e = 0; e < ne; ++e) {
       const int64_t off = int64_t(e) * N_;
-      UpdateState<kN>(w.h.data() + off, abar + off, cb + off, Bt, u[e]);
+      UpdateState<kN>(h + off, h_prev + off, abar + off, cb + off, Bt, u[e]);
     }
   }
 
