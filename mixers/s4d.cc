@@ -334,7 +334,7 @@ class S4d : public SequenceMixer<S4dContext, S4dState> {
   // lambda_t) + D g_t; the per-sequence sums are reduced over the batch in a fixed order.
   void ScanBackward(S4dContext& c, float* dx) {
     const int64_t B = c.B, T = c.T, N = B * T;
-    const int64_t Mp = DiagonalModes(M_).padded;
+    const int64_t Mp = DiagonalModes::Padded(M_);
     // Per sequence and channel, (2, Mp) each: the real parts of G_z, G_beta, G_C, then their imaginary parts.
     std::vector<double> gz(B * E_ * 2 * Mp), gbeta(gz.size()), gc(gz.size());
     std::vector<double> dd(B * E_, 0.0);

@@ -62,7 +62,7 @@ inline void Forward(const Block& k, State& h, const float* u, int64_t stride, in
 
 DiagonalModes::DiagonalModes(int modes)
     : count(modes),
-      padded((modes + kScanModes - 1) / kScanModes * kScanModes),
+      padded(Padded(modes)),
       z_re(padded, 0.0),
       z_im(padded, 0.0),
       beta_re(padded, 0.0),

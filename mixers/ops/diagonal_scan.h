@@ -15,13 +15,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "mixers/ops/small_gemm.h"
+
 namespace mixlab {
 
-#if defined(__AVX512F__)
-constexpr int kScanModes = 16;
-#else
-constexpr int kScanModes = 8;
-#endif
+// Two double vectors of the machine's width: as many modes as its widest float vector holds floats.
+constexpr int kScanModes = small_gemm_detail::kLanes;
 
 // The modes of one channel, real and imaginary parts apart, padded with zero modes (z = beta = c = 0, which stay 0 and
 // add nothing) to `padded`, a multiple of kScanModes.
@@ -29,6 +28,7 @@ struct DiagonalModes {
   int count = 0, padded = 0;
   std::vector<double> z_re, z_im, beta_re, beta_im, c_re, c_im;
   explicit DiagonalModes(int modes);
+  static int Padded(int modes) { return (modes + kScanModes - 1) / kScanModes * kScanModes; }
 };
 
 // y[t] = 2 Re sum_n c_n h_{t,n} for t < T, reading u[t * stride].
