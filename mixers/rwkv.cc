@@ -101,9 +101,10 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
       const int n = int(std::min<int64_t>(kLanes, C_ - ch0));
       float p[kLanes] = {}, q[kLanes] = {}, o[kLanes];
       std::fill_n(o, n, kMinExponent);
+      const Lanes w = Decays(int(ch0), n);
       for (int t = 0; t < T; ++t) {
         const int64_t i = (b * T + t) * C_ + ch0;
-        WkvStep(int(ch0), n, c.k.data() + i, c.v.data() + i, p, q, o, c.wkv.data() + i, c.out_exp.data() + i,
+        WkvStep(int(ch0), w, c.k.data() + i, c.v.data() + i, p, q, o, c.wkv.data() + i, c.out_exp.data() + i,
                 c.out_den.data() + i);
       }
     }
@@ -162,8 +163,8 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t ch0 = 0; ch0 < C_; ch0 += kLanes) {
         const int64_t i = b * C_ + ch0;
-        WkvStep(int(ch0), int(std::min<int64_t>(kLanes, C_ - ch0)), c.k.data() + i, c.v.data() + i, s.p.data() + i,
-                s.q.data() + i, s.o.data() + i, wkv.data() + i, out_exp.data() + i, out_den.data() + i);
+        WkvStep(int(ch0), Decays(int(ch0), int(std::min<int64_t>(kLanes, C_ - ch0))), c.k.data() + i, c.v.data() + i,
+                s.p.data() + i, s.q.data() + i, s.o.data() + i, wkv.data() + i, out_exp.data() + i, out_den.data() + i);
       }
     for (int64_t i = 0; i < int64_t(s.B) * C_; ++i) gated[i] = Sigmoid(c.r[i]) * wkv[i];
     std::copy_n(x, int64_t(s.B) * D_, s.prev.data());
@@ -227,14 +228,14 @@ class Rwkv : public SequenceMixer<RwkvContext, RwkvState> {
     LinearForward(c.xr.data(), P(kWr), c.r.data(), N, D_, C_);
   }
 
-  // One token of channels [ch0, ch0 + n) (k, v and the outputs point at the token's values of those channels): writes
-  // wkv_t, the output's exponent and scaled denominator (wkv_t = num / den with both divided by e^exp), and advances
-  // the scaled sums (p, q) and their exponent o.
-  void WkvStep(int ch0, int n, const float* k_in, const float* v_in, float* p_io, float* q_io, float* o_io, float* wkv,
-               float* out_exp, float* out_den) const {
+  // One token of channels [ch0, ch0 + n), n = w.size(), with their decays w (k, v and the outputs point at the token's
+  // values of those channels): writes wkv_t, the output's exponent and scaled denominator (wkv_t = num / den with both
+  // divided by e^exp), and advances the scaled sums (p, q) and their exponent o.
+  void WkvStep(int ch0, const Lanes& w, const float* k_in, const float* v_in, float* p_io, float* q_io, float* o_io,
+               float* wkv, float* out_exp, float* out_den) const {
+    const int n = int(w.size());
     const ConstLaneMap k(k_in, n), v(v_in, n), u(P(kTimeFirst) + ch0, n);
     LaneMap p(p_io, n), q(q_io, n), o(o_io, n);
-    const Lanes w = Decays(ch0, n);
     Lanes top = o.max(u + k), a = (o - top).exp(), b = (u + k - top).exp();
     const Lanes den = a * q + b;
     LaneMap(wkv, n) = (a * p + b * v) / den;
