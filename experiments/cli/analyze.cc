@@ -202,10 +202,12 @@ std::string Base64(const std::vector<uint8_t>& bytes) {
 }
 
 // samples.json: the first task samples' tokens and every head's normalised map on them, each map T x T bytes
-// (round(255 x weight), row-major) in base64: what analysis.html and report.html draw over the tokens. Up to 4 samples
-// at T <= 128 and fewer beyond (one at T >= 256), so a page stays a few MB per run even at T 512.
+// (round(255 x weight), row-major) in base64: what analysis.html and report.html draw over the tokens. Up to
+// kShownSamples (4) samples at T <= 128 and fewer beyond (one at T >= 256), so a page stays a few MB per run even at T
+// 512.
 void WriteShownSamples(const HeadSurvey& survey, int T, const std::string& out) {
-  const size_t shown = std::max<size_t>(1, std::min<size_t>(survey.shown.size(), 4 * 128 * 128 / (int64_t(T) * T)));
+  const size_t shown =
+      std::max<size_t>(1, std::min<size_t>(survey.shown.size(), kShownSamples * 128 * 128 / (int64_t(T) * T)));
   nlohmann::json samples = nlohmann::json::array();
   for (size_t i = 0; i < shown && i < survey.shown.size(); ++i) {
     const ShownSample& s = survey.shown[i];
@@ -214,9 +216,9 @@ void WriteShownSamples(const HeadSurvey& survey, int T, const std::string& out) 
       nlohmann::json heads = nlohmann::json::array();
       for (const RowMatrix& m : layer) {
         std::vector<uint8_t> bytes(size_t(m.rows()) * m.cols());
-        for (int64_t i = 0; i < m.rows(); ++i)
-          for (int64_t j = 0; j < m.cols(); ++j)
-            bytes[size_t(i * m.cols() + j)] = uint8_t(std::lround(std::clamp(m(i, j), 0.0f, 1.0f) * 255.0f));
+        for (int64_t r = 0; r < m.rows(); ++r)
+          for (int64_t c = 0; c < m.cols(); ++c)
+            bytes[size_t(r * m.cols() + c)] = uint8_t(std::lround(std::clamp(m(r, c), 0.0f, 1.0f) * 255.0f));
         heads.push_back(Base64(bytes));
       }
       layers.push_back(heads);
