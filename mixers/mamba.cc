@@ -63,7 +63,7 @@ enum Param { kInProj, kConvW, kConvB, kXProj, kDtW, kDtB, kALog, kDSkip, kOutPro
 struct MambaContext : MixerContext {
   int B = 0, T = 0;
   Buffer x, xz, xc, u, dbc, dt_low, dt_pre, dt, y, gated, h_chunks;
-  Buffer dgated, dxz, dy_scan, du, ddt, ddbc, ddt_low, dxc, dB_parts, dC_parts, dA_parts;
+  Buffer dgated, dxz, dy_scan, du, ddt, ddbc, ddt_low, dxc, dB_parts, dC_parts, dA_parts, dD_parts, ddt_bias_parts;
 };
 
 struct MambaState : CopyableState<MambaState> {
@@ -182,18 +182,9 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
       dz = g * y * dz * (1.0f + z * (1.0f - dz));
     }
     ScanBackward(c);
-    // D skip: y += D u
-    for (int64_t i = 0; i < M; ++i)
-      for (int e = 0; e < E_; ++e) {
-        G(kDSkip)[e] += c.dy_scan[i * E_ + e] * c.u[i * E_ + e];
-        c.du[i * E_ + e] += P(kDSkip)[e] * c.dy_scan[i * E_ + e];
-      }
-    // dt = softplus(dt_low W_dt + b_dt)
-    Array(c.ddt.data(), M * E_) /= 1.0f + (-ConstArray(c.dt_pre.data(), M * E_)).exp();
-    for (int64_t i = 0; i < M; ++i)
-      for (int e = 0; e < E_; ++e) G(kDtB)[e] += c.ddt[i * E_ + e];
     c.ddt_low.resize(M * R_);
     LinearBackward(c.dt_low.data(), P(kDtW), c.ddt.data(), c.ddt_low.data(), G(kDtW), M, R_, E_);
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) std::copy_n(c.ddt_low.data() + i * R_, R_, c.ddbc.data() + i * W_);
     LinearBackward(c.u.data(), P(kXProj), c.ddbc.data(), c.du.data(), G(kXProj), M, E_, W_, true);
     ConvBackward(c);
@@ -396,28 +387,39 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
 
   // Reverse scan, one chunk at a time from its saved start state. With g_t = dL/dh_t:
   //   g_t = dy_t C_t + A-bar_{t+1} g_{t+1};  dC_t = sum_e dy_t h_t;  dA-bar_t = g_t h_{t-1};  dB-bar_t = g_t u_t
-  // and dt, A, B, u follow through A-bar = exp(dt A), B-bar = expm1(dt A) / A * B (or dt B).
+  // and dt, A, B, u follow through A-bar = exp(dt A), B-bar = expm1(dt A) / A * B (or dt B). The same pass takes the
+  // D skip (y += D u) and dt's softplus, so du and ddt leave it whole.
   void ScanBackward(MambaContext& c) {
     const int64_t B = c.B, M = B * c.T;
-    c.ddbc.assign(M * W_, 0.0f);
-    c.dB_parts.assign(n_blocks_ * M * N_, 0.0f);
-    c.dC_parts.assign(n_blocks_ * M * N_, 0.0f);
+    c.ddbc.resize(M * W_);
+    c.dB_parts.resize(n_blocks_ * M * N_);  // every job writes all of its rows
+    c.dC_parts.resize(n_blocks_ * M * N_);
     c.dA_parts.assign(B * E_ * N_, 0.0f);
+    c.dD_parts.assign(B * E_, 0.0f);
+    c.ddt_bias_parts.assign(B * E_, 0.0f);
     const Buffer A = NegativeA();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t job = 0; job < B * n_blocks_; ++job) {
       if (N_ == kFixedState) ScanBackwardBlock<kFixedState>(c, A, job / n_blocks_, job % n_blocks_);
       else ScanBackwardBlock<Eigen::Dynamic>(c, A, job / n_blocks_, job % n_blocks_);
     }
-    // Fixed-order reductions: dB, dC over channel blocks; dA over the batch, then dA_log = dA * A.
-    for (int64_t blk = 0; blk < n_blocks_; ++blk)
-      for (int64_t row = 0; row < M; ++row)
+    // Fixed-order reductions: dB, dC over channel blocks (rows in parallel); dA, D and b_dt over the batch, then
+    // dA_log = dA * A.
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < M; ++row) {
+      float* dbc = c.ddbc.data() + row * W_;
+      std::fill_n(dbc + R_, 2 * N_, 0.0f);
+      for (int64_t blk = 0; blk < n_blocks_; ++blk)
         for (int k = 0; k < N_; ++k) {
-          c.ddbc[row * W_ + R_ + k] += c.dB_parts[(blk * M + row) * N_ + k];
-          c.ddbc[row * W_ + R_ + N_ + k] += c.dC_parts[(blk * M + row) * N_ + k];
+          dbc[R_ + k] += c.dB_parts[(blk * M + row) * N_ + k];
+          dbc[R_ + N_ + k] += c.dC_parts[(blk * M + row) * N_ + k];
         }
-    for (int64_t b = 0; b < B; ++b)
+    }
+    for (int64_t b = 0; b < B; ++b) {
       for (int64_t j = 0; j < int64_t(E_) * N_; ++j) G(kALog)[j] += c.dA_parts[b * E_ * N_ + j] * A[j];
+      AddColumnSums(c.dD_parts.data() + b * E_, 1, E_, G(kDSkip));
+      AddColumnSums(c.ddt_bias_parts.data() + b * E_, 1, E_, G(kDtB));
+    }
   }
 
   // The reverse scan of sequence b, channel block blk.
@@ -440,6 +442,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
         std::copy_n(c.dt.data() + from, ne, chunk_dt.data() + i * ne);
         std::copy_n(c.dy_scan.data() + from, ne, chunk_dy.data() + i * ne);
       }
+      std::fill_n(c.dB_parts.data() + (blk * M + b * T + t0) * N_, len * N_, 0.0f);
+      std::fill_n(c.dC_parts.data() + (blk * M + b * T + t0) * N_, len * N_, 0.0f);
       const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
       for (int64_t i = 0; i < len; ++i)  // recompute the chunk's states, A-bar and B-bar / B
         RecomputeStep<kN>(chunk_dt.data() + i * ne, chunk_u.data() + i * ne, Bm(c, b * T + t0 + i), A, e0, ne, w,
@@ -482,10 +486,17 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
           chunk_ddt[ie] = ddt;
         }
       }
+      // du += D dy (the skip), ddt *= softplus'(dt_pre) = sigmoid(dt_pre); D and b_dt gradients summed per sequence.
+      const ConstArray D(P(kDSkip) + e0, ne);
+      Array dD(c.dD_parts.data() + b * E_ + e0, ne), dbias(c.ddt_bias_parts.data() + b * E_ + e0, ne);
       for (int64_t i = 0; i < len; ++i) {
         const int64_t to = (b * T + t0 + i) * E_ + e0;
-        std::copy_n(chunk_du.data() + i * ne, ne, c.du.data() + to);
-        std::copy_n(chunk_ddt.data() + i * ne, ne, c.ddt.data() + to);
+        const ConstArray dy(chunk_dy.data() + i * ne, ne), u(chunk_u.data() + i * ne, ne);
+        Array(c.du.data() + to, ne) = ConstArray(chunk_du.data() + i * ne, ne) + D * dy;
+        dD += dy * u;
+        Array ddt(c.ddt.data() + to, ne);
+        ddt = ConstArray(chunk_ddt.data() + i * ne, ne) * Sigmoid(ConstArray(c.dt_pre.data() + to, ne));
+        dbias += ddt;
       }
     }
   }
@@ -513,8 +524,10 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
 
   // dt_low (M, R) = the first R columns of dbc; dt = softplus(dt_low W_dt + b_dt), keeping the pre-activation.
   void StepSizes(const float* dbc, int64_t M, float* dt_low, float* dt_pre, float* dt) const {
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) std::copy_n(dbc + i * W_, R_, dt_low + i * R_);
     LinearForward(dt_low, P(kDtW), dt_pre, M, R_, E_);
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) {  // softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable for any x
       Array pre(dt_pre + i * E_, E_);
       pre += ConstArray(P(kDtB), E_);
@@ -571,7 +584,10 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     const int64_t B = c.B, T = c.T, M = B * T;
     Buffer& dxc = c.dxc;
     dxc.resize(M * E_);
-    SiluBackward(ConstArray(c.xc.data(), M * E_), ConstArray(c.du.data(), M * E_), Array(dxc.data(), M * E_));
+#pragma omp parallel for schedule(static)
+    for (int64_t bt = 0; bt < M; ++bt)
+      SiluBackward(ConstArray(c.xc.data() + bt * E_, E_), ConstArray(c.du.data() + bt * E_, E_),
+                   Array(dxc.data() + bt * E_, E_));
     const Buffer wt = ConvWeightsByTap();
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < M; ++bt) {
