@@ -1,9 +1,8 @@
 // GELU (tanh approximation) and SwiGLU, forward and backward. Both recompute from their input in backward.
-#include <omp.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
@@ -26,11 +25,18 @@ void GeluBlock(const float* x, float* y, int64_t m) {
   Array(y, m) = 0.5f * v * (1.0f + (kSqrt2OverPi * (v + 0.044715f * v.cube())).tanh());
 }
 
+// tanh is kept for two uses, in a stack block of kTanhBlock values (no heap allocation per call).
 void GeluBackwardBlock(const float* x, const float* dy, float* dx, int64_t m) {
-  ConstArray v(x, m);
-  const Eigen::ArrayXf t = (kSqrt2OverPi * (v + 0.044715f * v.cube())).tanh();
-  const auto du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v.square());
-  Array(dx, m) = ConstArray(dy, m) * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t.square()) * du);
+  constexpr int64_t kTanhBlock = 256;
+  Eigen::Array<float, kTanhBlock, 1> tanh_block;
+  for (int64_t i = 0; i < m; i += kTanhBlock) {
+    const int64_t n = std::min(kTanhBlock, m - i);
+    ConstArray v(x + i, n);
+    auto t = tanh_block.head(n);
+    t = (kSqrt2OverPi * (v + 0.044715f * v.cube())).tanh();
+    const auto du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v.square());
+    Array(dx + i, n) = ConstArray(dy + i, n) * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t.square()) * du);
+  }
 }
 }  // namespace
 
@@ -55,18 +61,19 @@ void BiasGeluForward(float* h, const float* bias, float* a, int64_t rows, int64_
 }
 
 void BiasGeluBackward(const float* h, const float* da, float* dh, float* dbias, int64_t rows, int64_t cols) {
-  // Threads split the columns, and each column sums its rows in order (AddColumnSums, one row at a time): the same
-  // sums as AddColumnSums over the whole matrix, whatever the number of threads.
-#pragma omp parallel
-  {
-    const int64_t thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    const int64_t j0 = cols * thread / threads, j1 = cols * (thread + 1) / threads;
-    for (int64_t i = 0; i < rows && j0 < j1; ++i) {
-      const int64_t at = i * cols + j0;
-      GeluBackwardBlock(h + at, da + at, dh + at, j1 - j0);
-      AddColumnSums(dh + at, 1, j1 - j0, dbias + j0);
+  // Threads take whole blocks of rows (a column split did not scale: 5.5 -> 4.9 ms from 1 to 2 threads at 8192 x
+  // 1024). Each block sums its rows in order and the blocks are added in order; the number of blocks is fixed, so the
+  // sums are the same whatever the number of threads.
+  constexpr int64_t kRowBlocks = 32;
+  const int64_t blocks = std::min(rows, kRowBlocks);
+  std::vector<float> partial(blocks * cols, 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int64_t rb = 0; rb < blocks; ++rb)
+    for (int64_t i = rows * rb / blocks; i < rows * (rb + 1) / blocks; ++i) {
+      GeluBackwardBlock(h + i * cols, da + i * cols, dh + i * cols, cols);
+      AddColumnSums(dh + i * cols, 1, cols, partial.data() + rb * cols);
     }
-  }
+  AddColumnSums(partial.data(), blocks, cols, dbias);
 }
 
 void SwiGLUForward(const float* h, float* y, int64_t n, int64_t f) {
