@@ -23,6 +23,7 @@
 #include "mixers/head_groups.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
+#include "mixers/ops/row_block_sums.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/sigmoid.h"
 #include "mixers/registry.h"
@@ -578,8 +579,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     std::copy(next.begin(), next.end(), history);
   }
 
-  // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients. The parameter gradients
-  // are summed per block of rows and the blocks added in order: deterministic for any thread count.
+  // du -> dxc -> dxi (into the first E columns of dxz), conv weight and bias gradients (summed by row blocks:
+  // deterministic for any thread count).
   void ConvBackward(MambaContext& c) {
     const int64_t B = c.B, T = c.T, M = B * T;
     Buffer& dxc = c.dxc;
@@ -599,27 +600,20 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
         if (s < T) dxi += ConstArray(wt.data() + int64_t(k) * E_, E_) * ConstArray(dxc.data() + (bt - t + s) * E_, E_);
       }
     }
-    constexpr int64_t kRowBlocks = 16;
-    const int64_t per_block = (M + kRowBlocks - 1) / kRowBlocks, width = int64_t(K_ + 1) * E_;  // K taps, then the bias
-    Buffer partial(kRowBlocks * width, 0.0f);
-#pragma omp parallel for schedule(static)
-    for (int64_t rb = 0; rb < kRowBlocks; ++rb)
-      for (int64_t bt = rb * per_block; bt < std::min(M, (rb + 1) * per_block); ++bt) {
-        const int64_t t = bt % T;
-        ConstArray d(dxc.data() + bt * E_, E_);
-        float* p = partial.data() + rb * width;
-        Array(p + int64_t(K_) * E_, E_) += d;
-        for (int k = 0; k < K_; ++k) {
-          const int64_t s = t - (K_ - 1) + k;
-          if (s >= 0) Array(p + int64_t(k) * E_, E_) += d * ConstArray(c.xz.data() + (bt - t + s) * 2 * E_, E_);
-        }
+    // Conv weight and bias gradients, [K taps | bias] (K + 1, E) per row block.
+    Buffer sums(int64_t(K_ + 1) * E_, 0.0f);
+    AddRowBlockSums(M, sums.size(), sums.data(), [&](int64_t bt, float* acc) {
+      const int64_t t = bt % T;
+      ConstArray d(dxc.data() + bt * E_, E_);
+      Array(acc + int64_t(K_) * E_, E_) += d;
+      for (int k = 0; k < K_; ++k) {
+        const int64_t s = t - (K_ - 1) + k;
+        if (s >= 0) Array(acc + int64_t(k) * E_, E_) += d * ConstArray(c.xz.data() + (bt - t + s) * 2 * E_, E_);
       }
-    for (int64_t rb = 0; rb < kRowBlocks; ++rb) {
-      const float* p = partial.data() + rb * width;
-      for (int e = 0; e < E_; ++e) {
-        G(kConvB)[e] += p[int64_t(K_) * E_ + e];
-        for (int k = 0; k < K_; ++k) G(kConvW)[e * K_ + k] += p[int64_t(k) * E_ + e];
-      }
+    });
+    for (int e = 0; e < E_; ++e) {
+      G(kConvB)[e] += sums[int64_t(K_) * E_ + e];
+      for (int k = 0; k < K_; ++k) G(kConvW)[e * K_ + k] += sums[int64_t(k) * E_ + e];
     }
   }
 

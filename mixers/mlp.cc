@@ -5,6 +5,7 @@
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/ops.h"
+#include "mixers/ops/row_block_sums.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -42,12 +43,13 @@ class Mlp : public ChannelMixer<MlpContext> {
     LinearForward(x, P(kW1), c.h.data(), c.N, D_, F_);
     BiasGeluForward(c.h.data(), P(kB1), c.a.data(), c.N, F_);
     LinearForward(c.a.data(), P(kW2), y, c.N, F_, D_);
-    AsMatrix(y, c.N, D_).rowwise() += AsMatrix(P(kB2), 1, D_).row(0);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < c.N; ++i) AsMatrix(y + i * D_, 1, D_) += AsMatrix(P(kB2), 1, D_);  // y += b2
   }
 
   void MixBackward(MlpContext& c, const float* dy, float* dx) override {
     c.da.resize(c.N * F_);
-    AddColumnSums(dy, c.N, D_, G(kB2));
+    AddColumnSumsByRowBlocks(dy, c.N, D_, G(kB2));
     LinearBackward(c.a.data(), P(kW2), dy, c.da.data(), G(kW2), c.N, F_, D_);
     BiasGeluBackward(c.h.data(), c.da.data(), c.da.data(), G(kB1), c.N, F_);
     LinearBackward(c.x.data(), P(kW1), c.da.data(), dx, G(kW1), c.N, D_, F_);

@@ -1,7 +1,9 @@
 // LayerNorm and RMSNorm over the last dim, forward and backward. Saved for backward: mean and rstd per row.
 #include <cmath>
+#include <vector>
 
 #include "mixers/ops/ops.h"
+#include "mixers/ops/row_block_sums.h"
 
 namespace mixlab {
 
@@ -27,9 +29,9 @@ void LayerNormForward(const float* x, const float* gamma, const float* beta, flo
 
 void LayerNormBackward(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
                        float* dx, float* dgamma, float* dbeta, int64_t n, int64_t d) {
-  // Row terms in parallel; parameter gradients reduced serially afterwards (deterministic).
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  // One pass over the rows: dx, and the parameter gradients [dgamma | dbeta] summed by row blocks (deterministic).
+  std::vector<float> sums(2 * d, 0.0f);
+  AddRowBlockSums(n, 2 * d, sums.data(), [&](int64_t i, float* acc) {
     const float* xi = x + i * d;
     const float* gi = dy + i * d;
     const float m = mean[i], r = rstd[i];
@@ -44,18 +46,15 @@ void LayerNormBackward(const float* x, const float* gamma, const float* mean, co
     sum_gx /= float(d);
     float* dxi = dx + i * d;
 #pragma omp simd
-    for (int64_t j = 0; j < d; ++j) dxi[j] = r * (gi[j] * gamma[j] - sum_g - (xi[j] - m) * r * sum_gx);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const float* xi = x + i * d;
-    const float* gi = dy + i * d;
-    const float m = mean[i], r = rstd[i];
-#pragma omp simd
     for (int64_t j = 0; j < d; ++j) {
-      dgamma[j] += gi[j] * (xi[j] - m) * r;
-      dbeta[j] += gi[j];
+      const float xhat = (xi[j] - m) * r;
+      dxi[j] = r * (gi[j] * gamma[j] - sum_g - xhat * sum_gx);
+      acc[j] += gi[j] * xhat;
+      acc[d + j] += gi[j];
     }
-  }
+  });
+  AddColumnSums(sums.data(), 1, d, dgamma);
+  AddColumnSums(sums.data() + d, 1, d, dbeta);
 }
 
 void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, int64_t n, int64_t d, float eps) {
@@ -75,8 +74,7 @@ void RMSNormForward(const float* x, const float* gamma, float* y, float* rstd, i
 
 void RMSNormBackward(const float* x, const float* gamma, const float* rstd, const float* dy, float* dx, float* dgamma,
                      int64_t n, int64_t d) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  AddRowBlockSums(n, d, dgamma, [&](int64_t i, float* acc) {
     const float* xi = x + i * d;
     const float* gi = dy + i * d;
     float dot = 0;
@@ -86,11 +84,11 @@ void RMSNormBackward(const float* x, const float* gamma, const float* rstd, cons
     const float c = dot * r * r / d;
     float* dxi = dx + i * d;
 #pragma omp simd
-    for (int64_t j = 0; j < d; ++j) dxi[j] = r * (gi[j] * gamma[j] - xi[j] * c);
-  }
-  for (int64_t i = 0; i < n; ++i)
-#pragma omp simd
-    for (int64_t j = 0; j < d; ++j) dgamma[j] += dy[i * d + j] * x[i * d + j] * rstd[i];
+    for (int64_t j = 0; j < d; ++j) {
+      dxi[j] = r * (gi[j] * gamma[j] - xi[j] * c);
+      acc[j] += gi[j] * xi[j] * r;
+    }
+  });
 }
 
 }  // namespace mixlab
