@@ -19,6 +19,7 @@
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
+#include "mixers/ops/row_block_sums.h"
 #include "mixers/ops/sigmoid.h"
 #include "mixers/registry.h"
 
@@ -108,7 +109,7 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
   void MixBackward(GlaContext& c, const float* dy, float* dx) override {
     const int64_t B = c.B, T = c.T, N = B * T;
     c.dtmp.resize(N * HD_);
-    for (auto* b : {&c.dq, &c.dk, &c.dv, &c.da}) b->assign(N * HD_, 0.0f);
+    for (auto* b : {&c.dq, &c.dk, &c.dv, &c.da}) b->resize(N * HD_);  // every head writes its columns
     LinearBackward(c.o.data(), P(kWo), dy, c.dtmp.data(), G(kWo), N, HD_, D_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H_; ++bh) {
@@ -209,6 +210,7 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
     Buffer hidden(N * o_.gate_rank), pre(N * HD_);
     LinearForward(x, P(kGateDown), hidden.data(), N, D_, o_.gate_rank);
     LinearForward(hidden.data(), P(kGateUp), pre.data(), N, o_.gate_rank, HD_);
+#pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       Eigen::Map<Eigen::ArrayXf> z(pre.data() + n * HD_, HD_);
       z += Eigen::Map<const Eigen::ArrayXf>(P(kGateBias), HD_);
@@ -223,10 +225,13 @@ class GatedLinear : public SequenceMixer<GlaContext, GlaState> {
   void GateBackward(GlaContext& c, float* dx) {
     const int64_t N = int64_t(c.B) * c.T, R = o_.gate_rank;
     Buffer dpre(N * HD_), dhidden(N * R);
-    for (int64_t i = 0; i < N * HD_; ++i) {
-      dpre[i] = c.da[i] * (1.0f - Sigmoid(c.gate_pre[i])) / o_.gate_temperature;
-      G(kGateBias)[i % HD_] += dpre[i];
-    }
+    AddRowBlockSums(N, HD_, G(kGateBias), [&](int64_t n, float* acc) {  // a = log sigmoid(pre) / temperature
+      const int64_t at = n * HD_;
+      Eigen::Map<Eigen::ArrayXf> d(dpre.data() + at, HD_);
+      d = Eigen::Map<const Eigen::ArrayXf>(c.da.data() + at, HD_) *
+          (1.0f - Sigmoid(Eigen::Map<const Eigen::ArrayXf>(c.gate_pre.data() + at, HD_))) / o_.gate_temperature;
+      Eigen::Map<Eigen::ArrayXf>(acc, HD_) += d;
+    });
     LinearBackward(c.gate_hidden.data(), P(kGateUp), dpre.data(), dhidden.data(), G(kGateUp), N, R, HD_);
     LinearBackward(c.x.data(), P(kGateDown), dhidden.data(), dx, G(kGateDown), N, D_, R, true);
   }
