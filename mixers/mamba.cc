@@ -17,8 +17,8 @@
 // exists at once. Step keeps the last K-1 conv inputs and h: O(1) per token. An inference forward (no Backward to
 // follow) runs in windows that carry the same state, so it keeps O(window * E) whatever T is.
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <cstring>
 
 #include "mixers/head_groups.h"
 #include "mixers/mixer_base.h"
@@ -101,7 +101,7 @@ void Expm1(const float* a, float* out, int64_t n, float* exp_out = nullptr) {
     kb = (x * kLog2e).round();
     rb = (x - kb * kLn2Hi) - kb * kLn2Lo;
     bits.head(m) = (kb.cast<int32_t>() + 127).shiftLeft<23>();  // the float 2^k
-    std::memcpy(two_k.data(), bits.data(), sizeof(float) * m);
+    for (int64_t j = 0; j < m; ++j) two_k[j] = std::bit_cast<float>(bits[j]);  // vector moves, not a memcpy call
     const auto poly =
         rb *
         (1.0f + rb * (1.0f / 2 +
