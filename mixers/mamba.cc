@@ -23,8 +23,8 @@
 #include "mixers/head_groups.h"
 #include "mixers/mixer_base.h"
 #include "mixers/ops/matmul.h"
-#include "mixers/ops/row_block_sums.h"
 #include "mixers/ops/rng.h"
+#include "mixers/ops/row_block_sums.h"
 #include "mixers/ops/sigmoid.h"
 #include "mixers/registry.h"
 
@@ -100,7 +100,7 @@ void Expm1(const float* a, float* out, int64_t n, float* exp_out = nullptr) {
     auto kb = k.head(m), rb = r.head(m);
     kb = (x * kLog2e).round();
     rb = (x - kb * kLn2Hi) - kb * kLn2Lo;
-    bits.head(m) = (kb.cast<int32_t>() + 127).shiftLeft<23>();  // the float 2^k
+    bits.head(m) = (kb.cast<int32_t>() + 127).shiftLeft<23>();                 // the float 2^k
     for (int64_t j = 0; j < m; ++j) two_k[j] = std::bit_cast<float>(bits[j]);  // vector moves, not a memcpy call
     const auto poly =
         rb *
