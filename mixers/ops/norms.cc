@@ -48,9 +48,9 @@ void LayerNormBackward(const float* x, const float* gamma, const float* mean, co
 #pragma omp simd
     for (int64_t j = 0; j < d; ++j) {
       const float xhat = (xi[j] - m) * r;
-      dxi[j] = r * (gi[j] * gamma[j] - sum_g - xhat * sum_gx);
       acc[j] += gi[j] * xhat;
       acc[d + j] += gi[j];
+      dxi[j] = r * (gi[j] * gamma[j] - sum_g - xhat * sum_gx);  // last: dx may be dy
     }
   });
   AddColumnSums(sums.data(), 1, d, dgamma);
@@ -85,8 +85,8 @@ void RMSNormBackward(const float* x, const float* gamma, const float* rstd, cons
     float* dxi = dx + i * d;
 #pragma omp simd
     for (int64_t j = 0; j < d; ++j) {
-      dxi[j] = r * (gi[j] * gamma[j] - xi[j] * c);
       acc[j] += gi[j] * xi[j] * r;
+      dxi[j] = r * (gi[j] * gamma[j] - xi[j] * c);  // last: dx may be dy
     }
   });
 }

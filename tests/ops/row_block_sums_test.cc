@@ -43,7 +43,7 @@ TEST(RowBlockSums, ColumnSumsMatchRowByRowForAnyShape) {
   }
 }
 
-TEST(RowBlockSums, NormBackwardsGiveTheSameBitsAtEveryThreadCount) {
+TEST(RowBlockSums, NormBackwardsGiveTheSameBitsAtEveryThreadCountAndInPlace) {
   const int64_t n = 600, d = 40;
   const auto x = RandomVector(n * d, 1), dy = RandomVector(n * d, 2), gamma = RandomVector(d, 3),
              beta = RandomVector(d, 4);
@@ -57,7 +57,26 @@ TEST(RowBlockSums, NormBackwardsGiveTheSameBitsAtEveryThreadCount) {
     dx.insert(dx.end(), dbeta.begin(), dbeta.end());
     return dx;
   });
+  {  // in place (dx = dy): the same as out of place
+    std::vector<float> dx(n * d), in_place = dy, dgamma(d, 0.0f), dbeta(d, 0.0f);
+    LayerNormBackward(x.data(), gamma.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dgamma.data(),
+                      dbeta.data(), n, d);
+    std::vector<float> dgamma_in_place(d, 0.0f), dbeta_in_place(d, 0.0f);
+    LayerNormBackward(x.data(), gamma.data(), mean.data(), rstd.data(), in_place.data(), in_place.data(),
+                      dgamma_in_place.data(), dbeta_in_place.data(), n, d);
+    EXPECT_EQ(in_place, dx);
+    EXPECT_EQ(dgamma_in_place, dgamma);
+    EXPECT_EQ(dbeta_in_place, dbeta);
+  }
   RMSNormForward(x.data(), gamma.data(), y.data(), rstd.data(), n, d);
+  {
+    std::vector<float> dx(n * d), in_place = dy, dgamma(d, 0.0f), dgamma_in_place(d, 0.0f);
+    RMSNormBackward(x.data(), gamma.data(), rstd.data(), dy.data(), dx.data(), dgamma.data(), n, d);
+    RMSNormBackward(x.data(), gamma.data(), rstd.data(), in_place.data(), in_place.data(), dgamma_in_place.data(), n,
+                    d);
+    EXPECT_EQ(in_place, dx);
+    EXPECT_EQ(dgamma_in_place, dgamma);
+  }
   SameBitsAtEveryThreadCount([&] {
     std::vector<float> dx(n * d), dgamma(d, 0.5f);
     RMSNormBackward(x.data(), gamma.data(), rstd.data(), dy.data(), dx.data(), dgamma.data(), n, d);
