@@ -213,17 +213,24 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     const int groups = Groups();
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
     const std::vector<int64_t> sizes = HeadGroupSizes(E_, groups);
-    Eigen::VectorXf v(N_);
+    // Per channel: A-bar and B-bar / B of every token, (T, N) each, discretised once; then per source token s the
+    // vector v = (prod A-bar) B-bar_s B_s is carried forward over t: O(T^2 N) products per channel, no exps.
+    Buffer arg(int64_t(T) * N_), abar(arg.size()), cb(arg.size());
+    Eigen::ArrayXf v(N_);
     for (int e = 0; e < E_; ++e) {
       const int g = HeadGroupOfRow(e, E_, groups);
       const float scale = 1.0f / float(sizes[g]);
+      for (int t = 0; t < T; ++t)
+        for (int n = 0; n < N_; ++n) arg[int64_t(t) * N_ + n] = c.dt[int64_t(t) * E_ + e] * A[e * N_ + n];
+      Expm1(arg.data(), cb.data(), int64_t(arg.size()), abar.data());
+      for (int t = 0; t < T; ++t)
+        for (int n = 0; n < N_; ++n)
+          cb[int64_t(t) * N_ + n] = zoh_ ? cb[int64_t(t) * N_ + n] * inv_A_[e * N_ + n] : c.dt[int64_t(t) * E_ + e];
       for (int s = 0; s < T; ++s) {
-        for (int n = 0; n < N_; ++n) v[n] = Discretized(c.dt[s * E_ + e], A[e * N_ + n]).second * Bm(c, s)[n];
+        v = ConstArray(cb.data() + int64_t(s) * N_, N_) * ConstArray(Bm(c, s), N_);
         for (int t = s; t < T; ++t) {
-          if (t > s)
-            for (int n = 0; n < N_; ++n) v[n] *= Discretized(c.dt[t * E_ + e], A[e * N_ + n]).first;
-          float a = 0;
-          for (int n = 0; n < N_; ++n) a += Cm(c, t)[n] * v[n];
+          if (t > s) v *= ConstArray(abar.data() + int64_t(t) * N_, N_);
+          float a = (ConstArray(Cm(c, t), N_) * v).sum();
           if (t == s) a += P(kDSkip)[e];
           maps[g](t, s) += scale * a;
         }
@@ -333,13 +340,6 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
       inv_A_[i] = 1.0f / A[i];
     }
     return A;
-  }
-  // (A-bar, B-bar / B) for one channel and state index.
-  std::pair<float, float> Discretized(float dt, float A) const {
-    float em1;
-    const float a = dt * A;
-    Expm1(&a, &em1, 1);
-    return {em1 + 1.0f, zoh_ ? em1 / A : dt};
   }
 
   // A-bar and B-bar / B of one token for channels [e0, e0 + ne), with step sizes dt (ne), into abar, cb (ne, N),
