@@ -213,27 +213,15 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     const int groups = Groups();
     std::vector<RowMatrix> maps(groups, RowMatrix::Zero(T, T));
     const std::vector<int64_t> sizes = HeadGroupSizes(E_, groups);
-    // Per channel: A-bar and B-bar / B of every token, (T, N) each, discretised once; then per source token s the
-    // vector v = (prod A-bar) B-bar_s B_s is carried forward over t: O(T^2 N) products per channel, no exps.
-    Buffer arg(int64_t(T) * N_), abar(arg.size()), cb(arg.size());
-    Eigen::ArrayXf v(N_);
-    for (int e = 0; e < E_; ++e) {
-      const int g = HeadGroupOfRow(e, E_, groups);
-      const float scale = 1.0f / float(sizes[g]);
-      for (int t = 0; t < T; ++t)
-        for (int n = 0; n < N_; ++n) arg[int64_t(t) * N_ + n] = c.dt[int64_t(t) * E_ + e] * A[e * N_ + n];
-      Expm1(arg.data(), cb.data(), int64_t(arg.size()), abar.data());
-      for (int t = 0; t < T; ++t)
-        for (int n = 0; n < N_; ++n)
-          cb[int64_t(t) * N_ + n] = zoh_ ? cb[int64_t(t) * N_ + n] * inv_A_[e * N_ + n] : c.dt[int64_t(t) * E_ + e];
-      for (int s = 0; s < T; ++s) {
-        v = ConstArray(cb.data() + int64_t(s) * N_, N_) * ConstArray(Bm(c, s), N_);
-        for (int t = s; t < T; ++t) {
-          if (t > s) v *= ConstArray(abar.data() + int64_t(t) * N_, N_);
-          float a = (ConstArray(Cm(c, t), N_) * v).sum();
-          if (t == s) a += P(kDSkip)[e];
-          maps[g](t, s) += scale * a;
-        }
+    // Groups in parallel (each map is one thread's, its channels added in order: the same maps at any thread count).
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int g = 0; g < groups; ++g) {
+      Buffer arg(int64_t(T) * N_), abar(arg.size()), cb(arg.size());
+      for (int e = 0; e < E_; ++e) {
+        if (HeadGroupOfRow(e, E_, groups) != g) continue;
+        if (N_ == kFixedState)
+          AddChannelMixing<kFixedState>(c, A, e, T, 1.0f / float(sizes[g]), arg, abar, cb, maps[g]);
+        else AddChannelMixing<Eigen::Dynamic>(c, A, e, T, 1.0f / float(sizes[g]), arg, abar, cb, maps[g]);
       }
     }
     return maps;
@@ -261,6 +249,32 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
   int Groups() const { return std::min(o_.mixing_groups, E_); }
 
  private:
+  // Channel e's kernel alpha_e[t, s] = C_t . (prod_{r=s+1..t} A-bar_r) B-bar_s B_s (+ D_e at t = s), times scale, added
+  // into map (T, T). A-bar and B-bar / B of every token are discretised once ((T, N) each, in the scratch buffers),
+  // then per source s the product is carried forward over t: O(T^2 N) multiplications, no exps.
+  template <int kN>
+  void AddChannelMixing(const MambaContext& c, const Buffer& A, int e, int T, float scale, Buffer& arg, Buffer& abar,
+                        Buffer& cb, RowMatrix& map) const {
+    for (int t = 0; t < T; ++t)
+      StateArray<kN>(arg.data() + int64_t(t) * N_, N_) =
+          c.dt[int64_t(t) * E_ + e] * ConstStateArray<kN>(A.data() + int64_t(e) * N_, N_);
+    Expm1(arg.data(), cb.data(), int64_t(arg.size()), abar.data());
+    for (int t = 0; t < T; ++t) {
+      StateArray<kN> cbt(cb.data() + int64_t(t) * N_, N_);
+      if (zoh_) cbt *= ConstStateArray<kN>(inv_A_.data() + int64_t(e) * N_, N_);
+      else cbt.setConstant(c.dt[int64_t(t) * E_ + e]);
+    }
+    Eigen::Array<float, kN, 1> v(N_);
+    for (int s = 0; s < T; ++s) {
+      v = ConstStateArray<kN>(cb.data() + int64_t(s) * N_, N_) * ConstStateArray<kN>(Bm(c, s), N_);
+      map(s, s) += scale * ((ConstStateArray<kN>(Cm(c, s), N_) * v).sum() + P(kDSkip)[e]);
+      for (int t = s + 1; t < T; ++t) {
+        v *= ConstStateArray<kN>(abar.data() + int64_t(t) * N_, N_);
+        map(t, s) += scale * (ConstStateArray<kN>(Cm(c, t), N_) * v).sum();
+      }
+    }
+  }
+
   // Per-thread scan buffers for a block of ne channels over `len` tokens.
   struct ScanWork {
     ScanWork(int ne, int n, int64_t len)
