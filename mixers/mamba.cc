@@ -277,9 +277,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
 
   // Per-thread scan buffers for a block of ne channels over `len` tokens.
   struct ScanWork {
-    ScanWork(int ne, int n, int64_t len)
-        : h(int64_t(ne) * n, 0.0f), a(h.size()), abar(len * h.size()), cb(len * h.size()) {}
-    Buffer h, a, abar, cb;
+    ScanWork(int ne, int n, int64_t len) : a(int64_t(ne) * n), abar(len * a.size()), cb(len * a.size()) {}
+    Buffer a, abar, cb;
   };
 
   // The block over (B, T) tokens. Without `carry` (training) the scan starts from zero and saves its state at chunk
@@ -385,7 +384,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
   void ScanForwardBlock(MambaContext& c, const Buffer& A, int64_t b, int e0, int ne, MambaState* carry) const {
     const int64_t T = c.T, C = std::min(o_.chunk, c.T), n_chunks = (T + C - 1) / C;
     ScanWork w(ne, N_, 1);
-    float* h = carry ? carry->h.data() + (b * E_ + e0) * N_ : w.h.data();
+    Buffer zero_start(carry ? 0 : int64_t(ne) * N_, 0.0f);  // training starts every sequence from h = 0
+    float* h = carry ? carry->h.data() + (b * E_ + e0) * N_ : zero_start.data();
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = b * T + t;
       if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
