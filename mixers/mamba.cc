@@ -17,11 +17,11 @@
 // exists at once. Step keeps the last K-1 conv inputs and h: O(1) per token. An inference forward (no Backward to
 // follow) runs in windows that carry the same state, so it keeps O(window * E) whatever T is.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 
 #include "mixers/head_groups.h"
 #include "mixers/mixer_base.h"
+#include "mixers/ops/expm1.h"
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/row_block_sums.h"
@@ -83,47 +83,20 @@ inline void SiluBackward(const ConstArray& x, const ConstArray& dout, Array out)
   out = dout * out * (1.0f + x * (1.0f - out));
 }
 
-// expm1 over n values, vectorised, as fdlibm does it: a = k ln2 + r with k = round(a / ln2) and |r| <= ln2 / 2, then
-// expm1(a) = 2^k expm1(r) + (2^k - 1) with expm1(r) a degree-8 Taylor polynomial (remainder < 1e-8 relative). There
-// is no cancellation: for k = 0 it is the polynomial alone, otherwise |result| >= 0.29. Inputs are clamped to
-// [-87, 88] (below, the result is -1 to float precision; above, expm1 overflows anyway). Max relative error against
-// double expm1: 1.2e-7. Eigen's expm1 spends an exp, a log and a division (docs/bench/optimizations.md).
-// With `exp_out`, also writes exp(a) = expm1(a) + 1 there, block by block while the values are in cache.
-void Expm1(const float* a, float* out, int64_t n, float* exp_out = nullptr) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.42860682030941723212e-6f;
-  constexpr int64_t kBlock = 256;
-  Eigen::Array<float, kBlock, 1> k, r, two_k;
-  Eigen::Array<int32_t, kBlock, 1> bits;
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    const int64_t m = std::min(kBlock, n - i0);
-    const auto x = ConstArray(a + i0, m).max(-87.0f).min(88.0f);
-    auto kb = k.head(m), rb = r.head(m);
-    kb = (x * kLog2e).round();
-    rb = (x - kb * kLn2Hi) - kb * kLn2Lo;
-    bits.head(m) = (kb.cast<int32_t>() + 127).shiftLeft<23>();                 // the float 2^k
-    for (int64_t j = 0; j < m; ++j) two_k[j] = std::bit_cast<float>(bits[j]);  // vector moves, not a memcpy call
-    const auto poly =
-        rb *
-        (1.0f + rb * (1.0f / 2 +
-                      rb * (1.0f / 6 +
-                            rb * (1.0f / 24 +
-                                  rb * (1.0f / 120 + rb * (1.0f / 720 + rb * (1.0f / 5040 + rb * (1.0f / 40320))))))));
-    Array(out + i0, m) = two_k.head(m) * poly + (two_k.head(m) - 1.0f);
-    if (exp_out) Array(exp_out + i0, m) = ConstArray(out + i0, m) + 1.0f;
-  }
-}
-
 // One channel's N state values. Fixed-size for the default d_state 16, so the scan's per-token arithmetic compiles to
 // straight-line vector code instead of Eigen's size-generic loops (Mamba's scans run at either size).
 constexpr int kFixedState = 16;
+static_assert(kFixedState == sizeof(Vec16) / sizeof(float), "the fixed-size path holds a channel in one Vec16");
 template <int kN>
 using StateArray = Eigen::Map<Eigen::Array<float, kN, 1>>;
 template <int kN>
 using ConstStateArray = Eigen::Map<const Eigen::Array<float, kN, 1>>;
 
 // Channels are scanned in blocks of this many, so work splits over (batch, block) pairs and the sums over
-// channels (dB, dC) reduce over a fixed number of partials whatever the thread count.
-constexpr int kChannelBlock = 32;
+// channels (dB, dC) reduce over a fixed number of partials whatever the thread count. A block's slice of a row of u,
+// dt or y is then 512 bytes, whole cache lines the forward scan streams token by token; with 32 channels (128 bytes of
+// rows 2 KB apart) the forward scan took twice as long (train step at d_model 256: 378-385 -> 357-359 ms).
+constexpr int kChannelBlock = 128;
 
 class Mamba : public SequenceMixer<MambaContext, MambaState> {
  public:
@@ -355,8 +328,8 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     return A;
   }
 
-  // A-bar and B-bar / B of one token for channels [e0, e0 + ne), with step sizes dt (ne), into abar, cb (ne, N),
-  // vectorised.
+  // A-bar and B-bar / B of one token for channels [e0, e0 + ne), with step sizes dt (ne), into abar, cb (ne, N): the
+  // path for any N (Step's N = 16 path does the same per channel in registers).
   template <int kN>
   void Discretize(const float* dt, const Buffer& A, int e0, int ne, ScanWork& w, float* abar, float* cb) const {
     const int64_t n = int64_t(ne) * N_;
@@ -371,13 +344,6 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     }
   }
 
-  // h = A-bar h_prev + (B-bar / B) B u for one channel's N state values (coefficient-wise, so h may be h_prev).
-  template <int kN>
-  void UpdateState(float* h, const float* h_prev, const float* abar, const float* cb, const float* Bt, float u) const {
-    StateArray<kN>(h, N_) = ConstStateArray<kN>(abar, N_) * ConstStateArray<kN>(h_prev, N_) +
-                            ConstStateArray<kN>(cb, N_) * ConstStateArray<kN>(Bt, N_) * u;
-  }
-
   // The forward scan of sequence b, channels [e0, e0 + ne): per token h = A-bar h + B-bar u, y = C.h + D u. Without
   // `carry` it starts from zero and saves h at chunk boundaries; with it, it continues and advances carry's state.
   template <int kN>
@@ -389,14 +355,10 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     for (int64_t t = 0; t < T; ++t) {
       const int64_t row = b * T + t;
       if (!carry && t % C == 0) std::copy(h, h + ne * N_, c.h_chunks.data() + ((b * n_chunks + t / C) * E_ + e0) * N_);
-      Discretize<kN>(c.dt.data() + row * E_ + e0, A, e0, ne, w, w.abar.data(), w.cb.data());
-      const ConstStateArray<kN> Ct(Cm(c, row), N_);
-      for (int e = 0; e < ne; ++e) {
-        const float u = c.u[row * E_ + e0 + e];
-        const int64_t off = int64_t(e) * N_;
-        UpdateState<kN>(h + off, h + off, w.abar.data() + off, w.cb.data() + off, Bm(c, row), u);
-        c.y[row * E_ + e0 + e] = (Ct * ConstStateArray<kN>(h + off, N_)).sum() + P(kDSkip)[e0 + e] * u;
-      }
+      const float* u = c.u.data() + row * E_ + e0;
+      Step<kN>(c.dt.data() + row * E_ + e0, u, Bm(c, row), A, e0, ne, w, h, h, w.abar.data(), w.cb.data());
+      for (int e = 0; e < ne; ++e)
+        c.y[row * E_ + e0 + e] = Dot<kN>(Cm(c, row), h + int64_t(e) * N_) + P(kDSkip)[e0 + e] * u[e];
     }
   }
 
@@ -461,9 +423,9 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
       std::fill_n(c.dC_parts.data() + (blk * M + b * T + t0) * N_, len * N_, 0.0f);
       const float* start = c.h_chunks.data() + ((b * n_chunks + ch) * E_ + e0) * N_;
       for (int64_t i = 0; i < len; ++i)  // recompute the chunk's states, A-bar and B-bar / B
-        RecomputeStep<kN>(chunk_dt.data() + i * ne, chunk_u.data() + i * ne, Bm(c, b * T + t0 + i), A, e0, ne, w,
-                          i > 0 ? hs.data() + (i - 1) * S : start, hs.data() + i * S, w.abar.data() + i * S,
-                          w.cb.data() + i * S);
+        Step<kN>(chunk_dt.data() + i * ne, chunk_u.data() + i * ne, Bm(c, b * T + t0 + i), A, e0, ne, w,
+                 i > 0 ? hs.data() + (i - 1) * S : start, hs.data() + i * S, w.abar.data() + i * S,
+                 w.cb.data() + i * S);
       for (int64_t i = len - 1; i >= 0; --i) {
         const int64_t row = b * T + t0 + i;
         const float* h = hs.data() + i * S;
@@ -525,16 +487,37 @@ class Mamba : public SequenceMixer<MambaContext, MambaState> {
     }
   }
 
-  // The forward step without the output, from the token's dt and u (ne each) and B: the states h from h_prev (ne, N),
-  // keeping A-bar and B-bar / B of the token.
+  // One token of channels [e0, e0 + ne) with step sizes dt and inputs u (ne each): A-bar and B-bar / B into abar, cb
+  // (ne, N) and the states h = A-bar h_prev + B-bar u (ne, N; h may be h_prev). At N = 16 each channel is one vector,
+  // discretised in registers where it is used.
   template <int kN>
-  void RecomputeStep(const float* dt, const float* u, const float* Bt, const Buffer& A, int e0, int ne, ScanWork& w,
-                     const float* h_prev, float* h, float* abar, float* cb) const {
-    Discretize<kN>(dt, A, e0, ne, w, abar, cb);
-    for (int e = 0; e < ne; ++e) {
-      const int64_t off = int64_t(e) * N_;
-      UpdateState<kN>(h + off, h_prev + off, abar + off, cb + off, Bt, u[e]);
+  void Step(const float* dt, const float* u, const float* Bt, const Buffer& A, int e0, int ne, ScanWork& w,
+            const float* h_prev, float* h, float* abar, float* cb) const {
+    if constexpr (kN == kFixedState) {
+      const Vec16 Bv = Load16(Bt);
+      for (int e = 0; e < ne; ++e) {
+        const int64_t off = int64_t(e) * kN, chan = int64_t(e0 + e) * kN;
+        const Vec16 em1 = Expm1(dt[e] * Load16(A.data() + chan));
+        const Vec16 ab = em1 + 1.0f, cbe = zoh_ ? em1 * Load16(inv_A_.data() + chan) : Vec16{} + dt[e];
+        Store16(abar + off, ab);
+        Store16(cb + off, cbe);
+        Store16(h + off, ab * Load16(h_prev + off) + cbe * Bv * u[e]);
+      }
+    } else {
+      Discretize<kN>(dt, A, e0, ne, w, abar, cb);
+      for (int e = 0; e < ne; ++e) {
+        const int64_t off = int64_t(e) * N_;
+        StateArray<kN>(h + off, N_) = ConstStateArray<kN>(abar + off, N_) * ConstStateArray<kN>(h_prev + off, N_) +
+                                      ConstStateArray<kN>(cb + off, N_) * ConstStateArray<kN>(Bt, N_) * u[e];
+      }
     }
+  }
+
+  // C . h over one channel's N state values.
+  template <int kN>
+  float Dot(const float* C, const float* h) const {
+    if constexpr (kN == kFixedState) return HorizontalSum(Load16(C) * Load16(h));
+    else return (ConstStateArray<kN>(C, N_) * ConstStateArray<kN>(h, N_)).sum();
   }
 
   // dt_low (M, R) = the first R columns of dbc; dt = softplus(dt_low W_dt + b_dt), keeping the pre-activation.
