@@ -329,16 +329,22 @@ class LinearAttention : public SequenceMixer<LinearContext, LinearState> {
     Buffer xs(raw, raw + N * HD_);
     if (rope_) ApplyRope(xs.data(), positions, N, H_, dh_, o_.rope_base, false);
     const float scale = InputScale();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int h = 0; h < H_; ++h) {
-        // phi_j = exp(w_j.x' - |x'|^2/2 - c)/sqrt(m), c a per-row constant: d x' = W^T (dphi*phi) - x' sum(dphi*phi)
-        const Eigen::VectorXf xv = Eigen::Map<const Eigen::VectorXf>(xs.data() + n * HD_ + h * dh_, dh_) * scale;
-        const Eigen::ArrayXf g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + n * HF_ + h * F_, F_) *
-                                 Eigen::Map<const Eigen::ArrayXf>(phi.data() + n * HF_ + h * F_, F_);
-        Eigen::Map<Eigen::VectorXf>(draw + n * HD_ + h * dh_, dh_) =
-            (W.transpose() * g.matrix() - xv * g.sum()) * scale;
-      }
+#pragma omp parallel
+    {
+      // Each thread's scratch, allocated once: a heap vector per row and head made the threads queue in free().
+      Eigen::VectorXf xv(dh_), wg(dh_);
+      Eigen::ArrayXf g(F_);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n)
+        for (int h = 0; h < H_; ++h) {
+          // phi_j = exp(w_j.x' - |x'|^2/2 - c)/sqrt(m), c a per-row constant: d x' = W^T (dphi*phi) - x' sum(dphi*phi)
+          xv = Eigen::Map<const Eigen::VectorXf>(xs.data() + n * HD_ + h * dh_, dh_) * scale;
+          g = Eigen::Map<const Eigen::ArrayXf>(dphi.data() + n * HF_ + h * F_, F_) *
+              Eigen::Map<const Eigen::ArrayXf>(phi.data() + n * HF_ + h * F_, F_);
+          wg.noalias() = W.transpose() * g.matrix();
+          Eigen::Map<Eigen::VectorXf>(draw + n * HD_ + h * dh_, dh_) = (wg - xv * g.sum()) * scale;
+        }
+    }
     if (rope_) ApplyRope(draw, positions, N, H_, dh_, o_.rope_base, true);
   }
 
