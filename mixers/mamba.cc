@@ -95,7 +95,7 @@ using ConstStateArray = Eigen::Map<const Eigen::Array<float, kN, 1>>;
 // Channels are scanned in blocks of this many, so work splits over (batch, block) pairs and the sums over
 // channels (dB, dC) reduce over a fixed number of partials whatever the thread count. A block's slice of a row of u,
 // dt or y is then 512 bytes, whole cache lines the forward scan streams token by token; with 32 channels (128 bytes of
-// rows 2 KB apart) the forward scan took twice as long (train step at d_model 256: 378-385 -> 357-359 ms).
+// rows 2 KB apart) the forward scan took twice as long (train step at d_model 256: 378-387 -> 355-366 ms).
 constexpr int kChannelBlock = 128;
 
 class Mamba : public SequenceMixer<MambaContext, MambaState> {
