@@ -18,16 +18,17 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_BENCH = os.path.join(ROOT, "build", "model_bench")
 
 
 def run(case_filter, threads, min_time):
     """{case name: (step ms, gemm peak GFLOP/s)} of one model_bench run at `threads` threads."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([os.path.join(ROOT, "build", "model_bench"), f"--benchmark_filter={case_filter}",
+        subprocess.run([MODEL_BENCH, f"--benchmark_filter={case_filter}",
                         f"--benchmark_min_time={min_time}", f"--benchmark_out={out.name}",
                         "--benchmark_out_format=json"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-        results = json.load(open(out.name))["benchmarks"]
+        results = json.load(out)["benchmarks"]  # model_bench wrote the file behind this handle
     return {r["name"]: (r["real_time"], r["gemm_peak"]) for r in results}
 
 
@@ -37,8 +38,8 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=1.0)
     args = parser.parse_args()
-    listed = subprocess.run([os.path.join(ROOT, "build", "model_bench"), f"--benchmark_filter={args.filter}",
-                             "--benchmark_list_tests"], check=True, capture_output=True, text=True).stdout
+    listed = subprocess.run([MODEL_BENCH, f"--benchmark_filter={args.filter}", "--benchmark_list_tests"], check=True,
+                            capture_output=True, text=True).stdout
     cases = [line.strip() for line in listed.splitlines() if line.startswith("train_step/")]
     if not cases:
         sys.exit(f"thread_scaling.py: no model_bench case matches '{args.filter}'")
