@@ -1,5 +1,7 @@
 #include "models/adamw.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -24,9 +26,14 @@ float GradientNorm(const float* g, int64_t n) {
 }
 
 AdamW::AdamW(ParamStore& store, const AdamWConfig& config)
-    : store_(store), config_(config), m_(store.size(), 0.0f), v_(store.size(), 0.0f), decay_(store.size(), 0.0f) {
-  for (const auto& p : store.params())
-    if (p.spec.weight_decay) std::fill(decay_.begin() + p.offset, decay_.begin() + p.offset + p.spec.Numel(), 1.0f);
+    : store_(store), config_(config), m_(store.size(), 0.0f), v_(store.size(), 0.0f) {
+  // Runs of the flat buffer (parameters are stored back to back) with one decay flag.
+  for (const auto& p : store.params()) {
+    const int64_t begin = p.offset, end = p.offset + p.spec.Numel();
+    if (!runs_.empty() && runs_.back().decay == p.spec.weight_decay && runs_.back().end == begin)
+      runs_.back().end = end;
+    else runs_.push_back({begin, end, p.spec.weight_decay});
+  }
 }
 
 float AdamW::LearningRate(int step) const {
@@ -49,14 +56,24 @@ float AdamW::Step(int step, float norm) {
   const float wd = config_.weight_decay, eps = config_.eps;
   float* m = m_.data();
   float* v = v_.data();
-  const float* decay = decay_.data();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i] * clip_scale;
-    m[i] = b1 * m[i] + (1.0f - b1) * gi;
-    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-    const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
-    w[i] -= lr * (update + wd * decay[i] * w[i]);
+  // One parallel region: each thread updates its contiguous share of the buffer, run by run (a streaming pass, so
+  // no per-element decay flag is read).
+#pragma omp parallel
+  {
+    const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    const int64_t lo = n * thread / threads, hi = n * (thread + 1) / threads;
+    for (const DecayRun& run : runs_) {
+      const int64_t begin = std::max(lo, run.begin), end = std::min(hi, run.end);
+      const float decay = run.decay ? wd : 0.0f;
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) {
+        const float gi = g[i] * clip_scale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        const float update = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+        w[i] -= lr * (update + decay * w[i]);
+      }
+    }
   }
   return norm;
 }

@@ -37,7 +37,12 @@ class AdamW {
  private:
   ParamStore& store_;
   AdamWConfig config_;
-  Buffer m_, v_, decay_;  // decay_: per-element weight-decay factor (0 or 1)
+  struct DecayRun {
+    int64_t begin, end;  // [begin, end) of the flat buffer
+    bool decay;
+  };
+  Buffer m_, v_;
+  std::vector<DecayRun> runs_;  // in order, covering the whole buffer
 };
 
 }  // namespace mixlab
