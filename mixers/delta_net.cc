@@ -25,6 +25,7 @@
 #include "mixers/ops/matmul.h"
 #include "mixers/ops/rng.h"
 #include "mixers/ops/sigmoid.h"
+#include "mixers/ops/small_gemm.h"
 #include "mixers/registry.h"
 
 namespace mixlab {
@@ -48,6 +49,35 @@ struct DeltaOptions : Options {
 enum DeltaParam { kWBeta = kQkvoEnd, kWGate, kGateBias };
 
 constexpr float kNormEps = 1e-6f;
+
+// The chunks' products (C x C and C x d_head blocks) through SmallGemm: Eigen's general GEMM packed both operands of
+// every one of them. A band says A is triangular (its zeros are stored), so those terms are skipped.
+RowMatrix Mul(const RowMatrix& A, const RowMatrix& B, Band band = Band::kFull) {  // A B
+  RowMatrix C(A.rows(), B.cols());
+  SmallGemm(A.rows(), B.cols(), A.cols(), A.data(), A.cols(), 1, B.data(), B.cols(), C.data(), C.cols(), false, band);
+  return C;
+}
+RowMatrix MulTN(const RowMatrix& A, const RowMatrix& B, Band band = Band::kFull) {  // A^T B
+  RowMatrix C(A.cols(), B.cols());
+  SmallGemm(A.cols(), B.cols(), A.rows(), A.data(), 1, A.cols(), B.data(), B.cols(), C.data(), C.cols(), false, band);
+  return C;
+}
+RowMatrix MulNT(const RowMatrix& A, const RowMatrix& B) {  // A B^T
+  const RowMatrix Bt = B.transpose();
+  return Mul(A, Bt);
+}
+
+// (I + A)^-1 for a strictly lower triangular A, by forward substitution: row i = e_i - sum_{k < i} A(i, k) row k, where
+// row k is zero beyond column k.
+RowMatrix UnitLowerInverse(const RowMatrix& A) {
+  const int64_t n = A.rows();
+  RowMatrix T = RowMatrix::Zero(n, n);
+  for (int64_t i = 0; i < n; ++i) {
+    T(i, i) = 1.0f;
+    for (int64_t k = 0; k < i; ++k) T.row(i).head(k + 1) -= A(i, k) * T.row(k).head(k + 1);
+  }
+  return T;
+}
 
 struct DeltaContext : MixerContext {
   int B = 0, T = 0;
@@ -240,8 +270,10 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
   struct Chunk {
     RowMatrix Q, K, V;
     Eigen::VectorXf beta, gamma;
+    RowMatrix KK;    // K K^T
     RowMatrix Tinv;  // (I + strictly-lower(diag(beta) K K^T))^-1
-    RowMatrix M;     // lower(Q K^T) Tinv
+    RowMatrix Lq;    // lower(Q K^T)
+    RowMatrix M;     // Lq Tinv
     RowMatrix Dm;    // e^(gamma_t - gamma_r) for r <= t, else 0
   };
   Chunk LoadChunk(const DeltaContext& c, int64_t b, int64_t h, int64_t t0, int64_t n) const {
@@ -255,12 +287,13 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     ch.gamma.resize(n);
     float running = 0;
     for (int64_t i = 0; i < n; ++i) ch.gamma[i] = running += log_alpha[i];
-    RowMatrix A = (ch.beta.asDiagonal() * (ch.K * ch.K.transpose())).triangularView<Eigen::StrictlyLower>();
-    ch.Tinv = A.triangularView<Eigen::UnitLower>().solve(RowMatrix::Identity(n, n));
-    ch.M = RowMatrix((ch.Q * ch.K.transpose()).triangularView<Eigen::Lower>()) * ch.Tinv;
+    ch.KK = MulNT(ch.K, ch.K);
+    ch.Tinv = UnitLowerInverse((ch.beta.asDiagonal() * ch.KK).triangularView<Eigen::StrictlyLower>());
+    ch.Lq = MulNT(ch.Q, ch.K).triangularView<Eigen::Lower>();
+    ch.M = Mul(ch.Lq, ch.Tinv, Band::kLowerA);
     ch.Dm = RowMatrix::Zero(n, n);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t r = 0; r <= i; ++r) ch.Dm(i, r) = std::exp(ch.gamma[i] - ch.gamma[r]);
+    for (int64_t i = 0; i < n; ++i)  // Eigen's vectorised exp over each row (a libm call per entry was 1% of a step)
+      ch.Dm.row(i).head(i + 1) = (ch.gamma[i] - ch.gamma.head(i + 1).array()).exp().transpose();
     return ch;
   }
 
@@ -274,12 +307,12 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       const Chunk ch = LoadChunk(c, b, h, t0, n);
       const Eigen::VectorXf g = ch.gamma.array().exp();
       const RowMatrix BV = ch.beta.asDiagonal() * ch.V, BK = ch.beta.asDiagonal() * ch.K;
-      Oh.middleRows(t0, n) =
-          ch.M.cwiseProduct(ch.Dm) * BV - g.asDiagonal() * (ch.M * BK * S) + g.asDiagonal() * (ch.Q * S);
+      const RowMatrix E = ch.M.cwiseProduct(ch.Dm), QmMBK = ch.Q - Mul(ch.M, BK, Band::kLowerA);
+      Oh.middleRows(t0, n) = Mul(E, BV, Band::kLowerA) + g.asDiagonal() * Mul(QmMBK, S);  // E BV + diag(g) (Q - M BK) S
       const float gc = ch.gamma[n - 1], eC = std::exp(gc);
       const Eigen::VectorXf c_r = (gc - ch.gamma.array()).exp();
-      const RowMatrix a = c_r.asDiagonal() * BV - eC * (BK * S);
-      S = eC * S + ch.K.transpose() * (ch.Tinv * a);
+      const RowMatrix a = c_r.asDiagonal() * BV - eC * Mul(BK, S);
+      S = eC * S + MulTN(ch.K, Mul(ch.Tinv, a, Band::kLowerA));
     }
   }
 
@@ -295,50 +328,49 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       const RowMatrix dO = dOh.middleRows(t0, n);
       const Eigen::VectorXf g = ch.gamma.array().exp();
       const RowMatrix BV = ch.beta.asDiagonal() * ch.V, BK = ch.beta.asDiagonal() * ch.K;
-      const RowMatrix E = ch.M.cwiseProduct(ch.Dm), BKS = BK * S, QS = ch.Q * S;
+      const RowMatrix E = ch.M.cwiseProduct(ch.Dm), BKS = Mul(BK, S), QS = Mul(ch.Q, S);
       const float gc = ch.gamma[n - 1], eC = std::exp(gc);
       const Eigen::VectorXf c_r = (gc - ch.gamma.array()).exp();
       const RowMatrix a = c_r.asDiagonal() * BV - eC * BKS;
-      const RowMatrix Y = ch.Tinv * a;
+      const RowMatrix Y = Mul(ch.Tinv, a, Band::kLowerA);
       Eigen::VectorXf dgamma = Eigen::VectorXf::Zero(n);
       // O = E BV - diag(g) M BK S + diag(g) Q S
-      const RowMatrix dE = (dO * BV.transpose()).triangularView<Eigen::Lower>();
+      const RowMatrix dE = MulNT(dO, BV).triangularView<Eigen::Lower>();
       RowMatrix dM = dE.cwiseProduct(ch.Dm);
       const RowMatrix dDm = dE.cwiseProduct(ch.M);
-      RowMatrix dBV = E.transpose() * dO;
+      RowMatrix dBV = MulTN(E, dO, Band::kUpperA);
       const RowMatrix dP = -(g.asDiagonal() * dO);  // P = M BK S enters as -diag(g) P
-      const RowMatrix P = ch.M * BKS;
+      const RowMatrix P = Mul(ch.M, BKS, Band::kLowerA);
       dgamma += (-(dO.cwiseProduct(P).rowwise().sum()) + dO.cwiseProduct(QS).rowwise().sum()).cwiseProduct(g);
-      dM += dP * BKS.transpose();
-      RowMatrix dBK = ch.M.transpose() * dP * S.transpose();
-      RowMatrix dS_prev = (ch.M * BK).transpose() * dP + ch.Q.transpose() * (g.asDiagonal() * dO);
-      RowMatrix dQ = g.asDiagonal() * dO * S.transpose();
+      dM += MulNT(dP, BKS);
+      RowMatrix dBK = MulNT(MulTN(ch.M, dP, Band::kUpperA), S);
+      const RowMatrix gdO = g.asDiagonal() * dO;
+      RowMatrix dS_prev = MulTN(Mul(ch.M, BK, Band::kLowerA), dP) + MulTN(ch.Q, gdO);
+      RowMatrix dQ = MulNT(gdO, S);
       // S_next = eC S + K^T Y,  Y = Tinv a
-      const RowMatrix dY = ch.K * dS;
-      RowMatrix dK = Y * dS.transpose();
+      const RowMatrix dY = Mul(ch.K, dS);
+      RowMatrix dK = MulNT(Y, dS);
       float deC = dS.cwiseProduct(S).sum();
       dS_prev += eC * dS;
-      RowMatrix dTinv = dY * a.transpose();
-      const RowMatrix da = ch.Tinv.transpose() * dY;
+      RowMatrix dTinv = MulNT(dY, a);
+      const RowMatrix da = MulTN(ch.Tinv, dY, Band::kUpperA);
       // a = diag(c_r) BV - eC BK S
       dBV += c_r.asDiagonal() * da;
       const Eigen::VectorXf dc_r = da.cwiseProduct(BV).rowwise().sum();
-      dBK += -eC * da * S.transpose();
-      dS_prev += -eC * BK.transpose() * da;
+      dBK -= eC * MulNT(da, S);
+      dS_prev -= eC * MulTN(BK, da);
       deC += -da.cwiseProduct(BKS).sum();
       // M = Lq Tinv, Lq = lower(Q K^T)
-      const RowMatrix Lq = (ch.Q * ch.K.transpose()).triangularView<Eigen::Lower>();
-      const RowMatrix dLq = (dM * ch.Tinv.transpose()).triangularView<Eigen::Lower>();
-      dQ += dLq * ch.K;
-      dK += dLq.transpose() * ch.Q;
-      dTinv += Lq.transpose() * dM;
+      const RowMatrix dLq = MulNT(dM, ch.Tinv).triangularView<Eigen::Lower>();
+      dQ += Mul(dLq, ch.K, Band::kLowerA);
+      dK += MulTN(dLq, ch.Q, Band::kUpperA);
+      dTinv += MulTN(ch.Lq, dM, Band::kUpperA);
       // Tinv = (I + A)^-1, A = strictly-lower(diag(beta) K K^T)
       const RowMatrix dA =
-          (-(ch.Tinv.transpose() * dTinv * ch.Tinv.transpose())).triangularView<Eigen::StrictlyLower>();
-      const RowMatrix KK = ch.K * ch.K.transpose();
-      Eigen::VectorXf dbeta = dA.cwiseProduct(KK).rowwise().sum();
+          (-MulNT(MulTN(ch.Tinv, dTinv, Band::kUpperA), ch.Tinv)).triangularView<Eigen::StrictlyLower>();
+      Eigen::VectorXf dbeta = dA.cwiseProduct(ch.KK).rowwise().sum();
       const RowMatrix Gm = ch.beta.asDiagonal() * dA;
-      dK += Gm * ch.K + Gm.transpose() * ch.K;
+      dK += Mul(Gm, ch.K, Band::kLowerA) + MulTN(Gm, ch.K, Band::kUpperA);
       // BV = diag(beta) V, BK = diag(beta) K
       const RowMatrix dV = ch.beta.asDiagonal() * dBV;
       dK += ch.beta.asDiagonal() * dBK;
