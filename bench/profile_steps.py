@@ -19,7 +19,7 @@ import tempfile
 PARTS = [
     ("oneDNN GEMM", lambda dso, sym: dso.startswith("[JIT]") or "libdnnl" in dso),
     ("weight gradients", lambda dso, sym: "AddTile" in sym or "AddWeightGradient" in sym),
-    ("attention tiles", lambda dso, sym: "small_gemm_detail" in sym or "SmallGemm" in sym),
+    ("small tiles (attention, chunks)", lambda dso, sym: "small_gemm_detail" in sym or "SmallGemm" in sym),
     ("OpenMP wait", lambda dso, sym: "libgomp" in dso),
     ("optimizer", lambda dso, sym: "AdamW" in sym or "GradientNorm" in sym),
     ("norms, activations, residuals",
