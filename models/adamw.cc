@@ -56,8 +56,8 @@ float AdamW::Step(int step, float norm) {
   const float wd = config_.weight_decay, eps = config_.eps;
   float* m = m_.data();
   float* v = v_.data();
-  // One parallel region: each thread updates its contiguous share of the buffer, run by run (a streaming pass, so
-  // no per-element decay flag is read).
+  // One parallel region: each thread updates its contiguous share of the buffer, run by run, so the decay factor is
+  // a constant of each inner loop.
 #pragma omp parallel
   {
     const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
