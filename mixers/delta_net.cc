@@ -287,9 +287,10 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
     ch.gamma.resize(n);
     float running = 0;
     for (int64_t i = 0; i < n; ++i) ch.gamma[i] = running += log_alpha[i];
-    ch.KK = MulNT(ch.K, ch.K);
+    const RowMatrix Kt = ch.K.transpose();
+    ch.KK = Mul(ch.K, Kt);
     ch.Tinv = UnitLowerInverse((ch.beta.asDiagonal() * ch.KK).triangularView<Eigen::StrictlyLower>());
-    ch.Lq = MulNT(ch.Q, ch.K).triangularView<Eigen::Lower>();
+    ch.Lq = Mul(ch.Q, Kt).triangularView<Eigen::Lower>();
     ch.M = Mul(ch.Lq, ch.Tinv, Band::kLowerA);
     ch.Dm = RowMatrix::Zero(n, n);
     for (int64_t i = 0; i < n; ++i)  // Eigen's vectorised exp over each row (a libm call per entry was 1% of a step)
@@ -326,6 +327,7 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       const RowMatrix S = AsMatrix(c.states.data() + ((b * H_ + h) * chunks + ci) * dh_ * dh_, dh_, dh_);
       const Chunk ch = LoadChunk(c, b, h, t0, n);
       const RowMatrix dO = dOh.middleRows(t0, n);
+      const RowMatrix St = S.transpose(), TinvT = ch.Tinv.transpose();  // S^T in three products, Tinv^T in two
       const Eigen::VectorXf g = ch.gamma.array().exp();
       const RowMatrix BV = ch.beta.asDiagonal() * ch.V, BK = ch.beta.asDiagonal() * ch.K;
       const RowMatrix E = ch.M.cwiseProduct(ch.Dm), BKS = Mul(BK, S), QS = Mul(ch.Q, S);
@@ -343,10 +345,10 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       const RowMatrix P = Mul(ch.M, BKS, Band::kLowerA);
       dgamma += (-(dO.cwiseProduct(P).rowwise().sum()) + dO.cwiseProduct(QS).rowwise().sum()).cwiseProduct(g);
       dM += MulNT(dP, BKS);
-      RowMatrix dBK = MulNT(MulTN(ch.M, dP, Band::kUpperA), S);
+      RowMatrix dBK = Mul(MulTN(ch.M, dP, Band::kUpperA), St);
       const RowMatrix gdO = g.asDiagonal() * dO;
       RowMatrix dS_prev = MulTN(Mul(ch.M, BK, Band::kLowerA), dP) + MulTN(ch.Q, gdO);
-      RowMatrix dQ = MulNT(gdO, S);
+      RowMatrix dQ = Mul(gdO, St);
       // S_next = eC S + K^T Y,  Y = Tinv a
       const RowMatrix dY = Mul(ch.K, dS);
       RowMatrix dK = MulNT(Y, dS);
@@ -357,17 +359,16 @@ class DeltaNet : public SequenceMixer<DeltaContext, DeltaState> {
       // a = diag(c_r) BV - eC BK S
       dBV += c_r.asDiagonal() * da;
       const Eigen::VectorXf dc_r = da.cwiseProduct(BV).rowwise().sum();
-      dBK -= eC * MulNT(da, S);
+      dBK -= eC * Mul(da, St);
       dS_prev -= eC * MulTN(BK, da);
       deC += -da.cwiseProduct(BKS).sum();
       // M = Lq Tinv, Lq = lower(Q K^T)
-      const RowMatrix dLq = MulNT(dM, ch.Tinv).triangularView<Eigen::Lower>();
+      const RowMatrix dLq = Mul(dM, TinvT).triangularView<Eigen::Lower>();
       dQ += Mul(dLq, ch.K, Band::kLowerA);
       dK += MulTN(dLq, ch.Q, Band::kUpperA);
       dTinv += MulTN(ch.Lq, dM, Band::kUpperA);
       // Tinv = (I + A)^-1, A = strictly-lower(diag(beta) K K^T)
-      const RowMatrix dA =
-          (-MulNT(MulTN(ch.Tinv, dTinv, Band::kUpperA), ch.Tinv)).triangularView<Eigen::StrictlyLower>();
+      const RowMatrix dA = (-Mul(MulTN(ch.Tinv, dTinv, Band::kUpperA), TinvT)).triangularView<Eigen::StrictlyLower>();
       Eigen::VectorXf dbeta = dA.cwiseProduct(ch.KK).rowwise().sum();
       const RowMatrix Gm = ch.beta.asDiagonal() * dA;
       dK += Mul(Gm, ch.K, Band::kLowerA) + MulTN(Gm, ch.K, Band::kUpperA);
